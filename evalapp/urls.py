@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from evalapp import views
+from traces.api import OtlpTracesView
+from traces.urls import api_urlpatterns as traces_api
+
+urlpatterns = [
+    path("", views.experiment_list, name="experiment-list"),
+    path("experiments/<int:experiment_id>/", views.experiment_detail, name="experiment-detail"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(traces_api)),
+    path("v1/traces", OtlpTracesView.as_view(), name="otlp-traces"),
+]

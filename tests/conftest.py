@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from evalapp.actions import create_api_token
+from traces.actions import create_experiment
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(username="pat", password="pat-password-123")
+
+
+@pytest.fixture
+def token(user) -> str:
+    _, raw = create_api_token(user, "tests")
+    return raw
+
+
+@pytest.fixture
+def api(token) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+@pytest.fixture
+def experiment(db):
+    return create_experiment("checkout-agent", "the agent behind checkout")
+
+
+BASE_TIME = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def make_trace(trace_id: str, *, minutes: int = 0, session_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A realistic JSON-API trace: an agent root with a retriever and a chat-model child."""
+    start = BASE_TIME + timedelta(minutes=minutes)
+    span_times = lambda offset, length: {  # noqa: E731
+        "start_time": (start + timedelta(milliseconds=offset)).isoformat(),
+        "end_time": (start + timedelta(milliseconds=offset + length)).isoformat(),
+    }
+    trace: dict[str, Any] = {
+        "trace_id": trace_id,
+        "metadata": {"environment": "production"},
+        "spans": [
+            {
+                "span_id": f"{trace_id}-root",
+                "name": "agent",
+                "span_type": "AGENT",
+                **span_times(0, 1200),
+                "status": "OK",
+                "inputs": {"messages": [{"role": "user", "content": f"question {trace_id}"}]},
+                "outputs": {"content": f"answer {trace_id}"},
+            },
+            {
+                "span_id": f"{trace_id}-retrieve",
+                "parent_span_id": f"{trace_id}-root",
+                "name": "search_docs",
+                "span_type": "RETRIEVER",
+                **span_times(10, 200),
+                "inputs": {"query": "returns"},
+                "outputs": [{"page_content": "Returns are accepted within 30 days."}],
+            },
+            {
+                "span_id": f"{trace_id}-llm",
+                "parent_span_id": f"{trace_id}-root",
+                "name": "chat",
+                "span_type": "CHAT_MODEL",
+                **span_times(220, 900),
+                "attributes": {"gen_ai.usage.input_tokens": 120, "gen_ai.usage.output_tokens": 30},
+            },
+        ],
+    }
+    if session_id:
+        trace["session_id"] = session_id
+    trace.update(fields)
+    return trace

@@ -1,0 +1,243 @@
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Count, Max, Min
+from django.utils import timezone
+
+from traces.models import Experiment, Session, Span, Trace
+from traces.payload import PayloadError
+from traces.records import SpanIn, TraceFields, TraceIn, build_trace_fields
+from traces.signals import traces_ingested
+
+logger = logging.getLogger(__name__)
+
+TRACE_UPDATE_FIELDS = [
+    "name",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "request",
+    "response",
+    "request_preview",
+    "response_preview",
+    "metadata",
+    "tags",
+    "session_id",
+    "user_id",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "span_count",
+    "updated_at",
+]
+SPAN_UPDATE_FIELDS = [
+    "parent_span_id",
+    "name",
+    "span_type",
+    "started_at",
+    "ended_at",
+    "status",
+    "status_message",
+    "inputs",
+    "outputs",
+    "attributes",
+    "events",
+]
+
+
+@dataclass
+class IngestResult:
+    created: int = 0
+    updated: int = 0
+    spans: int = 0
+    trace_ids: list[str] = field(default_factory=list)
+    trace_pks: list[int] = field(default_factory=list)
+    session_pks: list[int] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"created": self.created, "updated": self.updated, "spans": self.spans, "trace_ids": self.trace_ids}
+
+
+def create_experiment(name: str, description: str = "") -> Experiment:
+    return Experiment.objects.create(name=name.strip(), description=description.strip())
+
+
+def _span_from_row(row: Span) -> SpanIn:
+    return SpanIn(
+        span_id=row.span_id,
+        parent_span_id=row.parent_span_id,
+        name=row.name,
+        span_type=row.span_type,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        status=row.status,
+        status_message=row.status_message,
+        inputs=row.inputs,
+        outputs=row.outputs,
+        attributes=row.attributes,
+        events=row.events,
+    )
+
+
+def _fields_from_row(row: Trace) -> TraceFields:
+    return TraceFields(**{name: getattr(row, name) for name in TraceFields.__dataclass_fields__})
+
+
+def ingest_traces(experiment: Experiment, batch: list[TraceIn]) -> IngestResult:
+    """Write a validated batch: traces and spans upserted by id (a re-send updates, never duplicates), the
+    sessions they belong to recounted, all in one transaction. Judging is triggered on commit, never awaited.
+
+    Spans of one trace may arrive over several calls; the trace's fields are rebuilt from all spans known.
+    Raises PayloadError (nothing written) if a trace id already belongs to another experiment.
+    """
+    result = IngestResult()
+    if not batch:
+        return result
+    now = timezone.now()
+    with transaction.atomic():
+        trace_ids = [trace.trace_id for trace in batch]
+        existing = {row.trace_id: row for row in Trace.objects.filter(trace_id__in=trace_ids)}
+        conflicts = [
+            (f"traces[{index}].trace_id", f"{trace.trace_id!r} already belongs to another experiment (id {existing[trace.trace_id].experiment_id})")
+            for index, trace in enumerate(batch)
+            if trace.trace_id in existing and existing[trace.trace_id].experiment_id != experiment.pk
+        ]
+        if conflicts:
+            raise PayloadError(conflicts)
+
+        known_spans: dict[int, dict[str, SpanIn]] = {}
+        if existing:
+            for row in Span.objects.filter(trace__in=[row.pk for row in existing.values()]):
+                known_spans.setdefault(row.trace_id, {})[row.span_id] = _span_from_row(row)
+
+        touched_sessions: set[str] = set()
+        rows: list[Trace] = []
+        for trace in batch:
+            old = existing.get(trace.trace_id)
+            spans = dict(known_spans.get(old.pk, {})) if old else {}
+            for span in trace.spans:
+                spans[span.span_id] = span
+            fields = build_trace_fields(trace, list(spans.values()), _fields_from_row(old) if old else None)
+            if old and old.session_id and old.session_id != fields.session_id:
+                touched_sessions.add(old.session_id)
+            if fields.session_id:
+                touched_sessions.add(fields.session_id)
+            rows.append(
+                Trace(
+                    trace_id=trace.trace_id,
+                    experiment=experiment,
+                    created_at=old.created_at if old else now,
+                    updated_at=now,
+                    **fields.__dict__,
+                )
+            )
+        Trace.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["trace_id"], update_fields=TRACE_UPDATE_FIELDS
+        )
+        pk_by_trace_id = {row.trace_id: row.pk for row in rows}
+        if any(pk is None for pk in pk_by_trace_id.values()):  # a backend that cannot return ids from upserts
+            pk_by_trace_id = dict(Trace.objects.filter(trace_id__in=trace_ids).values_list("trace_id", "pk"))
+
+        span_rows = [
+            Span(
+                trace_id=pk_by_trace_id[trace.trace_id],
+                span_id=span.span_id,
+                parent_span_id=span.parent_span_id,
+                name=span.name,
+                span_type=span.span_type,
+                started_at=span.started_at,
+                ended_at=span.ended_at,
+                status=span.status,
+                status_message=span.status_message,
+                inputs=span.inputs,
+                outputs=span.outputs,
+                attributes=span.attributes,
+                events=span.events,
+            )
+            for trace in batch
+            for span in trace.spans
+        ]
+        if span_rows:
+            Span.objects.bulk_create(
+                span_rows,
+                update_conflicts=True,
+                unique_fields=["trace", "span_id"],
+                update_fields=SPAN_UPDATE_FIELDS,
+                batch_size=500,
+            )
+        fresh_sessions = {row.session_id for row in rows if row.session_id}
+        session_pks = _recount_sessions(experiment, touched_sessions, fresh_sessions, now)
+
+        result.created = len(batch) - len(existing)
+        result.updated = len(existing)
+        result.spans = len(span_rows)
+        result.trace_ids = trace_ids
+        result.trace_pks = list(pk_by_trace_id.values())
+        result.session_pks = session_pks
+        experiment_id = experiment.pk
+        transaction.on_commit(
+            lambda: traces_ingested.send(
+                sender=Trace, experiment_id=experiment_id, trace_pks=result.trace_pks, session_pks=session_pks
+            )
+        )
+    logger.debug(
+        "ingested %d traces (%d new, %d updated, %d spans) into experiment %s",
+        len(batch),
+        result.created,
+        result.updated,
+        result.spans,
+        experiment.pk,
+    )
+    return result
+
+
+def _recount_sessions(experiment: Experiment, touched: set[str], fresh: set[str], now: datetime) -> list[int]:
+    """Bring the touched sessions' first/last time and trace count in line with the traces table.
+
+    Counting (rather than incrementing) keeps re-sends from double counting. The session rows are created if
+    missing and locked first, so two concurrent ingests into one session serialize on PostgreSQL too.
+    """
+    if not touched:
+        return []
+    ordered = sorted(touched)
+    Session.objects.bulk_create(
+        [
+            Session(experiment=experiment, session_id=session_id, first_trace_at=now, last_trace_at=now, last_ingested_at=now)
+            for session_id in ordered
+        ],
+        ignore_conflicts=True,
+    )
+    sessions = list(
+        Session.objects.select_for_update().filter(experiment=experiment, session_id__in=ordered).order_by("session_id")
+    )
+    stats = {
+        row["session_id"]: row
+        for row in Trace.objects.filter(experiment=experiment, session_id__in=ordered)
+        .values("session_id")
+        .annotate(first=Min("started_at"), last=Max("started_at"), count=Count("id"), user=Max("user_id"))
+    }
+    empty: list[int] = []
+    for session in sessions:
+        row = stats.get(session.session_id)
+        if row is None:
+            empty.append(session.pk)
+            continue
+        session.first_trace_at = row["first"]
+        session.last_trace_at = row["last"]
+        session.trace_count = row["count"]
+        session.user_id = row["user"] or ""
+        if session.session_id in fresh:
+            session.last_ingested_at = now
+    Session.objects.bulk_update(
+        [session for session in sessions if session.pk not in empty],
+        ["first_trace_at", "last_trace_at", "trace_count", "user_id", "last_ingested_at"],
+    )
+    if empty:
+        # A session whose traces all moved to another session id; kept if something was said about it.
+        Session.objects.filter(pk__in=empty, assessments__isnull=True).delete()
+    return [session.pk for session in sessions if session.pk not in empty]

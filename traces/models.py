@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Experiment(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TraceStatus(models.TextChoices):
+    OK = "OK"
+    ERROR = "ERROR"
+    IN_PROGRESS = "IN_PROGRESS"
+
+
+class SpanType(models.TextChoices):
+    AGENT = "AGENT"
+    CHAIN = "CHAIN"
+    CHAT_MODEL = "CHAT_MODEL"
+    LLM = "LLM"
+    RETRIEVER = "RETRIEVER"
+    TOOL = "TOOL"
+    EMBEDDING = "EMBEDDING"
+    RERANKER = "RERANKER"
+    PARSER = "PARSER"
+    UNKNOWN = "UNKNOWN"
+
+
+class SpanStatus(models.TextChoices):
+    OK = "OK"
+    ERROR = "ERROR"
+    UNSET = "UNSET"
+
+
+class Trace(models.Model):
+    trace_id = models.CharField(max_length=128, unique=True)
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="traces")
+    name = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=12, choices=TraceStatus.choices, default=TraceStatus.OK)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    request = models.JSONField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    request_preview = models.CharField(max_length=300, blank=True)
+    response_preview = models.CharField(max_length=300, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    session_id = models.CharField(max_length=200, blank=True)
+    user_id = models.CharField(max_length=200, blank=True)
+    input_tokens = models.BigIntegerField(null=True, blank=True)
+    output_tokens = models.BigIntegerField(null=True, blank=True)
+    total_tokens = models.BigIntegerField(null=True, blank=True)
+    span_count = models.IntegerField(default=0)
+    # When the trace was first and last written here (wall clock), for sweeps that catch what an enqueue missed.
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["experiment", "-started_at", "-id"], name="trace_exp_time"),
+            models.Index(fields=["experiment", "status", "-started_at"], name="trace_exp_status_time"),
+            models.Index(fields=["experiment", "session_id", "started_at"], name="trace_exp_session_time"),
+            models.Index(fields=["experiment", "updated_at"], name="trace_exp_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trace_id} ({self.name})"
+
+    @property
+    def is_complete(self) -> bool:
+        return self.status != TraceStatus.IN_PROGRESS
+
+
+class Span(models.Model):
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="spans")
+    span_id = models.CharField(max_length=64)
+    parent_span_id = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=300, blank=True)
+    span_type = models.CharField(max_length=12, choices=SpanType.choices, default=SpanType.UNKNOWN)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=6, choices=SpanStatus.choices, default=SpanStatus.UNSET)
+    status_message = models.TextField(blank=True)
+    inputs = models.JSONField(null=True, blank=True)
+    outputs = models.JSONField(null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    events = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trace", "span_id"], name="span_unique_per_trace")]
+        indexes = [models.Index(fields=["trace", "started_at"], name="span_trace_time")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.span_type})"
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.ended_at is None:
+            return None
+        return int((self.ended_at - self.started_at).total_seconds() * 1000)
+
+
+class Session(models.Model):
+    """A multi-turn conversation: the traces of one experiment that share a session id."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="sessions")
+    session_id = models.CharField(max_length=200)
+    user_id = models.CharField(max_length=200, blank=True)
+    first_trace_at = models.DateTimeField()
+    last_trace_at = models.DateTimeField()
+    trace_count = models.IntegerField(default=0)
+    # Wall-clock time of the last ingest that touched this session: idleness is measured from here, so a
+    # client that logs old timestamps late does not make a live conversation look finished.
+    last_ingested_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "session_id"], name="session_unique_per_experiment")
+        ]
+        indexes = [
+            models.Index(fields=["experiment", "-last_trace_at"], name="session_exp_last"),
+            models.Index(fields=["last_ingested_at"], name="session_last_ingest"),
+        ]
+
+    def __str__(self) -> str:
+        return self.session_id
+
+
+class AssessmentSource(models.TextChoices):
+    LLM_JUDGE = "LLM_JUDGE"
+    HUMAN = "HUMAN"
+    CODE = "CODE"
+
+
+class Assessment(models.Model):
+    """A verdict on one trace or one session, by a judge, a person or code. Never deleted when superseded:
+    a newer assessment points at the one it `overrides`, which is marked not `valid`."""
+
+    trace = models.ForeignKey(Trace, null=True, blank=True, on_delete=models.CASCADE, related_name="assessments")
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.CASCADE, related_name="assessments"
+    )
+    name = models.CharField(max_length=200)
+    # The verdict as JSON: true/false, a number, a category or free text. Null when `error_code` is set.
+    value = models.JSONField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    source_type = models.CharField(max_length=10, choices=AssessmentSource.choices)
+    source_id = models.CharField(max_length=200, blank=True)
+    judge_name = models.CharField(max_length=200, blank=True)
+    judge_version = models.IntegerField(null=True, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    input_tokens = models.IntegerField(null=True, blank=True)
+    output_tokens = models.IntegerField(null=True, blank=True)
+    latency_ms = models.IntegerField(null=True, blank=True)
+    valid = models.BooleanField(default=True)
+    overrides = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="overridden_by"
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(trace__isnull=False) & Q(session__isnull=True))
+                | (Q(trace__isnull=True) & Q(session__isnull=False)),
+                name="assessment_on_trace_xor_session",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["trace", "name"], name="assessment_trace_name"),
+            models.Index(fields=["session", "name"], name="assessment_session_name"),
+            models.Index(fields=["judge_name", "created_at"], name="assessment_judge_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value!r}"
+
+    @property
+    def is_error(self) -> bool:
+        return bool(self.error_code)
