@@ -118,9 +118,8 @@ def database_from_url(url: str, *, name: str = "DATABASE_URL") -> dict:
             "OPTIONS": options,
         }
     if scheme == "sqlite":
-        path = unquote(parts.path)
-        if parts.netloc:
-            path = unquote(parts.netloc + parts.path)
+        # sqlite:///relative/path or sqlite:////absolute/path, as in SQLAlchemy and dj-database-url
+        path = unquote(parts.netloc + parts.path)[1:] if not parts.netloc else unquote(parts.netloc + parts.path)
         if not path or path == "/":
             raise ImproperlyConfigured(f"{name} has no file path (expected sqlite:////absolute/path.sqlite3)")
         return sqlite_database(path)

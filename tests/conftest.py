@@ -79,3 +79,9 @@ def make_trace(trace_id: str, *, minutes: int = 0, session_id: str | None = None
         trace["session_id"] = session_id
     trace.update(fields)
     return trace
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness costs ~0.3 s per user created; tests don't need it.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
