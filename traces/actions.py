@@ -5,9 +5,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Count, Max, Min
+from django.db.models import Case, Count, F, Max, Min, OuterRef, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from traces.bulk import upsert
 from traces.models import Experiment, Session, Span, Trace
 from traces.payload import PayloadError
 from traces.records import SpanIn, TraceFields, TraceIn, build_trace_fields
@@ -116,7 +118,7 @@ def ingest_traces(experiment: Experiment, batch: list[TraceIn]) -> IngestResult:
                 known_spans.setdefault(row.trace_id, {})[row.span_id] = _span_from_row(row)
 
         touched_sessions: set[str] = set()
-        rows: list[Trace] = []
+        rows: list[dict] = []
         for trace in batch:
             old = existing.get(trace.trace_id)
             spans = dict(known_spans.get(old.pk, {})) if old else {}
@@ -128,49 +130,41 @@ def ingest_traces(experiment: Experiment, batch: list[TraceIn]) -> IngestResult:
             if fields.session_id:
                 touched_sessions.add(fields.session_id)
             rows.append(
-                Trace(
-                    trace_id=trace.trace_id,
-                    experiment=experiment,
-                    created_at=old.created_at if old else now,
-                    updated_at=now,
+                {
+                    "trace_id": trace.trace_id,
+                    "experiment_id": experiment.pk,
+                    "created_at": old.created_at if old else now,
+                    "updated_at": now,
                     **fields.__dict__,
-                )
+                }
             )
-        Trace.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["trace_id"], update_fields=TRACE_UPDATE_FIELDS
-        )
-        pk_by_trace_id = {row.trace_id: row.pk for row in rows}
-        if any(pk is None for pk in pk_by_trace_id.values()):  # a backend that cannot return ids from upserts
-            pk_by_trace_id = dict(Trace.objects.filter(trace_id__in=trace_ids).values_list("trace_id", "pk"))
-
+        pk_by_trace_id = {
+            trace_id: pk
+            for pk, trace_id in upsert(
+                Trace, rows, conflict=["trace_id"], update=TRACE_UPDATE_FIELDS, returning=["id", "trace_id"]
+            )
+        }
         span_rows = [
-            Span(
-                trace_id=pk_by_trace_id[trace.trace_id],
-                span_id=span.span_id,
-                parent_span_id=span.parent_span_id,
-                name=span.name,
-                span_type=span.span_type,
-                started_at=span.started_at,
-                ended_at=span.ended_at,
-                status=span.status,
-                status_message=span.status_message,
-                inputs=span.inputs,
-                outputs=span.outputs,
-                attributes=span.attributes,
-                events=span.events,
-            )
+            {
+                "trace_id": pk_by_trace_id[trace.trace_id],
+                "span_id": span.span_id,
+                "parent_span_id": span.parent_span_id,
+                "name": span.name,
+                "span_type": span.span_type,
+                "started_at": span.started_at,
+                "ended_at": span.ended_at,
+                "status": span.status,
+                "status_message": span.status_message,
+                "inputs": span.inputs,
+                "outputs": span.outputs,
+                "attributes": span.attributes,
+                "events": span.events,
+            }
             for trace in batch
             for span in trace.spans
         ]
-        if span_rows:
-            Span.objects.bulk_create(
-                span_rows,
-                update_conflicts=True,
-                unique_fields=["trace", "span_id"],
-                update_fields=SPAN_UPDATE_FIELDS,
-                batch_size=500,
-            )
-        fresh_sessions = {row.session_id for row in rows if row.session_id}
+        upsert(Span, span_rows, conflict=["trace_id", "span_id"], update=SPAN_UPDATE_FIELDS)
+        fresh_sessions = {row["session_id"] for row in rows if row["session_id"]}
         session_pks = _recount_sessions(experiment, touched_sessions, fresh_sessions, now)
 
         result.created = len(batch) - len(existing)
@@ -215,27 +209,22 @@ def _recount_sessions(experiment: Experiment, touched: set[str], fresh: set[str]
     sessions = list(
         Session.objects.select_for_update().filter(experiment=experiment, session_id__in=ordered).order_by("session_id")
     )
-    stats = {
-        row["session_id"]: row
-        for row in Trace.objects.filter(experiment=experiment, session_id__in=ordered)
-        .values("session_id")
-        .annotate(first=Min("started_at"), last=Max("started_at"), count=Count("id"), user=Max("user_id"))
-    }
-    empty: list[int] = []
-    for session in sessions:
-        row = stats.get(session.session_id)
-        if row is None:
-            empty.append(session.pk)
-            continue
-        session.first_trace_at = row["first"]
-        session.last_trace_at = row["last"]
-        session.trace_count = row["count"]
-        session.user_id = row["user"] or ""
-        if session.session_id in fresh:
-            session.last_ingested_at = now
-    Session.objects.bulk_update(
-        [session for session in sessions if session.pk not in empty],
-        ["first_trace_at", "last_trace_at", "trace_count", "user_id", "last_ingested_at"],
+    # One UPDATE with correlated aggregates (served by the experiment+session+time index): much cheaper than
+    # reading the aggregates back and writing each row.
+    of_session = Trace.objects.filter(experiment_id=OuterRef("experiment_id"), session_id=OuterRef("session_id"))
+
+    def aggregate(function, column: str):
+        return Subquery(of_session.values("session_id").annotate(result=function(column)).values("result")[:1])
+
+    Session.objects.filter(pk__in=[session.pk for session in sessions]).update(
+        first_trace_at=Coalesce(aggregate(Min, "started_at"), F("first_trace_at")),
+        last_trace_at=Coalesce(aggregate(Max, "started_at"), F("last_trace_at")),
+        trace_count=Coalesce(aggregate(Count, "id"), Value(0)),
+        user_id=Coalesce(aggregate(Max, "user_id"), Value("")),
+        last_ingested_at=Case(When(session_id__in=sorted(fresh), then=Value(now)), default=F("last_ingested_at")),
+    )
+    empty = set(
+        Session.objects.filter(pk__in=[session.pk for session in sessions], trace_count=0).values_list("pk", flat=True)
     )
     if empty:
         # A session whose traces all moved to another session id; kept if something was said about it.
