@@ -85,8 +85,9 @@ else:
     DATABASES = {
         "default": sqlite_database(
             str(VAR_DIR / "evalapp.sqlite3"),
-            # A file, not :memory:, so server and worker processes started by tests share the test database.
-            test_path=str(VAR_DIR / "test-evalapp.sqlite3"),
+            # A file, not :memory:, so server and worker processes started by tests can share the test database;
+            # per process, so two test runs on one machine don't trample each other.
+            test_path=str(VAR_DIR / f"test-evalapp-{os.getpid()}.sqlite3"),
         )
     }
 
