@@ -85,3 +85,51 @@ def make_trace(trace_id: str, *, minutes: int = 0, session_id: str | None = None
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness costs ~0.3 s per user created; tests don't need it.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+STANDIN_KEY = "sk-standin-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def standin():
+    """The project's scripted OpenAI-compatible model, on a free port, for one test."""
+    from judges.standin import StandinConfig, StandinLLM
+
+    server = StandinLLM(StandinConfig(require_api_key=STANDIN_KEY)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def endpoint(db, standin):
+    from judges.actions import create_endpoint
+
+    return create_endpoint(
+        name="Stand-in (test)",
+        model="openai/evalapp-standin",
+        api_base=standin.api_base,
+        api_key=STANDIN_KEY,
+        timeout_seconds=5,
+        max_retries=2,
+        input_cost_per_million="0.40",
+        output_cost_per_million="1.60",
+        is_standin=True,
+    )
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """Backoff without the waiting: retried calls still go over HTTP, the sleeps between them are skipped."""
+    import judges.llm
+
+    slept: list[float] = []
+    original = judges.llm.complete
+
+    def complete(*args, **kwargs):
+        kwargs.setdefault("sleep", slept.append)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(judges.llm, "complete", complete)
+    monkeypatch.setattr("judges.runner.complete", complete)
+    monkeypatch.setattr("judges.actions.complete", complete)
+    return slept

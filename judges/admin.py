@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from judges.models import Evaluation, Judge, JudgeVersion, ModelEndpoint
+
+
+@admin.register(ModelEndpoint)
+class ModelEndpointAdmin(admin.ModelAdmin):
+    list_display = ["name", "model", "api_base", "has_api_key", "max_concurrency", "requests_per_minute", "is_standin"]
+    # The key is write-only: set it through the Model endpoints page or the API, never shown here.
+    exclude = ["api_key_encrypted"]
+    readonly_fields = ["detected_output_mode", "created_at", "updated_at"]
+
+    @admin.display(boolean=True, description="API key set")
+    def has_api_key(self, obj: ModelEndpoint) -> bool:
+        return obj.has_api_key
+
+
+class JudgeVersionInline(admin.TabularInline):
+    model = JudgeVersion
+    extra = 0
+    can_delete = False
+    readonly_fields = ["version", "config", "created_by", "created_at"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Judge)
+class JudgeAdmin(admin.ModelAdmin):
+    list_display = ["name", "experiment", "scope", "builtin_key", "output_type", "active", "version", "paused_reason"]
+    list_filter = ["scope", "active", "experiment"]
+    search_fields = ["name"]
+    readonly_fields = ["version", "enabled_at", "paused_at", "created_at", "updated_at"]
+    inlines = [JudgeVersionInline]
+    list_select_related = ["experiment"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Edits must go through update_judge so every change makes a version.
+        return False
+
+
+@admin.register(Evaluation)
+class EvaluationAdmin(admin.ModelAdmin):
+    list_display = ["id", "judge", "trace", "session", "session_generation", "status", "attempts", "error_code", "created_at"]
+    list_filter = ["status", "error_code"]
+    raw_id_fields = ["trace", "session", "assessment"]
+    list_select_related = ["judge", "trace", "session"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

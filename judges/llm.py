@@ -1,0 +1,278 @@
+"""The one place that calls a judge model: litellm with structured output and fallbacks, bounded retries of
+transient failures, token/cost/latency accounting, and failures classified into codes a user can act on.
+
+No Django here: callers pass an `EndpointConfig` (judges.runner builds it from a ModelEndpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from judges.outputs import InvalidAnswer, OutputSpec, extract_answer
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+logger = logging.getLogger(__name__)
+
+# Failure classes (Assessment.error_code).
+AUTHENTICATION = "authentication"
+RATE_LIMITED = "rate_limited"
+TIMEOUT = "timeout"
+PROVIDER_ERROR = "provider_error"
+CONTEXT_TOO_LONG = "context_too_long"
+INVALID_ANSWER = "invalid_answer"
+NOT_APPLICABLE = "not_applicable"
+BUDGET_EXCEEDED = "budget_exceeded"
+CONFIGURATION = "configuration"
+
+ERROR_TITLES = {
+    AUTHENTICATION: "Authentication failed",
+    RATE_LIMITED: "Rate limited",
+    TIMEOUT: "Timed out",
+    PROVIDER_ERROR: "Provider error",
+    CONTEXT_TOO_LONG: "Too long for the model",
+    INVALID_ANSWER: "Invalid answer",
+    NOT_APPLICABLE: "Not applicable",
+    BUDGET_EXCEEDED: "Daily spend cap reached",
+    CONFIGURATION: "Configuration problem",
+}
+TRANSIENT = {RATE_LIMITED, TIMEOUT, PROVIDER_ERROR}
+OUTPUT_MODES = ("json_schema", "json_object", "text")
+MAX_BACKOFF_SECONDS = 30.0
+DEFAULT_CONTEXT_WINDOW = 128_000
+
+_litellm = None
+
+
+def get_litellm():
+    """Imported on first use: it takes seconds, and most processes (web, ingest) never call a model."""
+    global _litellm
+    if _litellm is None:
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        litellm.turn_off_message_logging = True
+        litellm.drop_params = False
+        _litellm = litellm
+    return _litellm
+
+
+@dataclass
+class EndpointConfig:
+    model: str
+    api_base: str = ""
+    api_key: str = field(default="", repr=False)
+    inference_params: dict[str, Any] = field(default_factory=dict)
+    timeout_seconds: float = 60
+    max_retries: int = 4
+    output_mode: str = "auto"  # auto | json_schema | json_object | text
+    detected_output_mode: str = ""
+    input_cost_per_million: Decimal | None = None
+    output_cost_per_million: Decimal | None = None
+    context_window: int | None = None
+
+    def context_tokens(self) -> int:
+        if self.context_window:
+            return self.context_window
+        try:
+            info = get_litellm().get_model_info(self.model)
+            return int(info.get("max_input_tokens") or info.get("max_tokens") or DEFAULT_CONTEXT_WINDOW)
+        except Exception:  # unknown to litellm's map: any model string is allowed
+            return DEFAULT_CONTEXT_WINDOW
+
+
+@dataclass
+class CallResult:
+    value: Any = None
+    rationale: str = ""
+    raw_content: str = ""
+    error_code: str = ""
+    error_message: str = ""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: Decimal | None = None
+    latency_ms: int = 0
+    attempts: int = 0
+    output_mode: str = ""
+    retry_after_seconds: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.error_code
+
+
+class _Failure(Exception):
+    def __init__(self, code: str, message: str, *, retry_after: float | None = None, unsupported_format: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        self.unsupported_format = unsupported_format
+
+
+def _redact(text: str, secret: str) -> str:
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "***")
+    # Providers sometimes echo a partial key ("Incorrect API key provided: sk-abc***xyz").
+    return re.sub(r"\b(sk|ea|key)[-_][A-Za-z0-9_\-*]{6,}", r"\1-***", text)
+
+
+def _retry_after(error: Exception) -> float | None:
+    headers = None
+    response = getattr(error, "response", None)
+    if response is not None:
+        headers = getattr(response, "headers", None)
+    headers = headers or getattr(error, "litellm_response_headers", None)
+    if not headers:
+        return None
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+_FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|structured output|response format", re.I)
+
+
+def classify(error: Exception, api_key: str = "") -> _Failure:
+    litellm = get_litellm()
+    message = getattr(error, "message", None) or str(error)
+    message = _redact(re.sub(r"^litellm\.\w+:\s*", "", str(message)), api_key).strip()
+    if isinstance(error, (litellm.AuthenticationError, litellm.PermissionDeniedError)):
+        return _Failure(AUTHENTICATION, message)
+    if isinstance(error, litellm.RateLimitError):
+        return _Failure(RATE_LIMITED, message, retry_after=_retry_after(error))
+    if isinstance(error, litellm.Timeout):
+        return _Failure(TIMEOUT, message)
+    if isinstance(error, litellm.ContextWindowExceededError):
+        return _Failure(CONTEXT_TOO_LONG, message)
+    if isinstance(error, litellm.UnsupportedParamsError):
+        return _Failure(PROVIDER_ERROR, message, unsupported_format=bool(_FORMAT_WORDS.search(message)))
+    if isinstance(error, litellm.BadRequestError):
+        # Not transient: the same request would fail again.
+        failure = _Failure(CONFIGURATION, message, unsupported_format=bool(_FORMAT_WORDS.search(message)))
+        return failure
+    if isinstance(error, litellm.NotFoundError):
+        return _Failure(CONFIGURATION, f"model not found: {message}")
+    if isinstance(error, (litellm.InternalServerError, litellm.ServiceUnavailableError, litellm.BadGatewayError, litellm.APIConnectionError)):
+        return _Failure(PROVIDER_ERROR, message, retry_after=_retry_after(error))
+    if isinstance(error, litellm.APIError):
+        return _Failure(PROVIDER_ERROR, message, retry_after=_retry_after(error))
+    return _Failure(PROVIDER_ERROR, f"{type(error).__name__}: {message}")
+
+
+def _response_format(mode: str, spec: OutputSpec) -> dict | None:
+    if mode == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "judge_verdict", "schema": spec.json_schema(), "strict": True}}
+    if mode == "json_object":
+        return {"type": "json_object"}
+    return None
+
+
+def _cost(config: EndpointConfig, response: Any, input_tokens: int | None, output_tokens: int | None) -> Decimal | None:
+    if config.input_cost_per_million is not None or config.output_cost_per_million is not None:
+        cost = Decimal(0)
+        if input_tokens and config.input_cost_per_million is not None:
+            cost += Decimal(input_tokens) * Decimal(config.input_cost_per_million) / Decimal(1_000_000)
+        if output_tokens and config.output_cost_per_million is not None:
+            cost += Decimal(output_tokens) * Decimal(config.output_cost_per_million) / Decimal(1_000_000)
+        return cost.quantize(Decimal("0.00000001"))
+    try:
+        value = get_litellm().completion_cost(completion_response=response, model=config.model)
+    except Exception:  # a model litellm has no price for: cost unknown, not zero
+        return None
+    return Decimal(str(value)).quantize(Decimal("0.00000001")) if value else None
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return min(MAX_BACKOFF_SECONDS, retry_after + random.uniform(0, 0.25))
+    return min(MAX_BACKOFF_SECONDS, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+def _modes(config: EndpointConfig) -> list[str]:
+    if config.output_mode in OUTPUT_MODES:
+        return [config.output_mode]
+    start = config.detected_output_mode if config.detected_output_mode in OUTPUT_MODES else "json_schema"
+    return list(OUTPUT_MODES[OUTPUT_MODES.index(start) :])
+
+
+def complete(
+    config: EndpointConfig,
+    messages: list[dict[str, str]],
+    spec: OutputSpec | None,
+    *,
+    max_tokens: int | None = None,
+    sleep=time.sleep,
+) -> CallResult:
+    """Call the model, retrying transient failures (honouring Retry-After) up to `config.max_retries` times and
+    falling back from JSON schema to JSON mode to plain text when the model refuses a response format."""
+    litellm = get_litellm()
+    result = CallResult()
+    modes = _modes(config) if spec is not None else ["text"]
+    mode_index = 0
+    started = time.monotonic()
+    transient_failures = 0
+    while True:
+        mode = modes[mode_index]
+        params: dict[str, Any] = {"temperature": 0, **config.inference_params}
+        if max_tokens is not None:
+            params["max_tokens"] = max_tokens
+        response_format = _response_format(mode, spec) if spec is not None else None
+        if response_format is not None:
+            params["response_format"] = response_format
+        result.attempts += 1
+        try:
+            response = litellm.completion(
+                model=config.model,
+                messages=messages,
+                api_base=config.api_base or None,
+                api_key=config.api_key or None,
+                timeout=config.timeout_seconds,
+                max_retries=0,
+                num_retries=0,
+                **params,
+            )
+        except Exception as error:  # noqa: BLE001 — every provider failure is classified below
+            failure = classify(error, config.api_key)
+            if failure.unsupported_format and mode_index + 1 < len(modes):
+                logger.info("model %s refused response format %s; falling back to %s", config.model, mode, modes[mode_index + 1])
+                mode_index += 1
+                continue
+            if failure.code in TRANSIENT and transient_failures < config.max_retries:
+                delay = _backoff(transient_failures, failure.retry_after)
+                transient_failures += 1
+                logger.debug("%s from %s (attempt %d); retrying in %.1fs", failure.code, config.model, result.attempts, delay)
+                sleep(delay)
+                continue
+            result.error_code, result.error_message = failure.code, failure.message
+            result.retry_after_seconds = failure.retry_after
+            if failure.code in TRANSIENT and transient_failures:
+                result.error_message += f" (after {transient_failures + 1} attempts)"
+            break
+        result.output_mode = mode
+        usage = getattr(response, "usage", None)
+        result.input_tokens = getattr(usage, "prompt_tokens", None)
+        result.output_tokens = getattr(usage, "completion_tokens", None)
+        result.cost_usd = _cost(config, response, result.input_tokens, result.output_tokens)
+        content = response.choices[0].message.content or ""
+        result.raw_content = content
+        if spec is not None:
+            try:
+                raw_value, rationale = extract_answer(content)
+                result.value = spec.parse_value(raw_value)
+                result.rationale = rationale.strip()
+            except InvalidAnswer as error:
+                result.error_code, result.error_message = INVALID_ANSWER, str(error)
+        break
+    result.latency_ms = int((time.monotonic() - started) * 1000)
+    return result
