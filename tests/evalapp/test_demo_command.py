@@ -78,3 +78,16 @@ def test_demo_never_changes_an_existing_password(django_user_model):
     run_demo("--traces", "5")
     user = django_user_model.objects.get(username="demo")
     assert user.check_password("their-own-secret") and not user.check_password("demo")
+
+
+def test_demo_sets_up_the_stand_in_endpoint_and_judges_once():
+    from judges.models import Judge, ModelEndpoint
+
+    call_command("demo", "--traces", "10", stdout=StringIO())
+    call_command("demo", "--traces", "10", "--if-missing", stdout=StringIO())
+    endpoint = ModelEndpoint.objects.get()
+    assert endpoint.is_standin and "not a real LLM" in endpoint.name
+    judges = Judge.objects.filter(experiment__name="demo-agent")
+    assert judges.filter(scope="trace").count() >= 4
+    assert judges.filter(scope="session", builtin_key="UserFrustration").exists()
+    assert all(judge.active for judge in judges)

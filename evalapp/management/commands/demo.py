@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,11 +17,39 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from judges.actions import create_endpoint, create_judge
+from judges.models import Judge, ModelEndpoint
 from traces.actions import create_experiment, ingest_traces
 from traces.models import Experiment, Trace
 from traces.records import SpanIn, TraceIn
 
 MODEL = "gpt-4.1-mini"
+STANDIN_URL = "http://127.0.0.1:8910/v1"
+STANDIN_ENDPOINT = "Stand-in model (not a real LLM)"
+DEMO_JUDGES: dict[str, dict[str, Any]] = {
+    "relevance_to_query": {"builtin_key": "RelevanceToQuery"},
+    "pii_leakage": {"builtin_key": "PIILeakage"},
+    "retrieval_groundedness": {
+        "builtin_key": "RetrievalGroundedness",
+        "sample_rate": 0.5,
+        "filter_string": "metadata.environment = 'production'",
+    },
+    "polite_tone": {
+        "instructions": (
+            "Is {{ outputs }} polite and professional in tone, as a reply to {{ inputs }}? "
+            "Blunt is fine; rude, sarcastic or dismissive is not."
+        ),
+        "output_type": "boolean",
+    },
+    "answer_quality": {
+        "instructions": "Rate how well {{ outputs }} resolves the customer's request in {{ inputs }}, 1 (not at all) to 5 (fully).",
+        "output_type": "integer",
+        "min_value": 1,
+        "max_value": 5,
+    },
+    "user_frustration": {"scope": "session", "builtin_key": "UserFrustration", "session_idle_seconds": 120},
+    "conversation_completeness": {"scope": "session", "builtin_key": "ConversationCompleteness"},
+}
 BATCH_SIZE = 200
 SESSION_SHARE = 0.4
 SYSTEM_PROMPT = "You are ShopWise's support assistant. Answer from the help-center articles; be brief and kind."
@@ -139,17 +168,24 @@ class Command(BaseCommand):
         parser.add_argument("--reset", action="store_true", help="delete the experiment and its traces first")
         parser.add_argument("--user", default="demo", help="login to create if missing (default: demo)")
         parser.add_argument("--password", default="demo", help="its password; an existing user's is never changed")
+        parser.add_argument(
+            "--standin-url",
+            default=os.environ.get("EVALAPP_STANDIN_URL", STANDIN_URL),
+            help="api_base of the stand-in model server (manage.py standin_llm)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.ensure_user(options["user"], options["password"])
         name: str = options["experiment"]
         if options["reset"]:
             Experiment.objects.filter(name=name).delete()
-        experiment = Experiment.objects.filter(name=name).first()
-        if experiment and options["if_missing"] and experiment.traces.exists():
+        experiment = Experiment.objects.filter(name=name).first() or create_experiment(
+            name, "Demo data: an e-commerce customer-support agent."
+        )
+        self.ensure_judges(experiment, self.ensure_standin_endpoint(options["standin_url"]))
+        if options["if_missing"] and experiment.traces.exists():
             self.stdout.write(f"Experiment {name!r} already has traces; no demo data added.")
             return
-        experiment = experiment or create_experiment(name, "Demo data: an e-commerce customer-support agent.")
         seed: int = options["seed"]
         id_prefix = f"demo-{seed}-"
         traces = build_traces(random.Random(seed), options["traces"], id_prefix, next_free_number(id_prefix))
@@ -161,6 +197,30 @@ class Command(BaseCommand):
             f"Experiment {name!r} (id {experiment.pk}): added {len(traces)} traces ({errors} errors, "
             f"{sessions} sessions); it now has {experiment.traces.count()} traces."
         )
+
+    def ensure_standin_endpoint(self, api_base: str) -> ModelEndpoint:
+        endpoint = ModelEndpoint.objects.filter(name=STANDIN_ENDPOINT).first()
+        if endpoint is None:
+            endpoint = create_endpoint(
+                name=STANDIN_ENDPOINT,
+                model="openai/evalapp-standin",
+                api_base=api_base,
+                api_key="standin-demo-key",
+                max_concurrency=16,
+                timeout_seconds=30,
+                # Priced like a small real model, so cost charts and caps have something to show.
+                input_cost_per_million="0.40",
+                output_cost_per_million="1.60",
+                context_window=128_000,
+                is_standin=True,
+            )
+            self.stdout.write(f"Created model endpoint {STANDIN_ENDPOINT!r} -> {api_base}")
+        return endpoint
+
+    def ensure_judges(self, experiment: Experiment, endpoint: ModelEndpoint) -> None:
+        for name, fields in DEMO_JUDGES.items():
+            if not Judge.objects.filter(experiment=experiment, name=name).exists():
+                create_judge(experiment, name=name, endpoint=endpoint, active=True, **fields)
 
     def ensure_user(self, username: str, password: str) -> None:
         User = get_user_model()
