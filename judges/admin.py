@@ -1,16 +1,34 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 
 from judges.models import Evaluation, Judge, JudgeVersion, ModelEndpoint
 
 
+class ModelEndpointForm(forms.ModelForm):
+    # Write-only: never rendered back. Leave empty to keep the stored key.
+    api_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only. Leave empty to keep the current key.",
+    )
+
+    class Meta:
+        model = ModelEndpoint
+        exclude = ["api_key_encrypted", "detected_output_mode"]
+
+
 @admin.register(ModelEndpoint)
 class ModelEndpointAdmin(admin.ModelAdmin):
+    form = ModelEndpointForm
     list_display = ["name", "model", "api_base", "has_api_key", "max_concurrency", "requests_per_minute", "is_standin"]
-    # The key is write-only: set it through the Model endpoints page or the API, never shown here.
-    exclude = ["api_key_encrypted"]
     readonly_fields = ["detected_output_mode", "created_at", "updated_at"]
+
+    def save_model(self, request, obj: ModelEndpoint, form, change: bool) -> None:
+        if form.cleaned_data.get("api_key"):
+            obj.set_api_key(form.cleaned_data["api_key"].strip())
+        super().save_model(request, obj, form, change)
 
     @admin.display(boolean=True, description="API key set")
     def has_api_key(self, obj: ModelEndpoint) -> bool:

@@ -336,3 +336,28 @@ def test_run_judge_command(experiment, endpoint, trace):
     assert out.getvalue().startswith("helpful v1: ")
     assert "[stand-in model]" in out.getvalue()
     assert re.search(r"\d+ \+ \d+ tokens, \$0\.000\d+, \d+ ms", out.getvalue())
+
+
+def test_admin_sets_the_key_without_ever_showing_it(admin_client, endpoint):
+    page = admin_client.get(f"/admin/judges/modelendpoint/{endpoint.pk}/change/")
+    assert b'name="api_key"' in page.content
+    form = {
+        "name": endpoint.name,
+        "model": endpoint.model,
+        "api_base": endpoint.api_base,
+        "api_key": "sk-typed-in-admin-123456",
+        "inference_params": "{}",
+        "max_concurrency": 8,
+        "timeout_seconds": 5,
+        "max_retries": 2,
+        "output_mode": "auto",
+        "created_at_0": "2026-11-22",
+        "created_at_1": "10:00:00",
+        "updated_at_0": "2026-11-22",
+        "updated_at_1": "10:00:00",
+    }
+    response = admin_client.post(f"/admin/judges/modelendpoint/{endpoint.pk}/change/", form)
+    assert response.status_code == 302, response.content[:2000]
+    endpoint.refresh_from_db()
+    assert endpoint.get_api_key() == "sk-typed-in-admin-123456"
+    assert b"sk-typed-in-admin" not in admin_client.get(f"/admin/judges/modelendpoint/{endpoint.pk}/change/").content
