@@ -16,6 +16,7 @@ from judges.llm import AUTHENTICATION, ERROR_TITLES, complete
 from judges.models import Evaluation, EvaluationStatus, Judge, JudgeVersion, ModelEndpoint, OutputMode, OutputType, Scope
 from judges.runner import Outcome, definition_of, endpoint_config, evaluate_session, evaluate_trace
 from judges.templating import TemplateError, validate_instructions
+from traces import filters
 from traces.models import Assessment, AssessmentSource, Experiment, Session, Trace
 
 logger = logging.getLogger(__name__)
@@ -232,8 +233,7 @@ def _number_or_none(errors: dict[str, str], field: str, value: Any) -> float | N
 
 
 def validate_filter_string(filter_string: str) -> str | None:
-    """The filter language arrives with automatic evaluation; until then any text is kept as written."""
-    return None
+    return filters.validate(filter_string)
 
 
 def _clean_judge(experiment: Experiment, data: dict[str, Any], *, instance: Judge | None) -> dict[str, Any]:

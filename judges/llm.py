@@ -146,7 +146,9 @@ _FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|structured 
 def classify(error: Exception, api_key: str = "") -> _Failure:
     litellm = get_litellm()
     message = getattr(error, "message", None) or str(error)
-    message = _redact(re.sub(r"^litellm\.\w+:\s*", "", str(message)), api_key).strip()
+    # "litellm.RateLimitError: RateLimitError: OpenAIException - <the provider's words>" → the provider's words
+    message = re.sub(r"^(?:(?:litellm\.)?\w+(?:Error|Exception)\s*[:\-]\s*)+", "", str(message))
+    message = _redact(message, api_key).strip()
     if isinstance(error, (litellm.AuthenticationError, litellm.PermissionDeniedError)):
         return _Failure(AUTHENTICATION, message)
     if isinstance(error, litellm.RateLimitError):

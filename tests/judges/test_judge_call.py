@@ -361,3 +361,11 @@ def test_admin_sets_the_key_without_ever_showing_it(admin_client, endpoint):
     endpoint.refresh_from_db()
     assert endpoint.get_api_key() == "sk-typed-in-admin-123456"
     assert b"sk-typed-in-admin" not in admin_client.get(f"/admin/judges/modelendpoint/{endpoint.pk}/change/").content
+
+
+def test_a_bad_filter_is_refused_when_the_judge_is_saved(experiment, endpoint):
+    with pytest.raises(ConfigError) as raised:
+        custom_judge(experiment, endpoint, filter_string="trace.sttus = 'OK'")
+    assert raised.value.errors["filter_string"] == "unknown field 'trace.sttus'; did you mean 'trace.status'? (at column 1)"
+    judge = custom_judge(experiment, endpoint, filter_string="metadata.environment = 'production'")
+    assert judge.filter_string == "metadata.environment = 'production'"

@@ -1,0 +1,446 @@
+"""The trace filter language (MLflow's trace search syntax, plus OR, NOT and parentheses). Pure Python.
+
+    trace.status = 'OK' AND metadata.environment = 'production'
+    (tags.team != 'infra' OR trace.execution_time_ms > 1500) AND NOT span.type = 'TOOL'
+    metadata.`mlflow.trace.session` IS NOT NULL
+
+One parser; two back ends that must agree (a property test checks it): `matches()` here for decisions made in
+memory, and traces.filter_sql for database queries. Every comparison is two-valued: a missing value (no such
+metadata key, no duration yet) makes a comparison false, and only IS NULL is true for it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
+NUMBER_OPS = ("=", "!=", "<", "<=", ">", ">=", "IN", "NOT IN")
+NULL_OPS = ("IS NULL", "IS NOT NULL")
+TRACE_STATUSES = ("OK", "ERROR", "IN_PROGRESS")
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    kind: str  # "string" | "number"
+    column: str  # a name the back ends understand
+    nullable: bool = True
+
+
+# trace.* (MLflow also spells these attributes.*)
+TRACE_FIELDS: dict[str, FieldInfo] = {
+    "status": FieldInfo("string", "status", nullable=False),
+    "name": FieldInfo("string", "name"),
+    "execution_time_ms": FieldInfo("number", "duration_ms"),
+    "timestamp_ms": FieldInfo("number", "timestamp_ms", nullable=False),
+    "session_id": FieldInfo("string", "session_id"),
+    "user_id": FieldInfo("string", "user_id"),
+}
+SPAN_FIELDS: dict[str, FieldInfo] = {
+    "type": FieldInfo("string", "span_type", nullable=False),
+    "name": FieldInfo("string", "name"),
+}
+# Metadata keys that MLflow clients use for what we keep in columns.
+METADATA_ALIASES = {"mlflow.trace.session": "session_id", "mlflow.trace.user": "user_id"}
+ALL_FIELD_NAMES = (
+    [f"trace.{name}" for name in TRACE_FIELDS] + [f"span.{name}" for name in SPAN_FIELDS] + ["metadata.<key>", "tags.<key>"]
+)
+
+
+class FilterError(ValueError):
+    def __init__(self, message: str, position: int):
+        self.position = position  # 0-based offset into the filter string
+        super().__init__(f"{message} (at column {position + 1})")
+
+
+# --- AST ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    """What a comparison looks at. `source` is trace | span | metadata | tags."""
+
+    source: str
+    name: str
+    info: FieldInfo
+
+    def __str__(self) -> str:
+        return f"{self.source}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    field: Field
+    op: str
+    value: Any = None  # str | int | float | tuple for IN
+
+
+@dataclass(frozen=True)
+class And:
+    left: Any
+    right: Any
+
+
+@dataclass(frozen=True)
+class Or:
+    left: Any
+    right: Any
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Any
+
+
+# --- tokenizer ------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")
+  | (?P<number>-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![A-Za-z_]))
+  | (?P<op><=|>=|!=|<>|=|<|>)
+  | (?P<lparen>\()
+  | (?P<rparen>\))
+  | (?P<comma>,)
+  | (?P<ident>(?:[A-Za-z_][A-Za-z0-9_]*|`[^`]*`)(?:\.(?:[A-Za-z0-9_\-]+|`[^`]*`))*)
+    """,
+    re.VERBOSE,
+)
+KEYWORDS = {"AND", "OR", "NOT", "IN", "IS", "NULL", "LIKE", "ILIKE"}
+
+
+@dataclass
+class Token:
+    kind: str
+    text: str
+    position: int
+    value: Any = None
+
+
+def _unquote(text: str) -> str:
+    quote = text[0]
+    body = text[1:-1].replace(quote * 2, quote)
+    return re.sub(r"\\(.)", r"\1", body)
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens: list[Token] = []
+    position = 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None:
+            char = text[position]
+            if char in "'\"":
+                raise FilterError(f"unterminated string starting with {char}", position)
+            raise FilterError(f"unexpected character {char!r}", position)
+        kind = match.lastgroup or ""
+        chunk = match.group(0)
+        if kind == "string":
+            tokens.append(Token("string", chunk, position, _unquote(chunk)))
+        elif kind == "number":
+            number = float(chunk)
+            tokens.append(Token("number", chunk, position, int(chunk) if re.fullmatch(r"-?\d+", chunk) else number))
+        elif kind == "ident":
+            upper = chunk.upper()
+            if upper in KEYWORDS:
+                tokens.append(Token("keyword", upper, position))
+            else:
+                tokens.append(Token("ident", chunk, position))
+        elif kind == "op":
+            tokens.append(Token("op", "!=" if chunk == "<>" else chunk, position))
+        elif kind != "space":
+            tokens.append(Token(kind, chunk, position))
+        position = match.end()
+    tokens.append(Token("end", "", len(text)))
+    return tokens
+
+
+# --- parser ---------------------------------------------------------------------------------------------
+
+
+def _split_identifier(text: str) -> list[str]:
+    parts = re.findall(r"`([^`]*)`|([^.`]+)", text)
+    return [quoted or plain for quoted, plain in parts]
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, [n for n in ALL_FIELD_NAMES if "<" not in n], n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return "; fields are " + ", ".join(ALL_FIELD_NAMES)
+
+
+def _field(token: Token) -> Field:
+    parts = _split_identifier(token.text)
+    prefix = parts[0].lower()
+    if prefix in ("metadata", "tags", "tag", "request_metadata") and len(parts) >= 2:
+        key = ".".join(parts[1:])
+        if not key:
+            raise FilterError(f"'{token.text}' needs a key after '{parts[0]}.'", token.position)
+        source = "tags" if prefix in ("tags", "tag") else "metadata"
+        if source == "metadata" and key in METADATA_ALIASES:
+            column = METADATA_ALIASES[key]
+            return Field("trace", column, TRACE_FIELDS[column])
+        return Field(source, key, FieldInfo("string", key))
+    if prefix in ("trace", "attributes", "attribute") and len(parts) == 2:
+        name = parts[1].lower()
+        if name in TRACE_FIELDS:
+            return Field("trace", name, TRACE_FIELDS[name])
+    if prefix == "span" and len(parts) == 2:
+        name = parts[1].lower()
+        if name in SPAN_FIELDS:
+            return Field("span", name, SPAN_FIELDS[name])
+    if len(parts) == 1 and parts[0].lower() in TRACE_FIELDS:
+        raise FilterError(f"unknown field '{token.text}'; did you mean 'trace.{parts[0].lower()}'?", token.position)
+    raise FilterError(f"unknown field '{token.text}'{_suggest(token.text)}", token.position)
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens = tokenize(text)
+        self.index = 0
+
+    @property
+    def current(self) -> Token:
+        return self.tokens[self.index]
+
+    def advance(self) -> Token:
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def keyword(self, word: str) -> bool:
+        if self.current.kind == "keyword" and self.current.text == word:
+            self.index += 1
+            return True
+        return False
+
+    def parse(self):
+        if self.current.kind == "end":
+            raise FilterError("the filter is empty", 0)
+        node = self.parse_or()
+        if self.current.kind != "end":
+            token = self.current
+            hint = "; join conditions with AND or OR" if token.kind in ("ident", "lparen") else ""
+            raise FilterError(f"unexpected '{token.text}'{hint}", token.position)
+        return node
+
+    def parse_or(self):
+        node = self.parse_and()
+        while self.keyword("OR"):
+            node = Or(node, self.parse_and())
+        return node
+
+    def parse_and(self):
+        node = self.parse_not()
+        while self.keyword("AND"):
+            node = And(node, self.parse_not())
+        return node
+
+    def parse_not(self):
+        if self.keyword("NOT"):
+            return Not(self.parse_not())
+        return self.parse_primary()
+
+    def parse_primary(self):
+        token = self.current
+        if token.kind == "lparen":
+            self.advance()
+            node = self.parse_or()
+            if self.current.kind != "rparen":
+                raise FilterError("missing ')'", self.current.position)
+            self.advance()
+            return node
+        if token.kind != "ident":
+            what = "the end of the filter" if token.kind == "end" else f"'{token.text}'"
+            raise FilterError(f"expected a field such as trace.status or metadata.environment, found {what}", token.position)
+        self.advance()
+        return self.parse_comparison(_field(token), token)
+
+    def parse_comparison(self, field: Field, field_token: Token) -> Comparison:
+        op_token = self.current
+        if self.keyword("IS"):
+            negated = self.keyword("NOT")
+            if not self.keyword("NULL"):
+                raise FilterError("expected NULL after IS" + (" NOT" if negated else ""), self.current.position)
+            return Comparison(field, "IS NOT NULL" if negated else "IS NULL")
+        if self.keyword("NOT"):
+            if not self.keyword("IN"):
+                raise FilterError("expected IN after NOT (or put NOT before the field)", self.current.position)
+            op = "NOT IN"
+        elif self.keyword("IN"):
+            op = "IN"
+        elif self.keyword("LIKE"):
+            op = "LIKE"
+        elif self.keyword("ILIKE"):
+            op = "ILIKE"
+        elif op_token.kind == "op":
+            self.advance()
+            op = op_token.text
+        else:
+            what = "the end of the filter" if op_token.kind == "end" else f"'{op_token.text}'"
+            raise FilterError(
+                f"expected an operator after {field} (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN, IS NULL), found {what}",
+                op_token.position,
+            )
+        allowed = STRING_OPS if field.info.kind == "string" else NUMBER_OPS
+        if op not in allowed:
+            raise FilterError(
+                f"{op} can't be used with {field}, which is {'text' if field.info.kind == 'string' else 'a number'}; "
+                f"use {', '.join(allowed)}",
+                op_token.position,
+            )
+        if op in ("IN", "NOT IN"):
+            value = self.parse_list(field)
+        else:
+            value = self.parse_value(field, pattern=op in ("LIKE", "ILIKE"))
+        return Comparison(field, op, value)
+
+    def parse_list(self, field: Field) -> tuple:
+        if self.current.kind != "lparen":
+            raise FilterError("expected '(' and a list of values after IN, e.g. IN ('OK', 'ERROR')", self.current.position)
+        self.advance()
+        values = [self.parse_value(field)]
+        while self.current.kind == "comma":
+            self.advance()
+            values.append(self.parse_value(field))
+        if self.current.kind != "rparen":
+            raise FilterError("expected ',' or ')' in the list of values", self.current.position)
+        self.advance()
+        return tuple(values)
+
+    def parse_value(self, field: Field, *, pattern: bool = False):
+        token = self.current
+        if field.info.kind == "string":
+            if token.kind == "number":
+                raise FilterError(f"{field} is text; quote the value: '{token.text}'", token.position)
+            if token.kind != "string":
+                raise FilterError(f"expected a quoted value such as 'production', found '{token.text or 'the end'}'", token.position)
+            self.advance()
+            if str(field) == "trace.status" and not pattern and token.value not in TRACE_STATUSES:
+                close = difflib.get_close_matches(token.value.upper(), TRACE_STATUSES, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise FilterError(f"'{token.value}' is not a trace status (OK, ERROR, IN_PROGRESS){hint}", token.position)
+            if str(field) == "span.type" and not pattern:
+                return token.value.upper()
+            return token.value
+        if token.kind != "number":
+            raise FilterError(f"{field} is a number; expected a number such as 1500, found '{token.text or 'the end'}'", token.position)
+        self.advance()
+        if field.name == "timestamp_ms" and not isinstance(token.value, int):
+            raise FilterError("trace.timestamp_ms takes whole milliseconds since 1970", token.position)
+        if isinstance(token.value, float) and not math.isfinite(token.value):
+            raise FilterError("the number is out of range", token.position)
+        return token.value
+
+
+def parse(text: str):
+    """The filter's syntax tree; FilterError (with the 0-based `position`) if it is not valid."""
+    return _Parser(text).parse()
+
+
+def validate(text: str) -> str | None:
+    """None if valid, else a message for a person: what is wrong, where, and what to write instead."""
+    try:
+        parse(text)
+    except FilterError as error:
+        return str(error)
+    return None
+
+
+# --- in-memory evaluation -------------------------------------------------------------------------------
+
+
+@dataclass
+class FilterRecord:
+    """What a filter can look at, for one trace."""
+
+    status: str
+    name: str
+    duration_ms: int | None
+    started_at: datetime
+    session_id: str = ""
+    user_id: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    spans: list[tuple[str, str]] = field(default_factory=list)  # (span_type, name)
+
+    @property
+    def timestamp_ms(self) -> int:
+        return math.floor(self.started_at.timestamp() * 1000)
+
+
+def like_regex(pattern: str) -> str:
+    """A LIKE pattern as a regex both Python and the databases read the same way (anchored, dot matches newline)."""
+    out = []
+    for char in pattern:
+        if char == "%":
+            out.append(".*")
+        elif char == "_":
+            out.append(".")
+        else:
+            out.append(re.escape(char) if not char.isalnum() else char)
+    return r"(?s)\A" + "".join(out) + r"\Z"
+
+
+def _compare(value: Any, op: str, target: Any) -> bool:
+    if op == "IS NULL":
+        return value is None
+    if op == "IS NOT NULL":
+        return value is not None
+    if value is None:
+        return False
+    if op == "=":
+        return value == target
+    if op == "!=":
+        return value != target
+    if op == "<":
+        return value < target
+    if op == "<=":
+        return value <= target
+    if op == ">":
+        return value > target
+    if op == ">=":
+        return value >= target
+    if op == "IN":
+        return value in target
+    if op == "NOT IN":
+        return value not in target
+    if op == "LIKE":
+        return re.search(like_regex(target), value) is not None
+    if op == "ILIKE":
+        return re.search(like_regex(target), value, re.IGNORECASE) is not None
+    raise ValueError(op)
+
+
+def _trace_value(record: FilterRecord, name: str) -> Any:
+    if name == "timestamp_ms":
+        return record.timestamp_ms
+    if name == "execution_time_ms":
+        return record.duration_ms
+    value = getattr(record, name)
+    return value if value != "" else None  # an empty name/session/user is "not set"
+
+
+def matches(node, record: FilterRecord) -> bool:
+    if isinstance(node, And):
+        return matches(node.left, record) and matches(node.right, record)
+    if isinstance(node, Or):
+        return matches(node.left, record) or matches(node.right, record)
+    if isinstance(node, Not):
+        return not matches(node.operand, record)
+    source = node.field.source
+    if source == "trace":
+        return _compare(_trace_value(record, node.field.name), node.op, node.value)
+    if source == "metadata":
+        return _compare(record.metadata.get(node.field.name), node.op, node.value)
+    if source == "tags":
+        return _compare(record.tags.get(node.field.name), node.op, node.value)
+    index = 0 if node.field.name == "type" else 1
+    return any(_compare(span[index] if span[index] != "" else None, node.op, node.value) for span in record.spans)
