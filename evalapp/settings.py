@@ -126,6 +126,8 @@ EVALAPP_MAX_TRACES_PER_REQUEST = env_int("EVALAPP_MAX_TRACES_PER_REQUEST", 1000,
 # Django refuses bigger form bodies with a bare 400; our ingest views answer 413 themselves before reading.
 DATA_UPLOAD_MAX_MEMORY_SIZE = EVALAPP_MAX_BODY_BYTES + 1024
 EVALAPP_SESSION_IDLE_SECONDS = env_int("EVALAPP_SESSION_IDLE_SECONDS", 300, minimum=1)
+# How long a worker's claim on judging work lasts without a heartbeat; a killed worker's work is reclaimed after it.
+EVALAPP_LEASE_SECONDS = env_int("EVALAPP_LEASE_SECONDS", 60, minimum=3)
 EVALAPP_SECRET_KEY = env_str("EVALAPP_SECRET_KEY", "")
 EVALAPP_SECRET_KEY_FALLBACKS = env_list("EVALAPP_SECRET_KEY_FALLBACKS", [])
 

@@ -183,7 +183,9 @@ def update_endpoint(endpoint: ModelEndpoint, **data: Any) -> ModelEndpoint:
         endpoint.save(update_fields=[*set(changed), "updated_at"])
     if "api_key_encrypted" in changed or "model" in changed or "api_base" in changed:
         # A fixed key or model is the way out of an authentication pause.
-        Judge.objects.filter(endpoint=endpoint, paused_reason__startswith="Authentication").update(paused_reason="", paused_at=None)
+        resumed = Judge.objects.filter(endpoint=endpoint, paused_reason__startswith="Authentication").update(paused_reason="", paused_at=None)
+        if resumed:
+            _after_commit("sweep")
     return endpoint
 
 
@@ -286,7 +288,7 @@ def _clean_judge(experiment: Experiment, data: dict[str, Any], *, instance: Judg
     elif "guidelines" in builtin.requires and not instructions.strip():
         errors["instructions"] = f"{builtin.label} needs guidelines: write the rules the response must follow"
 
-    output_type = merged.get("output_type") or (builtin.output_type if builtin else "")
+    output_type = merged.get("output_type") or (builtin.output_type if builtin else OutputType.BOOLEAN)
     if "output_type" not in data and instance is None and builtin is not None:
         output_type = builtin.output_type
     if output_type not in OutputType.values:
@@ -389,6 +391,8 @@ def create_judge(experiment: Experiment, *, user=None, **data: Any) -> Judge:
                 **clean,
             )
             _snapshot(judge, judge.created_by)
+            if judge.active:
+                _after_commit("backfill", judge.pk)
     except IntegrityError:  # a concurrent create with the same name
         raise ConfigError({"name": f"this experiment already has a judge named {clean['name']!r}"}) from None
     logger.info("created judge %s (v1) in experiment %s", judge.name, experiment.pk)
@@ -413,7 +417,18 @@ def update_judge(judge: Judge, *, user=None, **data: Any) -> Judge:
         _snapshot(judge, user if getattr(user, "is_authenticated", False) else None)
     judge.updated_at = now
     judge.save()
+    if was_active and not judge.active:
+        # Off means off now: queued work for it is dropped (what is already running finishes).
+        Evaluation.objects.filter(judge=judge, status=EvaluationStatus.PENDING).update(status=EvaluationStatus.CANCELLED, finished_at=now)
+    elif judge.active and (not was_active or judge.behaviour() != before):
+        _after_commit("backfill", judge.pk)
     return judge
+
+
+def _after_commit(function: str, *args) -> None:
+    from judges.tasks import after_commit
+
+    after_commit(function, *args)
 
 
 # --- running a judge by hand ----------------------------------------------------------------------------

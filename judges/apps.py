@@ -1,8 +1,22 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _create_schedule(sender, **kwargs) -> None:
+    from judges.tasks import ensure_schedule
+
+    ensure_schedule()
 
 
 class JudgesConfig(AppConfig):
     name = "judges"
     verbose_name = "Judges"
+
+    def ready(self) -> None:
+        from judges.tasks import traces_ingested_receiver
+        from traces.signals import traces_ingested
+
+        traces_ingested.connect(traces_ingested_receiver, dispatch_uid="judges-on-ingest")
+        post_migrate.connect(_create_schedule, sender=self, dispatch_uid="judges-schedule")

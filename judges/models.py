@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -8,7 +9,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from judges import secrets
+from judges.sampling import is_sampled
 from traces.models import Assessment, Experiment, Session, Trace
+
+
+# A judge created or switched on also judges what was logged up to this long before.
+LOOKBACK = timedelta(hours=1)
 
 
 class OutputMode(models.TextChoices):
@@ -117,6 +123,13 @@ class Judge(models.Model):
     def is_paused(self) -> bool:
         return bool(self.paused_reason)
 
+    def should_sample(self, target_id: str) -> bool:
+        return is_sampled(target_id, self.name, self.sample_rate)
+
+    def lookback_start(self):
+        """Traces and sessions logged before this are "too old" for automatic evaluation."""
+        return self.enabled_at - LOOKBACK if self.enabled_at else None
+
     def idle_seconds(self) -> int:
         return self.session_idle_seconds or settings.EVALAPP_SESSION_IDLE_SECONDS
 
@@ -159,6 +172,19 @@ class EvaluationStatus(models.TextChoices):
     DONE = "done"
     ERROR = "error"
     CANCELLED = "cancelled"
+    # A session generation the judge decided not to judge (filtered or sampled out); recorded so sweeps
+    # don't reconsider it every minute. Traces are not recorded this way: there are far more of them.
+    SKIPPED = "skipped"
+
+
+class SweepState(models.Model):
+    """How far the sweep has looked at traces (by their last write), so it resumes after downtime."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    watermark = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.watermark.isoformat()}"
 
 
 class Evaluation(models.Model):

@@ -1,0 +1,431 @@
+"""Automatic evaluation: selecting work, claiming it, judging it concurrently, and sweeping up what was missed.
+
+Evaluation rows are the source of truth: unique per (judge, trace) and per (judge, session, generation), claimed
+with one conditional UPDATE, finished with another that only succeeds for the claim holder — so two workers can
+never both record a result. Tasks (judges.tasks) carry only ids; if one is lost, the sweep finds its work again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, Sum
+from django.utils import timezone
+
+from judges import selection
+from judges.actions import _record
+from judges.llm import BUDGET_EXCEEDED, NOT_APPLICABLE, CallResult, complete
+from judges.models import Evaluation, EvaluationStatus, Judge, Scope, SweepState
+from judges.runner import Outcome, Prepared, definition_of, prepare_session, prepare_trace, session_traces
+from traces.models import Assessment, AssessmentSource, Session, Span, Trace, TraceStatus
+
+logger = logging.getLogger(__name__)
+decisions = logging.getLogger("judges.decisions")
+
+PENDING, RUNNING, DONE, ERROR, CANCELLED, SKIPPED = (
+    EvaluationStatus.PENDING,
+    EvaluationStatus.RUNNING,
+    EvaluationStatus.DONE,
+    EvaluationStatus.ERROR,
+    EvaluationStatus.CANCELLED,
+    EvaluationStatus.SKIPPED,
+)
+MAX_ATTEMPTS = 3
+SWEEP_OVERLAP = timedelta(minutes=2)
+SWEEP_SETTLE = timedelta(seconds=5)
+SWEEP_MAX_TRACES = 20_000
+STALE_PENDING = timedelta(seconds=30)
+
+
+def lease_seconds() -> int:
+    return settings.EVALAPP_LEASE_SECONDS
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- selection ------------------------------------------------------------------------------------------
+
+
+def _span_index(trace_pks: list[int]) -> dict[int, list[tuple[str, str]]]:
+    index: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for trace_id, span_type, name in Span.objects.filter(trace_id__in=trace_pks).values_list("trace_id", "span_type", "name"):
+        index[trace_id].append((span_type, name))
+    return index
+
+
+def select_traces(experiment_id: int, trace_pks: list[int], *, judges: list[Judge] | None = None) -> list[int]:
+    """Create pending evaluations for every active trace judge that should judge these traces; returns the ids
+    of the pending evaluations for them (new or left over)."""
+    if judges is None:
+        judges = list(Judge.objects.filter(experiment_id=experiment_id, active=True, scope=Scope.TRACE).select_related("endpoint"))
+    if not judges or not trace_pks:
+        return []
+    traces = list(Trace.objects.filter(pk__in=trace_pks, experiment_id=experiment_id).exclude(status=TraceStatus.IN_PROGRESS))
+    spans = _span_index([t.pk for t in traces]) if any(selection.filter_uses_spans(j.filter_string) for j in judges) else {}
+    rows = []
+    for judge in judges:
+        for trace in traces:
+            decision = selection.decide_trace(judge, trace, lambda trace=trace: selection.trace_record(trace, spans.get(trace.pk, [])))
+            if decision.code == selection.SELECTED:
+                rows.append(Evaluation(judge=judge, judge_version=judge.version, trace=trace))
+    if not rows:
+        return []
+    Evaluation.objects.bulk_create(rows, ignore_conflicts=True)
+    return list(
+        Evaluation.objects.filter(
+            judge__in=judges, trace_id__in=[row.trace_id for row in rows], status=PENDING, manual=False
+        ).values_list("pk", flat=True)
+    )
+
+
+def select_sessions(now: datetime | None = None, *, judges: list[Judge] | None = None) -> list[int]:
+    """Pending evaluations for every idle session generation an active session judge hasn't decided on yet."""
+    now = now or timezone.now()
+    if judges is None:
+        judges = list(Judge.objects.filter(active=True, scope=Scope.SESSION).select_related("endpoint"))
+    created: list[int] = []
+    for judge in judges:
+        decided = Evaluation.objects.filter(judge=judge, session=OuterRef("pk"), session_generation=OuterRef("trace_count"), manual=False)
+        candidates = Session.objects.filter(
+            experiment_id=judge.experiment_id,
+            trace_count__gt=0,
+            last_ingested_at__lte=now - timedelta(seconds=judge.idle_seconds()),
+        ).filter(~Exists(decided))
+        if judge.lookback_start():
+            candidates = candidates.filter(last_ingested_at__gte=judge.lookback_start())
+        candidates = list(candidates[:5000])
+        if not candidates:
+            continue
+        first_traces = {}
+        if judge.filter_string:
+            for trace in Trace.objects.filter(experiment_id=judge.experiment_id, session_id__in=[s.session_id for s in candidates]).order_by("session_id", "started_at", "pk").prefetch_related("spans"):
+                first_traces.setdefault(trace.session_id, trace)
+        rows = []
+        for session in candidates:
+            decision = selection.decide_session(judge, session, first_traces.get(session.session_id), now)
+            if decision.code == selection.SELECTED:
+                rows.append(Evaluation(judge=judge, judge_version=judge.version, session=session, session_generation=session.trace_count))
+            elif decision.code in (selection.FILTERED_OUT, selection.SAMPLED_OUT):
+                rows.append(
+                    Evaluation(
+                        judge=judge, judge_version=judge.version, session=session, session_generation=session.trace_count,
+                        status=SKIPPED, error_code=decision.code, error_message=decision.detail,
+                    )
+                )
+        Evaluation.objects.bulk_create(rows, ignore_conflicts=True)
+        created.extend(
+            Evaluation.objects.filter(judge=judge, session__in=candidates, status=PENDING, manual=False).values_list("pk", flat=True)
+        )
+    return created
+
+
+def backfill_judge(judge_id: int) -> list[int]:
+    """A judge just created or switched on: what was logged up to an hour before counts as new."""
+    judge = Judge.objects.select_related("endpoint").filter(pk=judge_id, active=True).first()
+    if judge is None:
+        return []
+    if judge.scope == Scope.SESSION:
+        return select_sessions(judges=[judge])
+    ids: list[int] = []
+    pks = list(
+        Trace.objects.filter(experiment_id=judge.experiment_id, created_at__gte=judge.lookback_start())
+        .exclude(status=TraceStatus.IN_PROGRESS)
+        .values_list("pk", flat=True)
+    )
+    for start in range(0, len(pks), 1000):
+        ids.extend(select_traces(judge.experiment_id, pks[start : start + 1000], judges=[judge]))
+    return ids
+
+
+# --- claiming and judging -------------------------------------------------------------------------------
+
+
+def claim(ids: list[int] | None, *, limit: int = 64) -> tuple[str, list[Evaluation]]:
+    """Atomically take up to `limit` pending evaluations (of unpaused judges) for this worker, with a lease."""
+    token = f"{worker_id()}:{uuid.uuid4().hex[:8]}"
+    now = timezone.now()
+    pending = Evaluation.objects.filter(status=PENDING, judge__paused_reason="", judge__active=True)
+    if ids is not None:
+        pending = pending.filter(pk__in=ids)
+    chosen = list(pending.order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
+    if not chosen:
+        return token, []
+    Evaluation.objects.filter(pk__in=chosen, status=PENDING).update(
+        status=RUNNING,
+        claimed_by=token,
+        lease_expires_at=now + timedelta(seconds=lease_seconds()),
+        attempts=F("attempts") + 1,
+        started_at=now,
+    )
+    claimed = list(
+        Evaluation.objects.filter(claimed_by=token, status=RUNNING).select_related("judge__endpoint", "judge__experiment", "trace", "session")
+    )
+    for evaluation in claimed:
+        decisions.debug("claimed evaluation %s (judge %s) as %s", evaluation.pk, evaluation.judge.name, token)
+    return token, claimed
+
+
+class _RateLimiter:
+    """Requests per minute for one endpoint, within this process (a sliding window)."""
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+        self.calls: deque[float] = deque()
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                while self.calls and now - self.calls[0] >= 60:
+                    self.calls.popleft()
+                if len(self.calls) < self.per_minute:
+                    self.calls.append(now)
+                    return
+                delay = 60 - (now - self.calls[0])
+            time.sleep(min(delay, 1.0))
+
+
+_limits_lock = threading.Lock()
+_semaphores: dict[tuple[int, int], threading.BoundedSemaphore] = {}
+_rate_limiters: dict[tuple[int, int], _RateLimiter] = {}
+
+
+def _limits(endpoint) -> tuple[threading.BoundedSemaphore, _RateLimiter | None]:
+    with _limits_lock:
+        key = (endpoint.pk, endpoint.max_concurrency)
+        semaphore = _semaphores.setdefault(key, threading.BoundedSemaphore(endpoint.max_concurrency))
+        limiter = None
+        if endpoint.requests_per_minute:
+            limiter = _rate_limiters.setdefault((endpoint.pk, endpoint.requests_per_minute), _RateLimiter(endpoint.requests_per_minute))
+        return semaphore, limiter
+
+
+def _spent_today(judge: Judge) -> Decimal:
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    total = Assessment.objects.filter(source_type=AssessmentSource.LLM_JUDGE, source_id=f"judge:{judge.pk}", created_at__gte=midnight).aggregate(total=Sum("cost_usd"))["total"]
+    return total or Decimal(0)
+
+
+def _heartbeat(token: str, stop: threading.Event) -> None:
+    """Keep our leases alive while we work, so only a dead worker's evaluations are reclaimed."""
+    interval = max(1.0, lease_seconds() / 3)
+    try:
+        while not stop.wait(interval):
+            Evaluation.objects.filter(claimed_by=token, status=RUNNING).update(
+                lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds())
+            )
+    finally:
+        connection.close()
+
+
+def _finish(evaluation: Evaluation, token: str, outcome: Outcome) -> bool:
+    """Record the result if we still hold the claim. False if the lease was lost to another worker."""
+    result = outcome.result
+    with transaction.atomic():
+        won = Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token, status=RUNNING).update(
+            status=DONE if result.ok else ERROR,
+            error_code=result.error_code,
+            error_message=result.error_message,
+            cost_usd=result.cost_usd,
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+        )
+        if not won:
+            decisions.debug("evaluation %s: lease lost, result dropped", evaluation.pk)
+            return False
+        if evaluation.trace_id:
+            assessment = _record(evaluation.judge, outcome, trace=evaluation.trace)
+        else:
+            assessment = _record(evaluation.judge, outcome, session=evaluation.session)
+        Evaluation.objects.filter(pk=evaluation.pk).update(assessment=assessment)
+    decisions.debug(
+        "evaluation %s (judge %s): %s",
+        evaluation.pk,
+        evaluation.judge.name,
+        repr(result.value) if result.ok else f"{result.error_code}: {result.error_message}",
+    )
+    return True
+
+
+def _prepare(evaluation: Evaluation, traces_by_session: dict) -> Prepared:
+    definition = definition_of(evaluation.judge)
+    if evaluation.trace_id:
+        return prepare_trace(definition, evaluation.trace)
+    return prepare_session(definition, evaluation.session, traces_by_session.get(evaluation.session_id))
+
+
+def run_claimed(token: str, evaluations: list[Evaluation]) -> int:
+    """Judge claimed evaluations concurrently within each endpoint's limits; results are written as they come."""
+    if not evaluations:
+        return 0
+    trace_pks = [e.trace_id for e in evaluations if e.trace_id]
+    if trace_pks:
+        traces = {t.pk: t for t in Trace.objects.filter(pk__in=trace_pks).prefetch_related(Prefetch("spans", queryset=Span.objects.order_by("started_at", "pk")))}
+        for evaluation in evaluations:
+            if evaluation.trace_id:
+                evaluation.trace = traces[evaluation.trace_id]
+    traces_by_session = {e.session_id: session_traces(e.session) for e in evaluations if e.session_id}
+    budgets: dict[int, Decimal] = {}
+    for evaluation in evaluations:
+        judge = evaluation.judge
+        if judge.daily_cost_cap_usd is not None and judge.pk not in budgets:
+            budgets[judge.pk] = _spent_today(judge)
+
+    stop = threading.Event()
+    heartbeat = threading.Thread(target=_heartbeat, args=(token, stop), daemon=True)
+    heartbeat.start()
+    finished = 0
+    budget_lock = threading.Lock()
+
+    def work(evaluation: Evaluation, prepared: Prepared) -> Outcome:
+        judge = evaluation.judge
+        if prepared.not_applicable or prepared.prompt is None:
+            return Outcome(CallResult(error_code=NOT_APPLICABLE, error_message=prepared.not_applicable))
+        if judge.daily_cost_cap_usd is not None:
+            with budget_lock:
+                if budgets[judge.pk] >= judge.daily_cost_cap_usd:
+                    return Outcome(
+                        CallResult(
+                            error_code=BUDGET_EXCEEDED,
+                            error_message=f"The judge's daily spend cap of ${judge.daily_cost_cap_usd} was reached "
+                            f"(${budgets[judge.pk]:.4f} spent today, UTC); not judged. It resumes tomorrow, or raise the cap.",
+                        )
+                    )
+        semaphore, limiter = _limits(judge.endpoint)
+        with semaphore:
+            if limiter:
+                limiter.wait()
+            result = complete(definition_of(judge).endpoint, prepared.prompt.messages, definition_of(judge).spec)
+        if result.cost_usd and judge.daily_cost_cap_usd is not None:
+            with budget_lock:
+                budgets[judge.pk] += result.cost_usd
+        return Outcome(result, truncated=prepared.prompt.truncated)
+
+    try:
+        prepared = {evaluation.pk: _prepare(evaluation, traces_by_session) for evaluation in evaluations}
+        width = max(1, min(64, sum(e.judge.endpoint.max_concurrency for e in {e.judge.endpoint_id: e for e in evaluations}.values())))
+        with ThreadPoolExecutor(max_workers=min(width, len(evaluations))) as pool:
+            futures = {pool.submit(work, evaluation, prepared[evaluation.pk]): evaluation for evaluation in evaluations}
+            for future in as_completed(futures):
+                evaluation = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as error:  # a bug, not a provider failure: record it rather than lose the work
+                    logger.exception("judging evaluation %s failed", evaluation.pk)
+                    outcome = Outcome(CallResult(error_code="provider_error", error_message=f"internal error: {type(error).__name__}: {error}"))
+                if _finish(evaluation, token, outcome):
+                    finished += 1
+    finally:
+        stop.set()
+        heartbeat.join(timeout=5)
+    return finished
+
+
+def judge_pending(ids: list[int] | None, *, limit: int = 64) -> int:
+    token, claimed = claim(ids, limit=limit)
+    return run_claimed(token, claimed)
+
+
+# --- sweeping -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    traces_examined: int = 0
+    sessions_selected: int = 0
+    reclaimed: int = 0
+    abandoned: int = 0
+    pending_ids: list[int] | None = None
+
+
+def reclaim_expired(now: datetime | None = None) -> tuple[int, int]:
+    """Running evaluations whose lease ran out (their worker died): back to pending, or error after
+    MAX_ATTEMPTS tries."""
+    now = now or timezone.now()
+    expired = Evaluation.objects.filter(status=RUNNING, lease_expires_at__lt=now)
+    abandoned = expired.filter(attempts__gte=MAX_ATTEMPTS).update(
+        status=ERROR,
+        error_code="provider_error",
+        error_message=f"The worker judging this stopped {MAX_ATTEMPTS} times before finishing; not retried automatically.",
+        finished_at=now,
+        lease_expires_at=None,
+    )
+    reclaimed = expired.filter(attempts__lt=MAX_ATTEMPTS).update(status=PENDING, claimed_by="", lease_expires_at=None)
+    if reclaimed or abandoned:
+        logger.info("sweep: %d expired leases reclaimed, %d abandoned", reclaimed, abandoned)
+    return reclaimed, abandoned
+
+
+def sweep_traces(now: datetime | None = None) -> int:
+    """Look again at traces written since the last sweep (with an overlap), selecting what an enqueue missed."""
+    now = now or timezone.now()
+    state = SweepState.objects.filter(name="traces").first()
+    start = (state.watermark - SWEEP_OVERLAP) if state else now - timedelta(hours=1)
+    end = now - SWEEP_SETTLE
+    rows = list(
+        Trace.objects.filter(updated_at__gte=start, updated_at__lt=end)
+        .exclude(status=TraceStatus.IN_PROGRESS)
+        .order_by("updated_at", "pk")
+        .values_list("pk", "experiment_id", "updated_at")[:SWEEP_MAX_TRACES]
+    )
+    by_experiment: dict[int, list[int]] = defaultdict(list)
+    for pk, experiment_id, _ in rows:
+        by_experiment[experiment_id].append(pk)
+    for experiment_id, pks in by_experiment.items():
+        for chunk in range(0, len(pks), 1000):
+            select_traces(experiment_id, pks[chunk : chunk + 1000])
+    watermark = rows[-1][2] if len(rows) == SWEEP_MAX_TRACES else end
+    SweepState.objects.update_or_create(name="traces", defaults={"watermark": max(watermark, start + SWEEP_OVERLAP)})
+    return len(rows)
+
+
+def stale_pending(now: datetime | None = None) -> list[int]:
+    """Pending work nobody has picked up for a while: its task was lost (or the judge was just resumed)."""
+    now = now or timezone.now()
+    return list(
+        Evaluation.objects.filter(status=PENDING, created_at__lt=now - STALE_PENDING, judge__paused_reason="", judge__active=True)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:10_000]
+    )
+
+
+def sweep(now: datetime | None = None) -> SweepReport:
+    report = SweepReport()
+    report.reclaimed, report.abandoned = reclaim_expired(now)
+    report.traces_examined = sweep_traces(now)
+    fresh_sessions = select_sessions(now)
+    report.sessions_selected = len(fresh_sessions)
+    report.pending_ids = list(dict.fromkeys(fresh_sessions + stale_pending(now)))
+    return report
+
+
+def cancel_pending(judge: Judge) -> int:
+    return Evaluation.objects.filter(judge=judge, status=PENDING).update(status=CANCELLED, finished_at=timezone.now())
+
+
+def retry(evaluation: Evaluation) -> Evaluation:
+    """Put an evaluation that ended in error (or was cancelled) back in the queue."""
+    Evaluation.objects.filter(pk=evaluation.pk, status__in=[ERROR, CANCELLED]).update(
+        status=PENDING, attempts=0, error_code="", error_message="", claimed_by="", lease_expires_at=None, created_at=timezone.now()
+    )
+    evaluation.refresh_from_db()
+    return evaluation
+
+
+def close_db() -> None:
+    close_old_connections()

@@ -1,0 +1,82 @@
+"""django-q2 task entry points. Each carries only ids; the Evaluation rows say what is left to do."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django_q.models import Schedule
+from django_q.tasks import async_task
+
+from judges import engine
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 64
+SWEEP_SCHEDULE = "evalapp: sweep judging work"
+
+
+def enqueue(function: str, *args, name: str = "") -> None:
+    async_task(f"judges.tasks.{function}", *args, task_name=name or None, q_options={"ack_failure": True})
+
+
+def enqueue_judging(ids: list[int]) -> None:
+    for start in range(0, len(ids), CHUNK):
+        enqueue("judge_evaluations", ids[start : start + CHUNK])
+
+
+def on_ingest(experiment_id: int, trace_pks: list[int]) -> int:
+    """After an ingest commits: select the new traces' work and judge the first chunk right here, so results
+    come back in seconds; the rest goes to other workers."""
+    ids = engine.select_traces(experiment_id, trace_pks)
+    if not ids:
+        return 0
+    first, rest = ids[:CHUNK], ids[CHUNK:]
+    enqueue_judging(rest)
+    return engine.judge_pending(first, limit=CHUNK)
+
+
+def judge_evaluations(ids: list[int]) -> int:
+    return engine.judge_pending(ids, limit=len(ids))
+
+
+def backfill(judge_id: int) -> int:
+    ids = engine.backfill_judge(judge_id)
+    enqueue_judging(ids)
+    return len(ids)
+
+
+def sweep() -> dict:
+    report = engine.sweep()
+    enqueue_judging(report.pending_ids or [])
+    return {
+        "traces_examined": report.traces_examined,
+        "sessions_selected": report.sessions_selected,
+        "reclaimed": report.reclaimed,
+        "abandoned": report.abandoned,
+        "enqueued": len(report.pending_ids or []),
+    }
+
+
+def ensure_schedule() -> None:
+    """Idempotent: the every-minute sweep that reclaims leases, judges idle sessions and catches misses."""
+    Schedule.objects.update_or_create(
+        name=SWEEP_SCHEDULE,
+        defaults={"func": "judges.tasks.sweep", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
+    )
+
+
+def traces_ingested_receiver(sender, *, experiment_id: int, trace_pks: list[int], session_pks: list[int], **kwargs) -> None:
+    """Signal receiver (traces → judges): enqueue selection for the batch. Ingest never waits for judging."""
+    from judges.models import Judge
+
+    if not Judge.objects.filter(experiment_id=experiment_id, active=True, scope="trace").exists():
+        return
+    try:
+        enqueue("on_ingest", experiment_id, trace_pks)
+    except Exception:  # the broker is down: the sweep will find these traces
+        logger.exception("could not enqueue judging for %d traces; the sweep will pick them up", len(trace_pks))
+
+
+def after_commit(function: str, *args) -> None:
+    transaction.on_commit(lambda: enqueue(function, *args))

@@ -1,0 +1,194 @@
+"""Automatic evaluation, driven in-process: selection, sampling, claiming, leases, sessions, sweeps."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from judges import engine, tasks
+from judges.actions import create_judge, update_endpoint, update_judge
+from judges.explain import explain_session, explain_trace
+from judges.models import Evaluation, Judge
+from tests.conftest import make_trace
+from traces.actions import ingest_traces
+from traces.models import Assessment, Session, Trace
+from traces.payload import parse_trace_batch
+from traces.records import SpanIn, TraceIn
+
+pytestmark = pytest.mark.django_db
+
+
+def ingest(experiment, *traces):
+    return ingest_traces(experiment, parse_trace_batch(list(traces), max_traces=1000))
+
+
+def helpful(experiment, endpoint, **fields) -> Judge:
+    defaults = {"name": "helpful", "instructions": "Is {{ outputs }} a helpful answer to {{ inputs }}?", "active": True}
+    return create_judge(experiment, endpoint=endpoint, **{**defaults, **fields})
+
+
+def run_ingest_task(result) -> int:
+    return tasks.on_ingest(Trace.objects.get(pk=result.trace_pks[0]).experiment_id, result.trace_pks)
+
+
+def test_ingested_trace_is_judged_once(experiment, endpoint, standin):
+    judge = helpful(experiment, endpoint)
+    result = ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1))
+    assert run_ingest_task(result) == 2
+    assert run_ingest_task(result) == 0  # a duplicate task finds nothing left to do
+    assert Assessment.objects.filter(name="helpful", valid=True).count() == 2
+    assert Evaluation.objects.filter(judge=judge, status="done").count() == 2
+    state = explain_trace(judge, Trace.objects.get(trace_id="t1"))
+    assert state.state == "judged" and state.value in (True, False)
+
+
+def test_sampling_is_deterministic_and_within_statistical_bounds(experiment, endpoint):
+    judge = helpful(experiment, endpoint, sample_rate=0.3)
+    traces = [TraceIn(trace_id=f"s{n}", started_at=timezone.now(), ended_at=timezone.now()) for n in range(2000)]
+    for start in range(0, 2000, 500):
+        ingest_traces(experiment, traces[start : start + 500])
+    pks = list(Trace.objects.values_list("pk", flat=True))
+    first = set(engine.select_traces(experiment.pk, pks))
+    # Binomial(2000, 0.3): mean 600, sd 20.5; ±5 sd fails by chance about once in 3 million runs.
+    assert 497 <= len(first) <= 703
+    chosen = set(Evaluation.objects.values_list("trace__trace_id", flat=True))
+    assert chosen == {t.trace_id for t in traces if judge.should_sample(t.trace_id)}
+    assert set(engine.select_traces(experiment.pk, pks)) == first  # same decision every time
+
+    judge = update_judge(judge, sample_rate=0.5)
+    engine.select_traces(experiment.pk, pks)
+    assert chosen < set(Evaluation.objects.values_list("trace__trace_id", flat=True))  # raising only adds
+    sampled_out = next(t for t in traces if t.trace_id not in chosen and not judge.should_sample(t.trace_id))
+    assert explain_trace(judge, Trace.objects.get(trace_id=sampled_out.trace_id)).state == "sampled_out"
+
+
+def test_filter_too_old_in_progress_and_off_are_explained(experiment, endpoint):
+    ingest(experiment, make_trace("old"))
+    with time_machine.travel(timezone.now() + timedelta(hours=2)):
+        judge = helpful(experiment, endpoint, filter_string="metadata.environment = 'staging'")
+        ingest(
+            experiment,
+            make_trace("prod"),
+            make_trace("staging", metadata={"environment": "staging"}),
+            {"trace_id": "open", "spans": [{"span_id": "child", "parent_span_id": "root", "start_time": "2026-11-20T12:00:00Z"}]},
+        )
+        engine.select_traces(experiment.pk, list(Trace.objects.values_list("pk", flat=True)))
+        states = {t.trace_id: explain_trace(judge, t).state for t in Trace.objects.all()}
+        assert states == {"old": "too_old", "prod": "filtered_out", "staging": "pending", "open": "in_progress"}
+        assert "metadata.environment = 'staging'" in explain_trace(judge, Trace.objects.get(trace_id="prod")).text
+
+        update_judge(judge, active=False)
+        assert Evaluation.objects.get().status == "cancelled"  # switching off drops queued work at once
+        assert explain_trace(Judge.objects.get(), Trace.objects.get(trace_id="prod")).state == "judge_off"
+
+
+def test_a_dead_workers_evaluations_are_reclaimed_and_never_doubled(experiment, endpoint, standin, settings):
+    settings.EVALAPP_LEASE_SECONDS = 5
+    helpful(experiment, endpoint)
+    result = ingest(experiment, make_trace("t1"))
+    ids = engine.select_traces(experiment.pk, result.trace_pks)
+    dead_token, claimed = engine.claim(ids)
+    assert [e.status for e in claimed] == ["running"]
+    assert engine.claim(ids)[1] == []  # nobody else can take it while the lease holds
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=10)):
+        assert engine.reclaim_expired() == (1, 0)
+        assert engine.judge_pending(ids) == 1
+    # The "dead" worker wakes up and tries to record its result: refused.
+    from judges.runner import Outcome
+    from judges.llm import CallResult
+
+    assert engine._finish(claimed[0], dead_token, Outcome(CallResult(value=True))) is False
+    assert Assessment.objects.count() == 1
+    assert Evaluation.objects.get().attempts == 2
+
+
+def test_work_abandoned_three_times_becomes_a_visible_error(experiment, endpoint, settings):
+    settings.EVALAPP_LEASE_SECONDS = 5
+    helpful(experiment, endpoint)
+    ids = engine.select_traces(experiment.pk, ingest(experiment, make_trace("t1")).trace_pks)
+    for attempt in range(3):
+        engine.claim(ids)
+        with time_machine.travel(timezone.now() + timedelta(seconds=10 * (attempt + 1))):
+            engine.reclaim_expired()
+    evaluation = Evaluation.objects.get()
+    assert evaluation.status == "error"
+    assert "stopped 3 times" in evaluation.error_message
+
+
+def test_session_is_judged_when_idle_and_rejudged_after_a_new_turn(experiment, endpoint, standin):
+    judge = create_judge(experiment, name="frustration", scope="session", builtin_key="UserFrustration", endpoint=endpoint, active=True, session_idle_seconds=60)
+    ingest(experiment, make_trace("t1", session_id="s1"), make_trace("t2", minutes=1, session_id="s1", response="It's useless!!!"))
+    session = Session.objects.get()
+    assert engine.select_sessions() == []
+    assert explain_session(judge, session).state == "waiting_for_idle"
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        ids = engine.select_sessions()
+        assert len(ids) == 1
+        engine.judge_pending(ids)
+    first = Assessment.objects.get(session=session)
+    assert explain_session(judge, session).state == "judged"
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=120)):
+        ingest(experiment, make_trace("t3", minutes=2, session_id="s1", response="Thanks, that fixed it."))
+        session.refresh_from_db()
+        assert explain_session(judge, session).state == "waiting_for_idle"
+    with time_machine.travel(timezone.now() + timedelta(seconds=200)):
+        engine.judge_pending(engine.select_sessions())
+    first.refresh_from_db()
+    second = Assessment.objects.get(session=session, valid=True)
+    assert first.valid is False and second.overrides_id == first.pk
+    assert sorted(Evaluation.objects.values_list("session_generation", flat=True)) == [2, 3]
+
+
+def test_sweep_catches_traces_whose_task_was_lost(experiment, endpoint, standin, monkeypatch):
+    monkeypatch.setattr(tasks, "enqueue", lambda *args, **kwargs: (_ for _ in ()).throw(ConnectionError("broker down")))
+    helpful(experiment, endpoint)
+    ingest(experiment, make_trace("t1"))
+    assert not Evaluation.objects.exists()
+    with time_machine.travel(timezone.now() + timedelta(seconds=30)):
+        report = engine.sweep()
+    assert report.traces_examined == 1
+    assert Evaluation.objects.get().status == "pending"
+    with time_machine.travel(timezone.now() + timedelta(seconds=60)):
+        assert engine.sweep().pending_ids == [Evaluation.objects.get().pk]  # stale pending work is re-enqueued
+
+
+def test_authentication_failure_pauses_and_the_fixed_key_resumes(experiment, endpoint, standin):
+    judge = helpful(experiment, endpoint)
+    update_endpoint(endpoint, api_key="sk-wrong-wrong-wrong")
+    result = ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1))
+    ids = engine.select_traces(experiment.pk, result.trace_pks)
+    engine.judge_pending(ids[:1])
+    judge.refresh_from_db()
+    assert judge.is_paused
+    assert engine.claim(ids)[1] == []  # paused: the rest waits instead of failing one by one
+    assert explain_trace(judge, Trace.objects.get(trace_id="t2")).state == "pending"
+    update_endpoint(endpoint, api_key="sk-standin-secret-0123456789abcdef")
+    assert engine.judge_pending(ids) == 1
+    assert Assessment.objects.filter(error_code="").count() == 1
+
+
+def test_daily_spend_cap_stops_judging_and_says_so(experiment, endpoint, standin):
+    helpful(experiment, endpoint, daily_cost_cap_usd="0.0001")
+    result = ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(5)])
+    engine.judge_pending(engine.select_traces(experiment.pk, result.trace_pks), limit=1)
+    ids = list(Evaluation.objects.filter(status="pending").values_list("pk", flat=True))
+    engine.judge_pending(ids)
+    capped = Assessment.objects.filter(error_code="budget_exceeded")
+    assert capped.count() == 4
+    assert "daily spend cap of $0.0001 was reached" in capped.first().error_message
+    assert Assessment.objects.filter(error_code="").count() == 1
+
+
+def test_switching_a_judge_on_judges_the_last_hour(experiment, endpoint, standin):
+    ingest(experiment, make_trace("recent"))
+    judge = helpful(experiment, endpoint, active=False)
+    update_judge(judge, active=True)
+    assert tasks.backfill(judge.pk) == 1
+    assert Evaluation.objects.get().trace.trace_id == "recent"
