@@ -146,6 +146,9 @@ REST_FRAMEWORK = {
 REDIS_URL = env_str("REDIS_URL", "")
 Q_CLUSTER: dict = {
     "name": "evalapp",
+    # The queue a cluster serves; the same "name" (it signs task payloads) with another queue keeps e.g. a test
+    # run's workers apart from the demo's on one broker.
+    "cluster_name": env_str("EVALAPP_Q_QUEUE", "evalapp"),
     "workers": env_int("EVALAPP_Q_WORKERS", 2, minimum=1),
     # A task may run this long; after `retry` seconds an unacknowledged task is handed out again.
     "timeout": env_int("EVALAPP_Q_TIMEOUT", 300, minimum=10),

@@ -353,7 +353,7 @@ class SweepReport:
     pending_ids: list[int] | None = None
 
 
-def reclaim_expired(now: datetime | None = None) -> tuple[int, int]:
+def reclaim_expired(now: datetime | None = None) -> tuple[list[int], int]:
     """Running evaluations whose lease ran out (their worker died): back to pending, or error after
     MAX_ATTEMPTS tries."""
     now = now or timezone.now()
@@ -365,10 +365,13 @@ def reclaim_expired(now: datetime | None = None) -> tuple[int, int]:
         finished_at=now,
         lease_expires_at=None,
     )
-    reclaimed = expired.filter(attempts__lt=MAX_ATTEMPTS).update(status=PENDING, claimed_by="", lease_expires_at=None)
+    reclaimable = list(expired.filter(attempts__lt=MAX_ATTEMPTS).values_list("pk", flat=True))
+    reclaimed = Evaluation.objects.filter(pk__in=reclaimable, status=RUNNING, lease_expires_at__lt=now).update(
+        status=PENDING, claimed_by="", lease_expires_at=None
+    )
     if reclaimed or abandoned:
         logger.info("sweep: %d expired leases reclaimed, %d abandoned", reclaimed, abandoned)
-    return reclaimed, abandoned
+    return reclaimable, abandoned
 
 
 def sweep_traces(now: datetime | None = None) -> int:
@@ -406,11 +409,12 @@ def stale_pending(now: datetime | None = None) -> list[int]:
 
 def sweep(now: datetime | None = None) -> SweepReport:
     report = SweepReport()
-    report.reclaimed, report.abandoned = reclaim_expired(now)
+    reclaimed_ids, report.abandoned = reclaim_expired(now)
+    report.reclaimed = len(reclaimed_ids)
     report.traces_examined = sweep_traces(now)
     fresh_sessions = select_sessions(now)
     report.sessions_selected = len(fresh_sessions)
-    report.pending_ids = list(dict.fromkeys(fresh_sessions + stale_pending(now)))
+    report.pending_ids = list(dict.fromkeys(reclaimed_ids + fresh_sessions + stale_pending(now)))
     return report
 
 

@@ -96,7 +96,8 @@ def test_a_dead_workers_evaluations_are_reclaimed_and_never_doubled(experiment, 
     assert engine.claim(ids)[1] == []  # nobody else can take it while the lease holds
 
     with time_machine.travel(timezone.now() + timedelta(seconds=10)):
-        assert engine.reclaim_expired() == (1, 0)
+        reclaimed, abandoned = engine.reclaim_expired()
+        assert (reclaimed, abandoned) == (ids, 0)
         assert engine.judge_pending(ids) == 1
     # The "dead" worker wakes up and tries to record its result: refused.
     from judges.runner import Outcome
