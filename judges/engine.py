@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,7 +24,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Exists, F, OuterRef, Prefetch, Q, Sum
 from django.utils import timezone
 
-from judges import selection
+from judges import limits, selection
 from judges.actions import _record
 from judges.llm import BUDGET_EXCEEDED, NOT_APPLICABLE, CallResult, complete
 from judges.models import Evaluation, EvaluationStatus, Judge, Scope, SweepState
@@ -179,42 +179,6 @@ def claim(ids: list[int] | None, *, limit: int = 64) -> tuple[str, list[Evaluati
     return token, claimed
 
 
-class _RateLimiter:
-    """Requests per minute for one endpoint, within this process (a sliding window)."""
-
-    def __init__(self, per_minute: int):
-        self.per_minute = per_minute
-        self.calls: deque[float] = deque()
-        self.lock = threading.Lock()
-
-    def wait(self) -> None:
-        while True:
-            with self.lock:
-                now = time.monotonic()
-                while self.calls and now - self.calls[0] >= 60:
-                    self.calls.popleft()
-                if len(self.calls) < self.per_minute:
-                    self.calls.append(now)
-                    return
-                delay = 60 - (now - self.calls[0])
-            time.sleep(min(delay, 1.0))
-
-
-_limits_lock = threading.Lock()
-_semaphores: dict[tuple[int, int], threading.BoundedSemaphore] = {}
-_rate_limiters: dict[tuple[int, int], _RateLimiter] = {}
-
-
-def _limits(endpoint) -> tuple[threading.BoundedSemaphore, _RateLimiter | None]:
-    with _limits_lock:
-        key = (endpoint.pk, endpoint.max_concurrency)
-        semaphore = _semaphores.setdefault(key, threading.BoundedSemaphore(endpoint.max_concurrency))
-        limiter = None
-        if endpoint.requests_per_minute:
-            limiter = _rate_limiters.setdefault((endpoint.pk, endpoint.requests_per_minute), _RateLimiter(endpoint.requests_per_minute))
-        return semaphore, limiter
-
-
 def _spent_today(judge: Judge) -> Decimal:
     midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     total = Assessment.objects.filter(source_type=AssessmentSource.LLM_JUDGE, source_id=f"judge:{judge.pk}", created_at__gte=midnight).aggregate(total=Sum("cost_usd"))["total"]
@@ -229,6 +193,7 @@ def _heartbeat(token: str, stop: threading.Event) -> None:
             Evaluation.objects.filter(claimed_by=token, status=RUNNING).update(
                 lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds())
             )
+            limits.renew(token)
     finally:
         connection.close()
 
@@ -306,11 +271,9 @@ def run_claimed(token: str, evaluations: list[Evaluation]) -> int:
                             f"(${budgets[judge.pk]:.4f} spent today, UTC); not judged. It resumes tomorrow, or raise the cap.",
                         )
                     )
-        semaphore, limiter = _limits(judge.endpoint)
-        with semaphore:
-            if limiter:
-                limiter.wait()
-            result = complete(definition_of(judge).endpoint, prepared.prompt.messages, definition_of(judge).spec)
+        definition = definition_of(judge)
+        with limits.endpoint_call(judge.endpoint, f"{token}:{threading.get_ident()}"):
+            result = complete(definition.endpoint, prepared.prompt.messages, definition.spec)
         if result.cost_usd and judge.daily_cost_cap_usd is not None:
             with budget_lock:
                 budgets[judge.pk] += result.cost_usd

@@ -239,3 +239,33 @@ class Evaluation(models.Model):
 
 
 ZERO = Decimal("0")
+
+
+class EndpointSlot(models.Model):
+    """One of an endpoint's `max_concurrency` call slots, leased by whichever worker process is using it, so
+    the limit holds across every qcluster on every machine."""
+
+    endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.CASCADE, related_name="slots")
+    slot = models.PositiveIntegerField()
+    holder = models.CharField(max_length=120, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["endpoint", "slot"], name="endpoint_slot_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id}#{self.slot}: {self.holder or 'free'}"
+
+
+class EndpointMinute(models.Model):
+    """Calls made to an endpoint in one clock minute, for its requests-per-minute limit across all workers."""
+
+    endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.CASCADE, related_name="minutes")
+    minute = models.DateTimeField()
+    calls = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["endpoint", "minute"], name="endpoint_minute_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id} {self.minute:%H:%M}: {self.calls}"

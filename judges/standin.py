@@ -358,7 +358,7 @@ class StandinLLM:
 
     def _record(self, headers: dict[str, str], body: Any, outcome: str) -> None:
         with self._lock:
-            self.requests.append({"headers": headers, "body": body, "outcome": outcome})
+            self.requests.append({"headers": headers, "body": body, "outcome": outcome, "received_at": time.monotonic()})
 
     def _draw(self) -> tuple[str, float]:
         """The next outcome (script first, then the seeded rates) and this request's latency in seconds."""

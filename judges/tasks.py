@@ -79,4 +79,10 @@ def traces_ingested_receiver(sender, *, experiment_id: int, trace_pks: list[int]
 
 
 def after_commit(function: str, *args) -> None:
-    transaction.on_commit(lambda: enqueue(function, *args))
+    def send() -> None:
+        try:
+            enqueue(function, *args)
+        except Exception:  # the broker is down: the change is saved, and the sweep will do the work
+            logger.exception("could not enqueue %s%r; the sweep will catch up", function, args)
+
+    transaction.on_commit(send)

@@ -19,7 +19,7 @@ from traces.models import Assessment, Session, Trace
 from traces.payload import parse_trace_batch
 from traces.records import SpanIn, TraceIn
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def ingest(experiment, *traces):
@@ -193,3 +193,38 @@ def test_switching_a_judge_on_judges_the_last_hour(experiment, endpoint, standin
     update_judge(judge, active=True)
     assert tasks.backfill(judge.pk) == 1
     assert Evaluation.objects.get().trace.trace_id == "recent"
+
+
+def test_endpoint_concurrency_limit_holds_across_workers(experiment, endpoint, standin):
+    import threading
+
+    from judges.actions import update_endpoint
+
+    update_endpoint(endpoint, max_concurrency=2)
+    standin.config.latency_ms = 300
+    helpful(experiment, endpoint)
+    result = ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(8)])
+    ids = engine.select_traces(experiment.pk, result.trace_pks)
+    # Two "workers" (as two qclusters would), each with a batch of its own.
+    workers = [threading.Thread(target=engine.judge_pending, args=(part,)) for part in (ids[:4], ids[4:])]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert Assessment.objects.count() == 8
+    starts = sorted(request["received_at"] for request in standin.requests)
+    busiest = max(sum(1 for other in starts if start <= other < start + 0.29) for start in starts)
+    assert busiest <= 2
+
+
+def test_requests_per_minute_budget_is_shared(endpoint):
+    from judges import limits
+    from judges.actions import update_endpoint
+
+    update_endpoint(endpoint, requests_per_minute=3)
+    endpoint.refresh_from_db()
+    with time_machine.travel(timezone.now().replace(second=5), tick=False):
+        assert [limits._take_minute_budget(endpoint) for _ in range(3)] == [0.0, 0.0, 0.0]
+        assert limits._take_minute_budget(endpoint) == pytest.approx(55, abs=0.01)
+    with time_machine.travel(timezone.now().replace(second=5) + timedelta(minutes=1), tick=False):
+        assert limits._take_minute_budget(endpoint) == 0.0

@@ -1,0 +1,93 @@
+"""Endpoint limits that hold across processes and machines: concurrency as leased slots, requests per minute as
+a per-minute counter, both in the database every worker shares."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection
+from django.db.models import F, Q
+from django.utils import timezone
+
+from judges.models import EndpointMinute, EndpointSlot, ModelEndpoint
+
+_known_slots: set[tuple[int, int]] = set()
+_known_lock = threading.Lock()
+
+
+def _ensure_slots(endpoint: ModelEndpoint) -> None:
+    key = (endpoint.pk, endpoint.max_concurrency)
+    with _known_lock:
+        if key in _known_slots:
+            return
+    EndpointSlot.objects.bulk_create(
+        [EndpointSlot(endpoint=endpoint, slot=number) for number in range(endpoint.max_concurrency)], ignore_conflicts=True
+    )
+    with _known_lock:
+        _known_slots.add(key)
+
+
+def try_acquire(endpoint: ModelEndpoint, holder: str) -> int | None:
+    now = timezone.now()
+    free = Q(holder="") | Q(expires_at__lt=now)
+    candidates = list(
+        EndpointSlot.objects.filter(free, endpoint=endpoint, slot__lt=endpoint.max_concurrency).values_list("pk", flat=True)[:8]
+    )
+    random.shuffle(candidates)  # fewer collisions between workers racing for the same slot
+    for pk in candidates:
+        if EndpointSlot.objects.filter(free, pk=pk).update(holder=holder, expires_at=now + timedelta(seconds=settings.EVALAPP_LEASE_SECONDS)):
+            return pk
+    return None
+
+
+def release(slot_pk: int, holder: str) -> None:
+    EndpointSlot.objects.filter(pk=slot_pk, holder=holder).update(holder="", expires_at=None)
+
+
+def renew(holder_prefix: str) -> None:
+    EndpointSlot.objects.filter(holder__startswith=holder_prefix).update(
+        expires_at=timezone.now() + timedelta(seconds=settings.EVALAPP_LEASE_SECONDS)
+    )
+
+
+def _take_minute_budget(endpoint: ModelEndpoint) -> float:
+    """0 if a call may start now, else seconds until the next minute opens."""
+    now = timezone.now()
+    minute = now.replace(second=0, microsecond=0)
+    if EndpointMinute.objects.filter(endpoint=endpoint, minute=minute, calls__lt=endpoint.requests_per_minute).update(calls=F("calls") + 1):
+        return 0.0
+    try:
+        EndpointMinute.objects.create(endpoint=endpoint, minute=minute, calls=1)
+        EndpointMinute.objects.filter(endpoint=endpoint, minute__lt=minute - timedelta(minutes=5)).delete()
+        return 0.0
+    except IntegrityError:  # another worker opened this minute first; it may still have room
+        if EndpointMinute.objects.filter(endpoint=endpoint, minute=minute, calls__lt=endpoint.requests_per_minute).update(calls=F("calls") + 1):
+            return 0.0
+    return 60 - (now - minute).total_seconds()
+
+
+@contextmanager
+def endpoint_call(endpoint: ModelEndpoint, holder: str) -> Iterator[None]:
+    """Wait for a free slot (and room in this minute's budget), hold it during the call, give it back."""
+    _ensure_slots(endpoint)
+    delay = 0.02
+    try:
+        while (slot := try_acquire(endpoint, holder)) is None:
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 1.5, 0.25)
+        try:
+            if endpoint.requests_per_minute:
+                while (wait := _take_minute_budget(endpoint)) > 0:
+                    time.sleep(min(wait, 1.0))
+            yield
+        finally:
+            release(slot, holder)
+    finally:
+        if threading.current_thread() is not threading.main_thread():
+            connection.close()
