@@ -223,8 +223,8 @@ def test_requests_per_minute_budget_is_shared(endpoint):
 
     update_endpoint(endpoint, requests_per_minute=3)
     endpoint.refresh_from_db()
-    with time_machine.travel(timezone.now().replace(second=5), tick=False):
+    with time_machine.travel(timezone.now().replace(second=5, microsecond=0), tick=False):
         assert [limits._take_minute_budget(endpoint) for _ in range(3)] == [0.0, 0.0, 0.0]
         assert limits._take_minute_budget(endpoint) == pytest.approx(55, abs=0.01)
-    with time_machine.travel(timezone.now().replace(second=5) + timedelta(minutes=1), tick=False):
+    with time_machine.travel(timezone.now().replace(second=5, microsecond=0) + timedelta(minutes=1), tick=False):
         assert limits._take_minute_budget(endpoint) == 0.0
