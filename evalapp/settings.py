@@ -128,6 +128,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = EVALAPP_MAX_BODY_BYTES + 1024
 EVALAPP_SESSION_IDLE_SECONDS = env_int("EVALAPP_SESSION_IDLE_SECONDS", 300, minimum=1)
 # How long a worker's claim on judging work lasts without a heartbeat; a killed worker's work is reclaimed after it.
 EVALAPP_LEASE_SECONDS = env_int("EVALAPP_LEASE_SECONDS", 60, minimum=3)
+# A judging task keeps taking pending work for up to this long, with this many model calls in flight.
+EVALAPP_DRAIN_SECONDS = env_int("EVALAPP_DRAIN_SECONDS", 120, minimum=1)
+EVALAPP_DRAIN_CONCURRENCY = env_int("EVALAPP_DRAIN_CONCURRENCY", 32, minimum=1, maximum=256)
 EVALAPP_SECRET_KEY = env_str("EVALAPP_SECRET_KEY", "")
 EVALAPP_SECRET_KEY_FALLBACKS = env_list("EVALAPP_SECRET_KEY_FALLBACKS", [])
 

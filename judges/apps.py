@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
@@ -20,3 +22,8 @@ class JudgesConfig(AppConfig):
 
         traces_ingested.connect(traces_ingested_receiver, dispatch_uid="judges-on-ingest")
         post_migrate.connect(_create_schedule, sender=self, dispatch_uid="judges-schedule")
+        if "qcluster" in sys.argv[1:2]:
+            # litellm takes seconds to import; do it once before the workers fork, not on each one's first judgement.
+            from judges.llm import get_litellm
+
+            get_litellm()

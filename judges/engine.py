@@ -14,14 +14,14 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Exists, F, OuterRef, Prefetch, Q, Sum
+from django.db.models import Exists, F, OuterRef, Prefetch, Sum
 from django.utils import timezone
 
 from judges import limits, selection
@@ -154,9 +154,13 @@ def backfill_judge(judge_id: int) -> list[int]:
 # --- claiming and judging -------------------------------------------------------------------------------
 
 
-def claim(ids: list[int] | None, *, limit: int = 64) -> tuple[str, list[Evaluation]]:
+def new_token() -> str:
+    return f"{worker_id()}:{uuid.uuid4().hex[:8]}"
+
+
+def claim(ids: list[int] | None, *, limit: int = 64, token: str | None = None) -> tuple[str, list[Evaluation]]:
     """Atomically take up to `limit` pending evaluations (of unpaused judges) for this worker, with a lease."""
-    token = f"{worker_id()}:{uuid.uuid4().hex[:8]}"
+    token = token or new_token()
     now = timezone.now()
     pending = Evaluation.objects.filter(status=PENDING, judge__paused_reason="", judge__active=True)
     if ids is not None:
@@ -172,7 +176,9 @@ def claim(ids: list[int] | None, *, limit: int = 64) -> tuple[str, list[Evaluati
         started_at=now,
     )
     claimed = list(
-        Evaluation.objects.filter(claimed_by=token, status=RUNNING).select_related("judge__endpoint", "judge__experiment", "trace", "session")
+        Evaluation.objects.filter(pk__in=chosen, claimed_by=token, status=RUNNING).select_related(
+            "judge__endpoint", "judge__experiment", "trace", "session"
+        )
     )
     for evaluation in claimed:
         decisions.debug("claimed evaluation %s (judge %s) as %s", evaluation.pk, evaluation.judge.name, token)
@@ -227,81 +233,174 @@ def _finish(evaluation: Evaluation, token: str, outcome: Outcome) -> bool:
     return True
 
 
-def _prepare(evaluation: Evaluation, traces_by_session: dict) -> Prepared:
-    definition = definition_of(evaluation.judge)
-    if evaluation.trace_id:
-        return prepare_trace(definition, evaluation.trace)
-    return prepare_session(definition, evaluation.session, traces_by_session.get(evaluation.session_id))
-
-
-def run_claimed(token: str, evaluations: list[Evaluation]) -> int:
-    """Judge claimed evaluations concurrently within each endpoint's limits; results are written as they come."""
-    if not evaluations:
-        return 0
+def _load(evaluations: list[Evaluation]) -> dict[int, Prepared]:
+    """Read what the judges will see (in this thread: worker threads only make HTTP calls and hold slots)."""
     trace_pks = [e.trace_id for e in evaluations if e.trace_id]
     if trace_pks:
         traces = {t.pk: t for t in Trace.objects.filter(pk__in=trace_pks).prefetch_related(Prefetch("spans", queryset=Span.objects.order_by("started_at", "pk")))}
         for evaluation in evaluations:
             if evaluation.trace_id:
                 evaluation.trace = traces[evaluation.trace_id]
-    traces_by_session = {e.session_id: session_traces(e.session) for e in evaluations if e.session_id}
-    budgets: dict[int, Decimal] = {}
+    prepared = {}
     for evaluation in evaluations:
-        judge = evaluation.judge
-        if judge.daily_cost_cap_usd is not None and judge.pk not in budgets:
-            budgets[judge.pk] = _spent_today(judge)
+        definition = definition_of(evaluation.judge)
+        if evaluation.trace_id:
+            prepared[evaluation.pk] = prepare_trace(definition, evaluation.trace)
+        else:
+            prepared[evaluation.pk] = prepare_session(definition, evaluation.session, session_traces(evaluation.session))
+    return prepared
 
+
+class _Budgets:
+    """Today's spend per capped judge, counted up as results arrive (calls in flight may overshoot a little)."""
+
+    def __init__(self) -> None:
+        self.spent: dict[int, Decimal] = {}
+        self.lock = threading.Lock()
+
+    def load(self, judge: Judge) -> None:
+        if judge.daily_cost_cap_usd is not None and judge.pk not in self.spent:
+            self.spent[judge.pk] = _spent_today(judge)
+
+    def exhausted(self, judge: Judge) -> CallResult | None:
+        if judge.daily_cost_cap_usd is None:
+            return None
+        with self.lock:
+            spent = self.spent[judge.pk]
+        if spent < judge.daily_cost_cap_usd:
+            return None
+        return CallResult(
+            error_code=BUDGET_EXCEEDED,
+            error_message=f"The judge's daily spend cap of ${judge.daily_cost_cap_usd} was reached "
+            f"(${spent:.4f} spent today, UTC); not judged. It resumes tomorrow, or raise the cap.",
+        )
+
+    def add(self, judge: Judge, cost: Decimal | None) -> None:
+        if cost and judge.daily_cost_cap_usd is not None:
+            with self.lock:
+                self.spent[judge.pk] += cost
+
+
+def _call(evaluation: Evaluation, prepared: Prepared) -> Outcome:
+    """Runs in a pool thread: HTTP only, no database (a thread per call would mean a connection per call)."""
+    definition = definition_of(evaluation.judge)
+    result = complete(definition.endpoint, prepared.prompt.messages, definition.spec)
+    return Outcome(result, truncated=prepared.prompt.truncated)
+
+
+def _release_claim(evaluation: Evaluation, token: str) -> None:
+    """Give work back untouched (an infrastructure failure, not the model's): it will be picked up again."""
+    Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token, status=RUNNING).update(status=PENDING, claimed_by="", lease_expires_at=None)
+
+
+def _start(waiting: list[tuple[Evaluation, Prepared]], in_flight: dict, pool: ThreadPoolExecutor, token: str) -> list:
+    """Start the calls that endpoint slots (and per-minute budgets) allow now; returns what must still wait."""
+    blocked: set[int] = set()
+    still_waiting = []
+    for evaluation, ready in waiting:
+        endpoint = evaluation.judge.endpoint
+        holder = f"{token}:{evaluation.pk}"
+        slot = None
+        if endpoint.pk not in blocked:
+            limits.ensure_slots(endpoint)
+            slot = limits.try_acquire(endpoint, holder)
+            if slot is not None and endpoint.requests_per_minute and limits.take_minute_budget(endpoint) > 0:
+                limits.release(slot, holder)
+                slot = None
+        if slot is None:
+            blocked.add(endpoint.pk)
+            still_waiting.append((evaluation, ready))
+            continue
+        in_flight[pool.submit(_call, evaluation, ready)] = (evaluation, slot)
+    return still_waiting
+
+
+def drain(
+    first_ids: list[int] | None,
+    *,
+    take_more: bool = True,
+    budget_seconds: float | None = None,
+    max_in_flight: int | None = None,
+) -> int:
+    """Judge `first_ids` and (with `take_more`) whatever else is pending, until nothing is or the time budget is
+    spent. This thread claims work, takes a shared slot of the endpoint for each call (and room in its
+    requests-per-minute budget), and records each result as it returns; pool threads only make the HTTP calls.
+    Returns how many results this worker recorded."""
+    budget_seconds = budget_seconds if budget_seconds is not None else settings.EVALAPP_DRAIN_SECONDS
+    max_in_flight = max_in_flight or settings.EVALAPP_DRAIN_CONCURRENCY
+    deadline = time.monotonic() + budget_seconds
+    token = new_token()
     stop = threading.Event()
     heartbeat = threading.Thread(target=_heartbeat, args=(token, stop), daemon=True)
     heartbeat.start()
+    budgets = _Budgets()
+    waiting: list[tuple[Evaluation, Prepared]] = []
+    in_flight: dict = {}  # future -> (evaluation, slot pk)
     finished = 0
-    budget_lock = threading.Lock()
-
-    def work(evaluation: Evaluation, prepared: Prepared) -> Outcome:
-        judge = evaluation.judge
-        if prepared.not_applicable or prepared.prompt is None:
-            return Outcome(CallResult(error_code=NOT_APPLICABLE, error_message=prepared.not_applicable))
-        if judge.daily_cost_cap_usd is not None:
-            with budget_lock:
-                if budgets[judge.pk] >= judge.daily_cost_cap_usd:
-                    return Outcome(
-                        CallResult(
-                            error_code=BUDGET_EXCEEDED,
-                            error_message=f"The judge's daily spend cap of ${judge.daily_cost_cap_usd} was reached "
-                            f"(${budgets[judge.pk]:.4f} spent today, UTC); not judged. It resumes tomorrow, or raise the cap.",
-                        )
-                    )
-        definition = definition_of(judge)
-        with limits.endpoint_call(judge.endpoint, f"{token}:{threading.get_ident()}"):
-            result = complete(definition.endpoint, prepared.prompt.messages, definition.spec)
-        if result.cost_usd and judge.daily_cost_cap_usd is not None:
-            with budget_lock:
-                budgets[judge.pk] += result.cost_usd
-        return Outcome(result, truncated=prepared.prompt.truncated)
-
+    ids: list[int] | None = first_ids
+    may_claim = True
     try:
-        prepared = {evaluation.pk: _prepare(evaluation, traces_by_session) for evaluation in evaluations}
-        width = max(1, min(64, sum(e.judge.endpoint.max_concurrency for e in {e.judge.endpoint_id: e for e in evaluations}.values())))
-        with ThreadPoolExecutor(max_workers=min(width, len(evaluations))) as pool:
-            futures = {pool.submit(work, evaluation, prepared[evaluation.pk]): evaluation for evaluation in evaluations}
-            for future in as_completed(futures):
-                evaluation = futures[future]
-                try:
-                    outcome = future.result()
-                except Exception as error:  # a bug, not a provider failure: record it rather than lose the work
-                    logger.exception("judging evaluation %s failed", evaluation.pk)
-                    outcome = Outcome(CallResult(error_code="provider_error", error_message=f"internal error: {type(error).__name__}: {error}"))
-                if _finish(evaluation, token, outcome):
-                    finished += 1
+        with ThreadPoolExecutor(max_workers=max_in_flight) as pool:
+            while True:
+                found_nothing = False
+                room = max_in_flight - len(in_flight) - len(waiting)
+                if may_claim and room > 0 and time.monotonic() < deadline:
+                    _, claimed = claim(ids, limit=room, token=token)
+                    if ids is not None and take_more and len(claimed) < room:
+                        claimed += claim(None, limit=room - len(claimed), token=token)[1]
+                    if ids is not None and not take_more:
+                        may_claim = False
+                    ids = None
+                    found_nothing = not claimed
+                    if claimed:
+                        prepared = _load(claimed)
+                        for evaluation in claimed:
+                            budgets.load(evaluation.judge)
+                            ready = prepared[evaluation.pk]
+                            if ready.not_applicable or ready.prompt is None:
+                                outcome = Outcome(CallResult(error_code=NOT_APPLICABLE, error_message=ready.not_applicable))
+                            elif (capped := budgets.exhausted(evaluation.judge)) is not None:
+                                outcome = Outcome(capped)
+                            else:
+                                waiting.append((evaluation, ready))
+                                continue
+                            finished += _finish(evaluation, token, outcome)
+                waiting = _start(waiting, in_flight, pool, token)
+                if not in_flight and not waiting:
+                    if may_claim and not found_nothing and time.monotonic() < deadline:
+                        continue  # take another look: more may have arrived meanwhile
+                    break
+                if in_flight:
+                    done, _ = wait(list(in_flight), timeout=0.05, return_when=FIRST_COMPLETED)
+                else:
+                    done = set()
+                    time.sleep(0.05)  # everything waits for a slot held elsewhere
+                for future in done:
+                    evaluation, slot = in_flight.pop(future)
+                    limits.release(slot, f"{token}:{evaluation.pk}")
+                    try:
+                        outcome = future.result()
+                    except Exception:  # a bug in our code, not the model's answer: hand the work back
+                        logger.exception("judging evaluation %s failed; handing it back", evaluation.pk)
+                        _release_claim(evaluation, token)
+                        continue
+                    budgets.add(evaluation.judge, outcome.result.cost_usd)
+                    finished += _finish(evaluation, token, outcome)
     finally:
         stop.set()
         heartbeat.join(timeout=5)
+        for evaluation, _ in waiting:
+            _release_claim(evaluation, token)
     return finished
 
 
 def judge_pending(ids: list[int] | None, *, limit: int = 64) -> int:
-    token, claimed = claim(ids, limit=limit)
-    return run_claimed(token, claimed)
+    """Judge exactly these pending evaluations (or, with no ids, up to `limit` of any), and nothing else."""
+    if ids is None:
+        _, claimed = claim(None, limit=limit)
+        ids = [evaluation.pk for evaluation in claimed]
+        Evaluation.objects.filter(pk__in=ids, status=RUNNING).update(status=PENDING, claimed_by="")
+    return drain(ids, take_more=False, max_in_flight=max(1, min(limit, len(ids) or 1)))
 
 
 # --- sweeping -------------------------------------------------------------------------------------------

@@ -1,17 +1,14 @@
 """Endpoint limits that hold across processes and machines: concurrency as leased slots, requests per minute as
-a per-minute counter, both in the database every worker shares."""
+a per-minute counter, both in the database every worker shares. Used by engine.drain, from its main thread."""
 
 from __future__ import annotations
 
 import random
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection
+from django.db import IntegrityError
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -21,7 +18,7 @@ _known_slots: set[tuple[int, int]] = set()
 _known_lock = threading.Lock()
 
 
-def _ensure_slots(endpoint: ModelEndpoint) -> None:
+def ensure_slots(endpoint: ModelEndpoint) -> None:
     key = (endpoint.pk, endpoint.max_concurrency)
     with _known_lock:
         if key in _known_slots:
@@ -56,7 +53,7 @@ def renew(holder_prefix: str) -> None:
     )
 
 
-def _take_minute_budget(endpoint: ModelEndpoint) -> float:
+def take_minute_budget(endpoint: ModelEndpoint) -> float:
     """0 if a call may start now, else seconds until the next minute opens."""
     now = timezone.now()
     minute = now.replace(second=0, microsecond=0)
@@ -70,24 +67,3 @@ def _take_minute_budget(endpoint: ModelEndpoint) -> float:
         if EndpointMinute.objects.filter(endpoint=endpoint, minute=minute, calls__lt=endpoint.requests_per_minute).update(calls=F("calls") + 1):
             return 0.0
     return 60 - (now - minute).total_seconds()
-
-
-@contextmanager
-def endpoint_call(endpoint: ModelEndpoint, holder: str) -> Iterator[None]:
-    """Wait for a free slot (and room in this minute's budget), hold it during the call, give it back."""
-    _ensure_slots(endpoint)
-    delay = 0.02
-    try:
-        while (slot := try_acquire(endpoint, holder)) is None:
-            time.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 1.5, 0.25)
-        try:
-            if endpoint.requests_per_minute:
-                while (wait := _take_minute_budget(endpoint)) > 0:
-                    time.sleep(min(wait, 1.0))
-            yield
-        finally:
-            release(slot, holder)
-    finally:
-        if threading.current_thread() is not threading.main_thread():
-            connection.close()

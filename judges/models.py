@@ -12,7 +12,6 @@ from judges import secrets
 from judges.sampling import is_sampled
 from traces.models import Assessment, Experiment, Session, Trace
 
-
 # A judge created or switched on also judges what was logged up to this long before.
 LOOKBACK = timedelta(hours=1)
 

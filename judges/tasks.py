@@ -26,18 +26,14 @@ def enqueue_judging(ids: list[int]) -> None:
 
 
 def on_ingest(experiment_id: int, trace_pks: list[int]) -> int:
-    """After an ingest commits: select the new traces' work and judge the first chunk right here, so results
-    come back in seconds; the rest goes to other workers."""
+    """Fallback when selecting at ingest failed: select here, then judge."""
     ids = engine.select_traces(experiment_id, trace_pks)
-    if not ids:
-        return 0
-    first, rest = ids[:CHUNK], ids[CHUNK:]
-    enqueue_judging(rest)
-    return engine.judge_pending(first, limit=CHUNK)
+    return engine.drain(ids) if ids else 0
 
 
 def judge_evaluations(ids: list[int]) -> int:
-    return engine.judge_pending(ids, limit=len(ids))
+    """Judge these, then whatever else is pending (see engine.drain)."""
+    return engine.drain(ids)
 
 
 def backfill(judge_id: int) -> int:
@@ -73,9 +69,12 @@ def traces_ingested_receiver(sender, *, experiment_id: int, trace_pks: list[int]
     if not Judge.objects.filter(experiment_id=experiment_id, active=True, scope="trace").exists():
         return
     try:
-        enqueue("on_ingest", experiment_id, trace_pks)
-    except Exception:  # the broker is down: the sweep will find these traces
-        logger.exception("could not enqueue judging for %d traces; the sweep will pick them up", len(trace_pks))
+        # Selecting is a couple of queries: done here, the pending rows exist the moment ingest returns.
+        ids = engine.select_traces(experiment_id, trace_pks)
+        if ids:
+            enqueue_judging(ids)
+    except Exception:  # the database or broker had a hiccup: the sweep will find these traces
+        logger.exception("could not select or enqueue judging for %d traces; the sweep will pick them up", len(trace_pks))
 
 
 def after_commit(function: str, *args) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 import time_machine
@@ -17,7 +16,7 @@ from tests.conftest import make_trace
 from traces.actions import ingest_traces
 from traces.models import Assessment, Session, Trace
 from traces.payload import parse_trace_batch
-from traces.records import SpanIn, TraceIn
+from traces.records import TraceIn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,8 +99,8 @@ def test_a_dead_workers_evaluations_are_reclaimed_and_never_doubled(experiment, 
         assert (reclaimed, abandoned) == (ids, 0)
         assert engine.judge_pending(ids) == 1
     # The "dead" worker wakes up and tries to record its result: refused.
-    from judges.runner import Outcome
     from judges.llm import CallResult
+    from judges.runner import Outcome
 
     assert engine._finish(claimed[0], dead_token, Outcome(CallResult(value=True))) is False
     assert Assessment.objects.count() == 1
@@ -147,17 +146,31 @@ def test_session_is_judged_when_idle_and_rejudged_after_a_new_turn(experiment, e
     assert sorted(Evaluation.objects.values_list("session_generation", flat=True)) == [2, 3]
 
 
-def test_sweep_catches_traces_whose_task_was_lost(experiment, endpoint, standin, monkeypatch):
-    monkeypatch.setattr(tasks, "enqueue", lambda *args, **kwargs: (_ for _ in ()).throw(ConnectionError("broker down")))
+def test_sweep_catches_traces_whose_selection_was_lost(experiment, endpoint, standin):
+    from traces.signals import traces_ingested
+
     helpful(experiment, endpoint)
-    ingest(experiment, make_trace("t1"))
+    traces_ingested.disconnect(dispatch_uid="judges-on-ingest")  # as if the web process died right after commit
+    try:
+        ingest(experiment, make_trace("t1"))
+    finally:
+        traces_ingested.connect(tasks.traces_ingested_receiver, dispatch_uid="judges-on-ingest")
     assert not Evaluation.objects.exists()
     with time_machine.travel(timezone.now() + timedelta(seconds=30)):
         report = engine.sweep()
     assert report.traces_examined == 1
     assert Evaluation.objects.get().status == "pending"
+
+
+def test_sweep_reenqueues_pending_work_whose_task_was_lost(experiment, endpoint, monkeypatch):
+    monkeypatch.setattr(tasks, "enqueue", lambda *args, **kwargs: (_ for _ in ()).throw(ConnectionError("broker down")))
+    helpful(experiment, endpoint)
+    ingest(experiment, make_trace("t1"))  # selected at ingest; the enqueue failed and was logged
+    evaluation = Evaluation.objects.get()
+    assert evaluation.status == "pending"
+    assert engine.sweep().pending_ids == []  # fresh: its task may still be on its way
     with time_machine.travel(timezone.now() + timedelta(seconds=60)):
-        assert engine.sweep().pending_ids == [Evaluation.objects.get().pk]  # stale pending work is re-enqueued
+        assert engine.sweep().pending_ids == [evaluation.pk]
 
 
 def test_authentication_failure_pauses_and_the_fixed_key_resumes(experiment, endpoint, standin):
@@ -224,7 +237,7 @@ def test_requests_per_minute_budget_is_shared(endpoint):
     update_endpoint(endpoint, requests_per_minute=3)
     endpoint.refresh_from_db()
     with time_machine.travel(timezone.now().replace(second=5, microsecond=0), tick=False):
-        assert [limits._take_minute_budget(endpoint) for _ in range(3)] == [0.0, 0.0, 0.0]
-        assert limits._take_minute_budget(endpoint) == pytest.approx(55, abs=0.01)
+        assert [limits.take_minute_budget(endpoint) for _ in range(3)] == [0.0, 0.0, 0.0]
+        assert limits.take_minute_budget(endpoint) == pytest.approx(55, abs=0.01)
     with time_machine.travel(timezone.now().replace(second=5, microsecond=0) + timedelta(minutes=1), tick=False):
-        assert limits._take_minute_budget(endpoint) == 0.0
+        assert limits.take_minute_budget(endpoint) == 0.0

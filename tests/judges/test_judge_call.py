@@ -10,7 +10,15 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from judges.actions import ConfigError, check_connection, create_judge, run_judge_on_session, run_judge_on_trace, update_endpoint, update_judge
+from judges.actions import (
+    ConfigError,
+    check_connection,
+    create_judge,
+    run_judge_on_session,
+    run_judge_on_trace,
+    update_endpoint,
+    update_judge,
+)
 from judges.models import Evaluation, Judge, ModelEndpoint
 from tests.conftest import STANDIN_KEY, make_trace
 from traces.actions import ingest_traces

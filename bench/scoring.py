@@ -1,0 +1,197 @@
+"""Judging speed, end to end: gunicorn + qcluster(s) + the stand-in model at 500 ms per call.
+
+(a) latency: a steady stream of traces (default 10/s for 30 s) through the JSON API with 3 active judges;
+    time from each ingest response to each assessment row, p50/p95. Target p95 ≤ 2.5 s.
+(b) throughput: 2,000 traces already stored, then a judge is switched on (backfill) with endpoint concurrency
+    32; judgements per second until all are done. Bound: 32 / 0.5 s = 64/s; target ≥ 80% of it.
+
+    .venv/bin/python bench/scoring.py --db sqlite
+    .venv/bin/python bench/scoring.py --db postgres          # PostgreSQL + Redis broker
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def wait_http(port: int, path: str, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", path)
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"nothing answered on port {port}")
+
+
+def trace_body(trace_id: str, n: int) -> dict:
+    now = datetime.now(tz=UTC).isoformat()
+    return {
+        "trace_id": trace_id,
+        "start_time": now,
+        "end_time": now,
+        "request": {"messages": [{"role": "user", "content": f"Where is my order #{1000 + n}? It was due yesterday."}]},
+        "response": {"content": f"Order #{1000 + n} is with UPS and arrives tomorrow before noon."},
+        "metadata": {"environment": "production"},
+        "spans": [
+            {"span_id": "root", "name": "agent", "span_type": "AGENT", "start_time": now, "end_time": now},
+            {"span_id": "llm", "parent_span_id": "root", "name": "chat", "span_type": "CHAT_MODEL", "start_time": now, "end_time": now},
+        ],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--rate", type=float, default=10.0, help="traces per second in (a)")
+    parser.add_argument("--seconds", type=int, default=30, help="duration of (a)")
+    parser.add_argument("--backlog", type=int, default=2000, help="traces in (b)")
+    parser.add_argument("--latency-ms", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--clusters", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes per qcluster")
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--standin-port", type=int, default=8912)
+    args = parser.parse_args()
+
+    env = dict(os.environ)
+    for key in ("DATABASE_URL", "REDIS_URL"):
+        env.pop(key, None)
+    scratch = tempfile.mkdtemp(prefix="evalapp-scoring-")
+    env.update(EVALAPP_VAR_DIR=scratch, EVALAPP_LOG_LEVEL="WARNING", EVALAPP_Q_WORKERS=str(args.workers), EVALAPP_Q_QUEUE=f"bench-{os.getpid()}")
+    if args.db == "postgres":
+        import psycopg
+
+        url = "postgres://postgres@127.0.0.1:5432/evalapp_bench"
+        with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as connection:
+            connection.execute('DROP DATABASE IF EXISTS "evalapp_bench" WITH (FORCE)')
+            connection.execute('CREATE DATABASE "evalapp_bench"')
+        env["DATABASE_URL"] = url
+        env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    python = sys.executable
+    subprocess.run([python, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True)
+    token = subprocess.run(
+        [python, "manage.py", "create_token", "bench", "--create-user"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "evalapp.settings"
+    import django
+
+    django.setup()
+    from judges.actions import create_endpoint, create_judge, update_judge
+    from traces.actions import create_experiment
+    from traces.models import Assessment
+
+    processes = []
+    logs = Path(scratch)
+    try:
+        processes.append(subprocess.Popen(
+            [python, "manage.py", "standin_llm", "--port", str(args.standin_port), "--latency-ms", str(args.latency_ms)],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        ))
+        processes.append(subprocess.Popen(
+            [python, "-m", "gunicorn", "evalapp.wsgi:application", "--bind", f"127.0.0.1:{args.port}", "--workers", "2", "--log-level", "warning"],
+            cwd=ROOT, env=env,
+        ))
+        for index in range(args.clusters):
+            processes.append(subprocess.Popen(
+                [python, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=open(logs / f"qcluster-{index}.log", "w"), stderr=subprocess.STDOUT
+            ))
+        wait_http(args.standin_port, "/health")
+        wait_http(args.port, "/healthz")
+        endpoint = create_endpoint(
+            name="bench stand-in", model="openai/evalapp-standin", api_base=f"http://127.0.0.1:{args.standin_port}/v1",
+            api_key="bench", max_concurrency=args.concurrency, timeout_seconds=30, is_standin=True,
+        )
+        print(f"database: {args.db}{' + Redis broker' if args.db == 'postgres' else ' + ORM broker'}; stand-in latency {args.latency_ms} ms; "
+              f"{args.clusters} qcluster(s) × {args.workers} workers; endpoint concurrency {args.concurrency}", flush=True)
+        time.sleep(6)  # let the workers import everything before the clock starts
+
+        # (a) latency under a steady stream
+        experiment = create_experiment("latency")
+        for name, fields in {
+            "helpful": {"instructions": "Is {{ outputs }} a helpful answer to {{ inputs }}?"},
+            "relevance": {"builtin_key": "RelevanceToQuery"},
+            "pii": {"builtin_key": "PIILeakage"},
+        }.items():
+            create_judge(experiment, name=name, endpoint=endpoint, active=True, **fields)
+        connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
+        answered: dict[str, float] = {}
+        total = int(args.rate * args.seconds)
+        began = time.time()
+        for n in range(total):
+            target = began + n / args.rate
+            if (pause := target - time.time()) > 0:
+                time.sleep(pause)
+            trace_id = f"lat-{n}"
+            connection.request("POST", f"/api/v1/experiments/{experiment.pk}/traces", body=json.dumps({"traces": [trace_body(trace_id, n)]}),
+                               headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise SystemExit(f"ingest answered {response.status}")
+            answered[trace_id] = time.time()
+        expected = total * 3
+        deadline = time.time() + 120
+        while Assessment.objects.filter(trace__experiment=experiment).count() < expected and time.time() < deadline:
+            time.sleep(0.5)
+        rows = list(Assessment.objects.filter(trace__experiment=experiment).values_list("trace__trace_id", "created_at", "error_code"))
+        latencies = [created.timestamp() - answered[trace_id] for trace_id, created, _ in rows]
+        errors = sum(1 for *_, code in rows if code)
+        print(f"(a) {total} traces at {args.rate:g}/s × 3 judges: {len(rows)}/{expected} assessments ({errors} errors); "
+              f"ingest response → assessment p50 {percentile(latencies, 0.5):.2f} s, p95 {percentile(latencies, 0.95):.2f} s, "
+              f"max {max(latencies):.2f} s", flush=True)
+
+        # (b) throughput on a backlog
+        backlog = create_experiment("backlog")
+        judge = create_judge(backlog, name="helpful", instructions="Is {{ outputs }} a helpful answer to {{ inputs }}?", endpoint=endpoint, active=False)
+        for start in range(0, args.backlog, 200):
+            body = json.dumps({"traces": [trace_body(f"bl-{n}", n) for n in range(start, min(start + 200, args.backlog))]})
+            connection.request("POST", f"/api/v1/experiments/{backlog.pk}/traces", body=body, headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
+            connection.getresponse().read()
+        began = time.time()
+        update_judge(judge, active=True)  # backfill: everything logged in the last hour
+        deadline = began + 600
+        done = 0
+        while time.time() < deadline:
+            done = Assessment.objects.filter(trace__experiment=backlog).count()
+            if done >= args.backlog:
+                break
+            time.sleep(0.25)
+        elapsed = time.time() - began
+        bound = args.concurrency / (args.latency_ms / 1000)
+        rate = done / elapsed
+        print(f"(b) backlog of {args.backlog}: {done} judged in {elapsed:.1f} s = {rate:.1f} judgements/s "
+              f"({rate / bound:.0%} of the {bound:.0f}/s bound)", flush=True)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    main()
