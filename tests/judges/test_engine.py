@@ -241,3 +241,12 @@ def test_requests_per_minute_budget_is_shared(endpoint):
         assert limits.take_minute_budget(endpoint) == pytest.approx(55, abs=0.01)
     with time_machine.travel(timezone.now().replace(second=5, microsecond=0) + timedelta(minutes=1), tick=False):
         assert limits.take_minute_budget(endpoint) == 0.0
+
+
+def test_the_sweep_schedule_is_created_once():
+    from django_q.models import Schedule
+
+    tasks.ensure_schedule()
+    tasks.ensure_schedule()
+    schedule = Schedule.objects.get(name=tasks.SWEEP_SCHEDULE)
+    assert (schedule.func, schedule.schedule_type, schedule.minutes) == ("judges.tasks.sweep", Schedule.MINUTES, 1)

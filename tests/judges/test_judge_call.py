@@ -8,7 +8,7 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from judges.actions import (
     ConfigError,
@@ -377,3 +377,28 @@ def test_a_bad_filter_is_refused_when_the_judge_is_saved(experiment, endpoint):
     assert raised.value.errors["filter_string"] == "unknown field 'trace.sttus'; did you mean 'trace.status'? (at column 1)"
     judge = custom_judge(experiment, endpoint, filter_string="metadata.environment = 'production'")
     assert judge.filter_string == "metadata.environment = 'production'"
+
+
+def test_check_endpoint_command(endpoint):
+    out = StringIO()
+    call_command("check_endpoint", endpoint.name, stdout=out)
+    assert out.getvalue().startswith("Connected to openai/evalapp-standin in ")
+    update_endpoint(endpoint, api_key="sk-bad-bad-bad-bad")
+    with pytest.raises(CommandError, match="^Authentication failed: "):
+        call_command("check_endpoint", endpoint.name)
+    with pytest.raises(CommandError, match="No model endpoint named 'nope'"):
+        call_command("check_endpoint", "nope")
+
+
+def test_debug_logging_tells_each_decision(experiment, endpoint, caplog):
+    from judges import engine
+
+    custom_judge(experiment, endpoint, active=True, filter_string="metadata.environment = 'production'")
+    ingest(experiment, make_trace("kept"), make_trace("dropped", metadata={"environment": "staging"}))
+    with caplog.at_level(logging.DEBUG, logger="judges.decisions"):
+        ids = engine.select_traces(experiment.pk, list(Trace.objects.values_list("pk", flat=True)))
+        engine.claim(ids)
+    text = caplog.text
+    assert "judge helpful, trace kept: selected" in text
+    assert "judge helpful, trace dropped: filtered_out" in text
+    assert f"claimed evaluation {ids[0]} (judge helpful)" in text
