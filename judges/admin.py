@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
+from judges.actions import ENDPOINT_FIELDS, ConfigError, _clean_endpoint, create_endpoint, update_endpoint
 from judges.models import Evaluation, Judge, JudgeVersion, ModelEndpoint
 
 
@@ -16,7 +17,18 @@ class ModelEndpointForm(forms.ModelForm):
 
     class Meta:
         model = ModelEndpoint
-        exclude = ["api_key_encrypted", "detected_output_mode"]
+        fields = list(ENDPOINT_FIELDS)
+
+    def clean(self):
+        cleaned = super().clean()
+        data = {field: cleaned.get(field) for field in ENDPOINT_FIELDS if field in cleaned}
+        try:
+            # The same rules as every other way in (limits, reserved inference params, unique name).
+            _clean_endpoint(data, instance=self.instance if self.instance.pk else None)
+        except ConfigError as error:
+            for field, message in error.errors.items():
+                self.add_error(field if field in self.fields else None, message)
+        return cleaned
 
 
 @admin.register(ModelEndpoint)
@@ -26,9 +38,16 @@ class ModelEndpointAdmin(admin.ModelAdmin):
     readonly_fields = ["detected_output_mode", "created_at", "updated_at"]
 
     def save_model(self, request, obj: ModelEndpoint, form, change: bool) -> None:
+        # Through the actions, so a new key also lifts an authentication pause and nothing skips validation.
+        data = {field: form.cleaned_data.get(field) for field in ENDPOINT_FIELDS if field in form.cleaned_data}
         if form.cleaned_data.get("api_key"):
-            obj.set_api_key(form.cleaned_data["api_key"].strip())
-        super().save_model(request, obj, form, change)
+            data["api_key"] = form.cleaned_data["api_key"]
+        if change:
+            saved = update_endpoint(ModelEndpoint.objects.get(pk=obj.pk), **data)
+        else:
+            saved = create_endpoint(**data)
+        obj.pk = saved.pk
+        obj.refresh_from_db()
 
     @admin.display(boolean=True, description="API key set")
     def has_api_key(self, obj: ModelEndpoint) -> bool:

@@ -21,14 +21,15 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Exists, F, OuterRef, Prefetch, Sum
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, Sum
 from django.utils import timezone
 
 from judges import limits, selection
 from judges.actions import _record
-from judges.llm import BUDGET_EXCEEDED, NOT_APPLICABLE, CallResult, complete
+from judges.llm import AUTHENTICATION, BUDGET_EXCEEDED, CONFIGURATION, NOT_APPLICABLE, CallResult, complete
 from judges.models import Evaluation, EvaluationStatus, Judge, Scope, SweepState
 from judges.runner import Outcome, Prepared, definition_of, prepare_session, prepare_trace, session_traces
+from judges.secrets import SecretUnreadable
 from traces.models import Assessment, AssessmentSource, Session, Span, Trace, TraceStatus
 
 logger = logging.getLogger(__name__)
@@ -241,13 +242,19 @@ def _load(evaluations: list[Evaluation]) -> dict[int, Prepared]:
         for evaluation in evaluations:
             if evaluation.trace_id:
                 evaluation.trace = traces[evaluation.trace_id]
-    prepared = {}
+    prepared: dict[int, Prepared | CallResult] = {}
     for evaluation in evaluations:
-        definition = definition_of(evaluation.judge)
-        if evaluation.trace_id:
-            prepared[evaluation.pk] = prepare_trace(definition, evaluation.trace)
-        else:
-            prepared[evaluation.pk] = prepare_session(definition, evaluation.session, session_traces(evaluation.session))
+        try:
+            definition = definition_of(evaluation.judge)
+            if evaluation.trace_id:
+                prepared[evaluation.pk] = prepare_trace(definition, evaluation.trace)
+            else:
+                prepared[evaluation.pk] = prepare_session(definition, evaluation.session, session_traces(evaluation.session))
+        except SecretUnreadable as error:
+            prepared[evaluation.pk] = CallResult(error_code=CONFIGURATION, error_message=str(error))
+        except Exception as error:  # one broken evaluation must not strand the batch
+            logger.exception("preparing evaluation %s failed", evaluation.pk)
+            prepared[evaluation.pk] = CallResult(error_code=CONFIGURATION, error_message=f"Could not prepare the prompt: {type(error).__name__}: {error}")
     return prepared
 
 
@@ -289,15 +296,22 @@ def _call(evaluation: Evaluation, prepared: Prepared) -> Outcome:
 
 
 def _release_claim(evaluation: Evaluation, token: str) -> None:
-    """Give work back untouched (an infrastructure failure, not the model's): it will be picked up again."""
-    Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token, status=RUNNING).update(status=PENDING, claimed_by="", lease_expires_at=None)
+    """Give back work that was claimed but never started (time budget spent, judge paused meanwhile): it is
+    picked up again, and the claim doesn't count as an attempt."""
+    Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token, status=RUNNING).update(
+        status=PENDING, claimed_by="", lease_expires_at=None, attempts=F("attempts") - 1
+    )
 
 
-def _start(waiting: list[tuple[Evaluation, Prepared]], in_flight: dict, pool: ThreadPoolExecutor, token: str) -> list:
-    """Start the calls that endpoint slots (and per-minute budgets) allow now; returns what must still wait."""
+def _start(waiting: list[tuple[Evaluation, Prepared]], in_flight: dict, pool: ThreadPoolExecutor, token: str, paused: set[int]) -> list:
+    """Start the calls that endpoint slots (and per-minute budgets) allow now; returns what must still wait.
+    Work of a judge paused meanwhile (its key was refused) is given back to wait for the fix."""
     blocked: set[int] = set()
     still_waiting = []
     for evaluation, ready in waiting:
+        if evaluation.judge_id in paused:
+            _release_claim(evaluation, token)
+            continue
         endpoint = evaluation.judge.endpoint
         holder = f"{token}:{evaluation.pk}"
         slot = None
@@ -339,6 +353,8 @@ def drain(
     finished = 0
     ids: list[int] | None = first_ids
     may_claim = True
+    paused: set[int] = set()
+    claimed_here: list[Evaluation] = []
     try:
         with ThreadPoolExecutor(max_workers=max_in_flight) as pool:
             while True:
@@ -353,11 +369,14 @@ def drain(
                     ids = None
                     found_nothing = not claimed
                     if claimed:
+                        claimed_here.extend(claimed)
                         prepared = _load(claimed)
                         for evaluation in claimed:
                             budgets.load(evaluation.judge)
                             ready = prepared[evaluation.pk]
-                            if ready.not_applicable or ready.prompt is None:
+                            if isinstance(ready, CallResult):
+                                outcome = Outcome(ready)
+                            elif ready.not_applicable or ready.prompt is None:
                                 outcome = Outcome(CallResult(error_code=NOT_APPLICABLE, error_message=ready.not_applicable))
                             elif (capped := budgets.exhausted(evaluation.judge)) is not None:
                                 outcome = Outcome(capped)
@@ -365,7 +384,11 @@ def drain(
                                 waiting.append((evaluation, ready))
                                 continue
                             finished += _finish(evaluation, token, outcome)
-                waiting = _start(waiting, in_flight, pool, token)
+                if time.monotonic() >= deadline and waiting:
+                    for evaluation, _ in waiting:  # out of time: what hasn't started goes back to the queue
+                        _release_claim(evaluation, token)
+                    waiting = []
+                waiting = _start(waiting, in_flight, pool, token, paused)
                 if not in_flight and not waiting:
                     if may_claim and not found_nothing and time.monotonic() < deadline:
                         continue  # take another look: more may have arrived meanwhile
@@ -380,16 +403,17 @@ def drain(
                     limits.release(slot, f"{token}:{evaluation.pk}")
                     try:
                         outcome = future.result()
-                    except Exception:  # a bug in our code, not the model's answer: hand the work back
-                        logger.exception("judging evaluation %s failed; handing it back", evaluation.pk)
-                        _release_claim(evaluation, token)
-                        continue
+                    except Exception as error:  # a bug on our side: recorded (and visible), never retried in a loop
+                        logger.exception("judging evaluation %s failed", evaluation.pk)
+                        outcome = Outcome(CallResult(error_code="provider_error", error_message=f"internal error: {type(error).__name__}: {error}"))
                     budgets.add(evaluation.judge, outcome.result.cost_usd)
+                    if outcome.result.error_code == AUTHENTICATION:
+                        paused.add(evaluation.judge_id)
                     finished += _finish(evaluation, token, outcome)
     finally:
         stop.set()
         heartbeat.join(timeout=5)
-        for evaluation, _ in waiting:
+        for evaluation in claimed_here:  # anything still ours after an unexpected error goes back to the queue
             _release_claim(evaluation, token)
     return finished
 
@@ -436,26 +460,31 @@ def reclaim_expired(now: datetime | None = None) -> tuple[list[int], int]:
     return reclaimable, abandoned
 
 
-def sweep_traces(now: datetime | None = None) -> int:
-    """Look again at traces written since the last sweep (with an overlap), selecting what an enqueue missed."""
+def sweep_traces(now: datetime | None = None, *, max_traces: int = SWEEP_MAX_TRACES) -> int:
+    """Look again at traces written since the last sweep (with an overlap), selecting what an enqueue missed.
+    A run that hits the size cap leaves a (time, id) cursor, and the next run continues from it."""
     now = now or timezone.now()
     state = SweepState.objects.filter(name="traces").first()
-    start = (state.watermark - SWEEP_OVERLAP) if state else now - timedelta(hours=1)
     end = now - SWEEP_SETTLE
-    rows = list(
-        Trace.objects.filter(updated_at__gte=start, updated_at__lt=end)
-        .exclude(status=TraceStatus.IN_PROGRESS)
-        .order_by("updated_at", "pk")
-        .values_list("pk", "experiment_id", "updated_at")[:SWEEP_MAX_TRACES]
-    )
+    traces = Trace.objects.filter(updated_at__lt=end).exclude(status=TraceStatus.IN_PROGRESS)
+    if state is None:
+        traces = traces.filter(updated_at__gte=now - timedelta(hours=1))
+    elif state.cursor_pk is not None:
+        traces = traces.filter(Q(updated_at__gt=state.watermark) | Q(updated_at=state.watermark, pk__gt=state.cursor_pk))
+    else:
+        traces = traces.filter(updated_at__gte=state.watermark - SWEEP_OVERLAP)
+    rows = list(traces.order_by("updated_at", "pk").values_list("pk", "experiment_id", "updated_at")[:max_traces])
     by_experiment: dict[int, list[int]] = defaultdict(list)
     for pk, experiment_id, _ in rows:
         by_experiment[experiment_id].append(pk)
     for experiment_id, pks in by_experiment.items():
         for chunk in range(0, len(pks), 1000):
             select_traces(experiment_id, pks[chunk : chunk + 1000])
-    watermark = rows[-1][2] if len(rows) == SWEEP_MAX_TRACES else end
-    SweepState.objects.update_or_create(name="traces", defaults={"watermark": max(watermark, start + SWEEP_OVERLAP)})
+    if len(rows) == max_traces:
+        defaults = {"watermark": rows[-1][2], "cursor_pk": rows[-1][0]}
+    else:
+        defaults = {"watermark": end, "cursor_pk": None}
+    SweepState.objects.update_or_create(name="traces", defaults=defaults)
     return len(rows)
 
 

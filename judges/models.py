@@ -181,6 +181,8 @@ class SweepState(models.Model):
 
     name = models.CharField(max_length=50, primary_key=True)
     watermark = models.DateTimeField()
+    # Set when the last run stopped at its size cap: resume right after this row instead of re-reading the overlap.
+    cursor_pk = models.BigIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.name}: {self.watermark.isoformat()}"

@@ -97,6 +97,8 @@ class OutputSpec:
                 raise InvalidAnswer(f"expected {'an integer' if self.output_type == 'integer' else 'a number'}, got {json.dumps(raw)}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
             raise InvalidAnswer(f"expected {'an integer' if self.output_type == 'integer' else 'a number'}, got {json.dumps(raw)}")
+        if abs(value) > 1e15:  # beyond what any scale a judge is given means; also keeps float() from overflowing
+            raise InvalidAnswer(f"{str(value)[:30]}… is not a plausible {self.output_type} answer")
         if self.output_type == "integer":
             if isinstance(value, float) and not value.is_integer():
                 raise InvalidAnswer(f"expected an integer, got {value}")

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Count, F, Max, Min, OuterRef, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -103,6 +104,7 @@ def ingest_traces(experiment: Experiment, batch: list[TraceIn]) -> IngestResult:
     now = timezone.now()
     with transaction.atomic():
         trace_ids = [trace.trace_id for trace in batch]
+        _lock_trace_ids(trace_ids)
         existing = {row.trace_id: row for row in Trace.objects.filter(trace_id__in=trace_ids)}
         conflicts = [
             (f"traces[{index}].trace_id", f"{trace.trace_id!r} already belongs to another experiment (id {existing[trace.trace_id].experiment_id})")
@@ -188,6 +190,17 @@ def ingest_traces(experiment: Experiment, batch: list[TraceIn]) -> IngestResult:
         experiment.pk,
     )
     return result
+
+
+def _lock_trace_ids(trace_ids: list[str]) -> None:
+    """Serialize concurrent ingests of the same trace (spans of one trace sent by two requests at once), so each
+    builds the trace from the other's committed spans. SQLite's IMMEDIATE transactions already serialize all
+    writers; PostgreSQL gets a transaction-scoped advisory lock per trace id, taken in a fixed order."""
+    if connection.vendor != "postgresql" or not trace_ids:
+        return
+    keys = sorted({int.from_bytes(hashlib.sha256(trace_id.encode()).digest()[:8], "big", signed=True) for trace_id in trace_ids})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(key) FROM unnest(%s::bigint[]) AS key ORDER BY key", [keys])
 
 
 def _recount_sessions(experiment: Experiment, touched: set[str], fresh: set[str], now: datetime) -> list[int]:

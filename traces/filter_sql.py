@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Exists, OuterRef, Q
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models import CharField, Exists, F, FloatField, Func, OuterRef, Q
+from django.db.models.functions import Cast
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, In, IRegex, IsNull, LessThan, LessThanOrEqual, Regex
 
 from traces import filters
@@ -42,11 +42,32 @@ def _timestamp(op: str, value) -> Q:
         return ~_timestamp("IN", value)
     if op == "IS NULL":
         return Q(pk__in=[])
-    return Q()
+    return Q(pk__isnull=False)  # IS NOT NULL: every trace has a start time
+
+
+class JsonKeyText(Func):
+    """A JSON object's value at `key`, as text. Django's key transforms read digit-only keys as array indices
+    (metadata key "123"), so the path is built here, always as an object key."""
+
+    output_field = CharField()
+
+    def __init__(self, column: str, key: str):
+        super().__init__(F(column))
+        self.key = key
+
+    def as_sql(self, compiler, connection, **extra_context):
+        column_sql, params = compiler.compile(self.source_expressions[0])
+        if connection.vendor == "postgresql":
+            return f"({column_sql} ->> %s)", [*params, self.key]
+        return f"JSON_EXTRACT({column_sql}, %s)", [*params, '$."' + self.key + '"']
 
 
 def _atom(expression, op: str, value, *, empty_is_null: bool) -> Q:
     """A two-valued comparison: NULL (or '') never matches, except IS NULL."""
+    values = value if isinstance(value, tuple) else (value,)
+    if any(isinstance(item, float) for item in values):
+        # Integer columns would otherwise round the literal (duration = 1.5 matching 1).
+        expression = Cast(expression, FloatField())
     present = Q(IsNull(expression, False))
     if empty_is_null:
         present &= ~Q(Exact(expression, ""))
@@ -77,7 +98,7 @@ def _comparison(node: filters.Comparison) -> Q:
         column = field.info.column
         return _atom(Trace._meta.get_field(column).get_col(Trace._meta.db_table), node.op, node.value, empty_is_null=field.info.kind == "string")
     if field.source in ("metadata", "tags"):
-        return _atom(KeyTextTransform(field.name, field.source), node.op, node.value, empty_is_null=False)
+        return _atom(JsonKeyText(field.source, field.name), node.op, node.value, empty_is_null=False)
     column = field.info.column
     spans = Span.objects.filter(trace=OuterRef("pk"))
     span_q = _atom(Span._meta.get_field(column).get_col(Span._meta.db_table), node.op, node.value, empty_is_null=True)

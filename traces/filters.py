@@ -22,6 +22,8 @@ STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 NUMBER_OPS = ("=", "!=", "<", "<=", ">", ">=", "IN", "NOT IN")
 NULL_OPS = ("IS NULL", "IS NOT NULL")
 TRACE_STATUSES = ("OK", "ERROR", "IN_PROGRESS")
+MAX_TIMESTAMP_MS = 253_402_300_799_999
+MAX_NUMBER = 1e15
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,8 @@ def _field(token: Token) -> Field:
         key = ".".join(parts[1:])
         if not key:
             raise FilterError(f"'{token.text}' needs a key after '{parts[0]}.'", token.position)
+        if '"' in key or "\\" in key:
+            raise FilterError(f"'{token.text}': keys with double quotes or backslashes can't be filtered on", token.position)
         source = "tags" if prefix in ("tags", "tag") else "metadata"
         if source == "metadata" and key in METADATA_ALIASES:
             column = METADATA_ALIASES[key]
@@ -333,10 +337,13 @@ class _Parser:
         if token.kind != "number":
             raise FilterError(f"{field} is a number; expected a number such as 1500, found '{token.text or 'the end'}'", token.position)
         self.advance()
-        if field.name == "timestamp_ms" and not isinstance(token.value, int):
-            raise FilterError("trace.timestamp_ms takes whole milliseconds since 1970", token.position)
-        if isinstance(token.value, float) and not math.isfinite(token.value):
-            raise FilterError("the number is out of range", token.position)
+        if field.name == "timestamp_ms":
+            if not isinstance(token.value, int):
+                raise FilterError("trace.timestamp_ms takes whole milliseconds since 1970", token.position)
+            if not 0 <= token.value <= MAX_TIMESTAMP_MS:
+                raise FilterError("trace.timestamp_ms must be between 0 and 253402300799999 (the year 9999)", token.position)
+        if not math.isfinite(token.value) or abs(token.value) > MAX_NUMBER:
+            raise FilterError(f"{token.text} is out of range (at most {MAX_NUMBER:.0e} either way)", token.position)
         return token.value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -250,3 +251,82 @@ def test_the_sweep_schedule_is_created_once():
     tasks.ensure_schedule()
     schedule = Schedule.objects.get(name=tasks.SWEEP_SCHEDULE)
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == ("judges.tasks.sweep", Schedule.MINUTES, 1)
+
+
+def test_sweep_pages_through_a_burst_larger_than_its_cap(experiment, endpoint):
+    from traces.signals import traces_ingested
+
+    helpful(experiment, endpoint)
+    traces_ingested.disconnect(dispatch_uid="judges-on-ingest")
+    try:
+        ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(8)])  # one burst, one updated_at
+    finally:
+        traces_ingested.connect(tasks.traces_ingested_receiver, dispatch_uid="judges-on-ingest")
+    later = timezone.now() + timedelta(seconds=30)
+    with time_machine.travel(later):
+        examined = [engine.sweep_traces(max_traces=5) for _ in range(3)]
+    assert examined[:2] == [5, 3]
+    assert Evaluation.objects.count() == 8
+
+
+def test_a_failing_evaluation_is_recorded_not_retried_in_a_loop(experiment, endpoint, standin, monkeypatch):
+    helpful(experiment, endpoint)
+    ids = engine.select_traces(experiment.pk, ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1)).trace_pks)
+    calls = []
+
+    def broken(evaluation, prepared):
+        calls.append(evaluation.pk)
+        if evaluation.pk == ids[0]:
+            raise OverflowError("int too large to convert to float")
+        return original(evaluation, prepared)
+
+    original = engine._call
+    monkeypatch.setattr(engine, "_call", broken)
+    engine.drain(ids, budget_seconds=2)
+    assert calls.count(ids[0]) == 1
+    assert Evaluation.objects.get(pk=ids[0]).error_message.startswith("internal error: OverflowError")
+    assert Evaluation.objects.get(pk=ids[1]).status == "done"
+
+
+def test_drain_gives_work_back_when_its_time_is_up_waiting_for_a_slot(experiment, endpoint, standin):
+    from judges import limits
+    from judges.actions import update_endpoint
+
+    update_endpoint(endpoint, max_concurrency=1)
+    endpoint.refresh_from_db()
+    limits.ensure_slots(endpoint)
+    assert limits.try_acquire(endpoint, "another-worker") is not None  # the only slot, held elsewhere
+    helpful(experiment, endpoint)
+    ids = engine.select_traces(experiment.pk, ingest(experiment, make_trace("t1")).trace_pks)
+    began = time.monotonic()
+    assert engine.drain(ids, budget_seconds=1) == 0
+    assert time.monotonic() - began < 3
+    evaluation = Evaluation.objects.get()
+    assert (evaluation.status, evaluation.attempts) == ("pending", 0)
+
+
+def test_unreadable_key_is_a_configuration_error_and_the_rest_of_the_batch_is_judged(experiment, endpoint, standin, db):
+    from judges.actions import create_endpoint
+
+    broken = create_endpoint(name="broken", model="openai/x", api_base=standin.api_base, api_key="k")
+    from judges.models import ModelEndpoint
+
+    ModelEndpoint.objects.filter(pk=broken.pk).update(api_key_encrypted="gAAAAA-not-a-token")
+    helpful(experiment, endpoint)
+    helpful(experiment, broken, name="broken-judge")
+    ids = engine.select_traces(experiment.pk, ingest(experiment, make_trace("t1")).trace_pks)
+    engine.drain(ids, budget_seconds=5)
+    outcomes = dict(Evaluation.objects.values_list("judge__name", "error_code"))
+    assert outcomes == {"helpful": "", "broken-judge": "configuration"}
+    assert not Evaluation.objects.filter(status="running").exists()
+
+
+def test_after_an_authentication_failure_the_rest_waits_for_the_fix(experiment, endpoint, standin):
+    from judges.actions import update_endpoint
+
+    update_endpoint(endpoint, api_key="sk-wrong-wrong-wrong", max_concurrency=1)
+    helpful(experiment, endpoint)
+    ids = engine.select_traces(experiment.pk, ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(5)]).trace_pks)
+    engine.drain(ids, budget_seconds=5)
+    assert Evaluation.objects.filter(error_code="authentication").count() == 1
+    assert Evaluation.objects.filter(status="pending").count() == 4

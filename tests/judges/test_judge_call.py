@@ -359,10 +359,6 @@ def test_admin_sets_the_key_without_ever_showing_it(admin_client, endpoint):
         "timeout_seconds": 5,
         "max_retries": 2,
         "output_mode": "auto",
-        "created_at_0": "2026-11-22",
-        "created_at_1": "10:00:00",
-        "updated_at_0": "2026-11-22",
-        "updated_at_1": "10:00:00",
     }
     response = admin_client.post(f"/admin/judges/modelendpoint/{endpoint.pk}/change/", form)
     assert response.status_code == 302, response.content[:2000]
@@ -402,3 +398,16 @@ def test_debug_logging_tells_each_decision(experiment, endpoint, caplog):
     assert "judge helpful, trace kept: selected" in text
     assert "judge helpful, trace dropped: filtered_out" in text
     assert f"claimed evaluation {ids[0]} (judge helpful)" in text
+
+
+def test_admin_applies_the_same_rules_and_a_new_key_lifts_the_pause(admin_client, experiment, endpoint):
+    judge = custom_judge(experiment, endpoint)
+    Judge.objects.filter(pk=judge.pk).update(paused_reason="Authentication failed at Stand-in (test): bad key")
+    base = {"name": endpoint.name, "model": endpoint.model, "api_base": endpoint.api_base, "inference_params": "{}",
+            "max_concurrency": 8, "timeout_seconds": 5, "max_retries": 2, "output_mode": "auto"}
+    refused = admin_client.post(f"/admin/judges/modelendpoint/{endpoint.pk}/change/", {**base, "inference_params": '{"api_key": "x"}'})
+    assert refused.status_code == 200 and b"set by evalapp and can&#x27;t be overridden" in refused.content
+    saved = admin_client.post(f"/admin/judges/modelendpoint/{endpoint.pk}/change/", {**base, "api_key": STANDIN_KEY})
+    assert saved.status_code == 302
+    judge.refresh_from_db()
+    assert judge.paused_reason == ""

@@ -64,3 +64,33 @@ def test_ingest_announces_what_it_wrote_after_commit(experiment):
     assert sorted(received[0]["trace_pks"]) == sorted(Trace.objects.values_list("pk", flat=True))
     assert received[0]["session_pks"] == [Session.objects.get().pk]
     assert result.created == 2
+
+
+def test_spans_of_one_trace_sent_concurrently_make_a_whole_trace(experiment):
+    start = BASE_TIME
+    root = SpanIn(span_id="root", started_at=start, ended_at=start + timedelta(seconds=2), name="agent")
+    children = [
+        SpanIn(span_id=f"child-{n}", parent_span_id="root", started_at=start + timedelta(milliseconds=n), name=f"step {n}")
+        for n in range(6)
+    ]
+    parts = [[root], *[[child] for child in children]]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(parts))
+
+    def send(spans) -> None:
+        try:
+            barrier.wait()
+            ingest_traces(experiment, [TraceIn(trace_id="split", spans=spans)])
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(spans,)) for spans in parts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    trace = Trace.objects.get(trace_id="split")
+    assert (trace.span_count, trace.status, trace.name) == (7, "OK", "agent")
