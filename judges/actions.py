@@ -137,6 +137,8 @@ def _clean_endpoint(data: dict[str, Any], *, instance: ModelEndpoint | None) -> 
             errors["output_mode"] = f"must be one of {', '.join(OutputMode.values)}"
         clean["output_mode"] = mode
     if "is_standin" in data:
+        if not isinstance(data["is_standin"], bool):
+            errors["is_standin"] = "must be true or false"
         clean["is_standin"] = bool(data["is_standin"])
     unknown = set(data) - set(ENDPOINT_FIELDS) - {"api_key", "clear_api_key"}
     for field in sorted(unknown):
@@ -266,6 +268,9 @@ def _clean_judge(experiment: Experiment, data: dict[str, Any], *, instance: Judg
         scope = Scope.TRACE
 
     builtin_key = merged.get("builtin_key") or ""
+    if not isinstance(builtin_key, str):
+        errors["builtin_key"] = "must be the key of a built-in judge, such as 'Safety'"
+        builtin_key = ""
     builtin = BUILTIN_JUDGES.get(builtin_key) if builtin_key else None
     if builtin_key and builtin is None:
         errors["builtin_key"] = f"unknown built-in judge {builtin_key!r}"
@@ -353,6 +358,9 @@ def _clean_judge(experiment: Experiment, data: dict[str, Any], *, instance: Judg
         idle = _positive_int(errors, "session_idle_seconds", idle, minimum=10, maximum=7 * 86400, required=False)
 
     cap = _decimal(errors, "daily_cost_cap_usd", merged.get("daily_cost_cap_usd"))
+    active = merged.get("active", False)
+    if not isinstance(active, bool):
+        errors["active"] = "must be true or false"
     if errors:
         raise ConfigError(errors)
     return {
