@@ -17,6 +17,8 @@ from rest_framework.views import APIView
 from traces import otlp
 from traces.actions import create_experiment, ingest_traces
 from traces.http import BodyError, read_body
+from traces.filter_sql import filter_traces
+from traces.filters import FilterError
 from traces.models import Assessment, Experiment, Session, Span, Trace
 from traces.pagination import CursorError, page
 from traces.payload import PayloadError, parse_timestamp, parse_trace_batch
@@ -98,6 +100,11 @@ class TraceListView(APIView):
                 traces = traces.filter(session_id=request.query_params["session_id"])
             if request.query_params.get("status"):
                 traces = traces.filter(status=request.query_params["status"].upper())
+            if request.query_params.get("filter_string", "").strip():
+                try:
+                    traces = filter_traces(traces, request.query_params["filter_string"])
+                except FilterError as error:
+                    raise PayloadError([("filter_string", str(error))]) from None
             rows, next_cursor = page(traces, time_field="started_at", cursor=request.query_params.get("cursor"), size=size)
         except PayloadError as error:
             return Response(error.as_json(), status=400)

@@ -203,3 +203,13 @@ def test_experiments_can_be_created_and_listed(api):
     assert duplicate.status_code == 400
     assert "name" in duplicate.json()["errors"]
     assert [e["name"] for e in api.get("/api/v1/experiments").json()["experiments"]] == ["my-agent"]
+
+
+def test_trace_search_uses_the_filter_language(api, experiment):
+    post(api, experiment, [make_trace("fast", minutes=1), make_trace("staging", minutes=2, metadata={"environment": "staging"})])
+    url = f"/api/v1/experiments/{experiment.pk}/traces"
+    found = api.get(url, {"filter_string": "metadata.environment = 'staging' AND span.type = 'RETRIEVER'"}).json()["traces"]
+    assert [t["trace_id"] for t in found] == ["staging"]
+    bad = api.get(url, {"filter_string": "trace.sttus = 'OK'"})
+    assert bad.status_code == 400
+    assert bad.json()["errors"] == [{"field": "filter_string", "message": "unknown field 'trace.sttus'; did you mean 'trace.status'? (at column 1)"}]
