@@ -488,6 +488,28 @@ def pause_judge(judge: Judge, reason: str) -> None:
     logger.warning("paused judge %s: %s", judge.name, reason)
 
 
+def _record_by_hand(judge: Judge, outcome: Outcome, started, **target) -> Assessment:
+    with transaction.atomic():
+        assessment = _record(judge, outcome, **target)
+        session = target.get("session")
+        Evaluation.objects.create(
+            judge=judge,
+            judge_version=judge.version,
+            session_generation=session.trace_count if session is not None else 0,
+            manual=True,
+            status=EvaluationStatus.DONE if outcome.ok else EvaluationStatus.ERROR,
+            attempts=1,
+            assessment=assessment,
+            error_code=outcome.result.error_code,
+            error_message=outcome.result.error_message,
+            cost_usd=outcome.result.cost_usd,
+            started_at=started,
+            finished_at=timezone.now(),
+            **target,
+        )
+    return assessment
+
+
 def run_judge_on_trace(judge: Judge, trace: Trace) -> Assessment:
     """Judge one trace now (by hand: ignores sampling, filter and on/off) and record the result."""
     if trace.experiment_id != judge.experiment_id:
@@ -495,48 +517,14 @@ def run_judge_on_trace(judge: Judge, trace: Trace) -> Assessment:
     if judge.scope != Scope.TRACE:
         raise ConfigError({"trace": f"{judge.name} judges sessions, not single traces"})
     started = timezone.now()
-    outcome = evaluate_trace(definition_of(judge), trace)
-    with transaction.atomic():
-        assessment = _record(judge, outcome, trace=trace)
-        Evaluation.objects.create(
-            judge=judge,
-            judge_version=judge.version,
-            trace=trace,
-            manual=True,
-            status=EvaluationStatus.DONE if outcome.ok else EvaluationStatus.ERROR,
-            attempts=1,
-            assessment=assessment,
-            error_code=outcome.result.error_code,
-            error_message=outcome.result.error_message,
-            cost_usd=outcome.result.cost_usd,
-            started_at=started,
-            finished_at=timezone.now(),
-        )
-    return assessment
+    return _record_by_hand(judge, evaluate_trace(definition_of(judge), trace), started, trace=trace)
 
 
 def run_judge_on_session(judge: Judge, session: Session) -> Assessment:
+    """Judge one conversation now, whatever its idle time, and record the result."""
     if session.experiment_id != judge.experiment_id:
         raise ConfigError({"session": f"session {session.session_id} is not in the judge's experiment"})
     if judge.scope != Scope.SESSION:
         raise ConfigError({"session": f"{judge.name} judges single traces, not sessions"})
     started = timezone.now()
-    outcome = evaluate_session(definition_of(judge), session)
-    with transaction.atomic():
-        assessment = _record(judge, outcome, session=session)
-        Evaluation.objects.create(
-            judge=judge,
-            judge_version=judge.version,
-            session=session,
-            session_generation=session.trace_count,
-            manual=True,
-            status=EvaluationStatus.DONE if outcome.ok else EvaluationStatus.ERROR,
-            attempts=1,
-            assessment=assessment,
-            error_code=outcome.result.error_code,
-            error_message=outcome.result.error_message,
-            cost_usd=outcome.result.cost_usd,
-            started_at=started,
-            finished_at=timezone.now(),
-        )
-    return assessment
+    return _record_by_hand(judge, evaluate_session(definition_of(judge), session), started, session=session)

@@ -16,9 +16,9 @@ from rest_framework.views import APIView
 
 from traces import otlp
 from traces.actions import create_experiment, ingest_traces
-from traces.http import BodyError, read_body
 from traces.filter_sql import filter_traces
 from traces.filters import FilterError
+from traces.http import BodyError, read_body
 from traces.models import Assessment, Experiment, Session, Span, Trace
 from traces.pagination import CursorError, page
 from traces.payload import PayloadError, parse_timestamp, parse_trace_batch

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from traces.payload import PayloadError
-from traces.records import SpanIn, TraceIn, stringify
+from traces.records import SPAN_TYPES, SpanIn, TraceIn, stringify
 
 EXPERIMENT_ATTRIBUTE = "evalapp.experiment.id"
 MAX_ERRORS = 50
@@ -37,18 +37,7 @@ GENAI_OPERATIONS = {
     "invoke_agent": "AGENT",
     "create_agent": "AGENT",
 }
-SPAN_TYPE_NAMES = {
-    "AGENT",
-    "CHAIN",
-    "CHAT_MODEL",
-    "LLM",
-    "RETRIEVER",
-    "TOOL",
-    "EMBEDDING",
-    "RERANKER",
-    "PARSER",
-    "UNKNOWN",
-}
+SPAN_TYPE_NAMES = set(SPAN_TYPES)
 # Attribute → is it JSON-encoded? Consumed into inputs/outputs and not stored again as attributes.
 INPUT_KEYS = ("mlflow.spanInputs", "input.value", "gen_ai.input.messages", "gen_ai.prompt", "gen_ai.tool.call.arguments")
 OUTPUT_KEYS = (
