@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connection
 from django.utils import timezone
 
 from judges import engine, tasks
@@ -220,7 +221,13 @@ def test_endpoint_concurrency_limit_holds_across_workers(experiment, endpoint, s
     result = ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(8)])
     ids = engine.select_traces(experiment.pk, result.trace_pks)
     # Two "workers" (as two qclusters would), each with a batch of its own.
-    workers = [threading.Thread(target=engine.judge_pending, args=(part,)) for part in (ids[:4], ids[4:])]
+    def worker(part):
+        try:
+            engine.judge_pending(part)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=worker, args=(part,)) for part in (ids[:4], ids[4:])]
     for worker in workers:
         worker.start()
     for worker in workers:
