@@ -183,7 +183,7 @@ LOGGING = {
         "evalapp": {"level": LOG_LEVEL},
         "traces": {"level": LOG_LEVEL},
         "judges": {"level": LOG_LEVEL},
-        "django_q": {"level": os.environ.get("EVALAPP_Q_LOG_LEVEL", "WARNING")},
+        "django-q": {"level": env_choice("EVALAPP_Q_LOG_LEVEL", "WARNING", LOG_LEVELS)},
     },
 }
 

@@ -133,3 +133,18 @@ def fast_retries(monkeypatch):
     monkeypatch.setattr("judges.runner.complete", complete)
     monkeypatch.setattr("judges.actions.complete", complete)
     return slept
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_sqlite_leftovers():
+    """SQLite's -wal/-shm files can outlive the test database when a killed worker held it open."""
+    yield
+    import glob
+    import os
+
+    from django.conf import settings
+
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if name and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        for leftover in glob.glob(f"{name}-*"):
+            os.remove(leftover)

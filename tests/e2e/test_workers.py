@@ -47,6 +47,7 @@ class Cluster:
             EVALAPP_LEASE_SECONDS=str(LEASE_SECONDS),
             EVALAPP_Q_WORKERS="2",
             EVALAPP_LOG_LEVEL="DEBUG",
+            EVALAPP_Q_LOG_LEVEL="INFO",  # for the "running" line wait_ready looks for
         )
         self.log_path = log
         self.log = open(log, "w")
@@ -69,6 +70,9 @@ class Cluster:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        wait_for(lambda: "running." in self.log_path.read_text(), timeout, [self], "the cluster to start")
 
     def output(self) -> str:
         self.log.flush()
@@ -133,8 +137,10 @@ def test_ingested_trace_is_judged_by_a_worker_within_seconds(experiment, endpoin
 
 
 def test_two_workers_share_the_work_without_duplicates(experiment, endpoint, clusters, standin):
-    standin.config.latency_ms = 50
+    standin.config.latency_ms = 200
     workers = [clusters(), clusters()]
+    for worker in workers:
+        worker.wait_ready()
     judge(experiment, endpoint, "helpful")
     create_judge(experiment, name="pii", builtin_key="PIILeakage", endpoint=endpoint, active=True)
     ingest(experiment, [make_trace(f"t{n}", minutes=n) for n in range(150)])
