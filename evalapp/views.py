@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from traces.models import Experiment, Trace
-from traces.pagination import CursorError, page
+from traces.pagination import CursorError, decode_cursor, page
 
 
 @require_GET
@@ -33,12 +33,12 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
     experiment = get_object_or_404(Experiment, pk=experiment_id)
+    cursor = request.GET.get("cursor")
     try:
-        traces, next_cursor = page(
-            Trace.objects.filter(experiment=experiment), time_field="started_at", cursor=request.GET.get("cursor"), size=50
-        )
+        decode_cursor(cursor or "")
     except CursorError:
-        traces, next_cursor = page(Trace.objects.filter(experiment=experiment), time_field="started_at", cursor=None, size=50)
+        cursor = None  # a stale or hand-edited link: start from the newest
+    traces, next_cursor = page(Trace.objects.filter(experiment=experiment), time_field="started_at", cursor=cursor, size=50)
     context = {"experiment": experiment, "traces": traces, "next_cursor": next_cursor}
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "evalapp/experiment_detail.html#trace-rows", context)

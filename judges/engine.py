@@ -15,12 +15,12 @@ import time
 import uuid
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Prefetch, Q, Sum
 from django.utils import timezone
 
@@ -418,12 +418,8 @@ def drain(
     return finished
 
 
-def judge_pending(ids: list[int] | None, *, limit: int = 64) -> int:
-    """Judge exactly these pending evaluations (or, with no ids, up to `limit` of any), and nothing else."""
-    if ids is None:
-        _, claimed = claim(None, limit=limit)
-        ids = [evaluation.pk for evaluation in claimed]
-        Evaluation.objects.filter(pk__in=ids, status=RUNNING).update(status=PENDING, claimed_by="")
+def judge_pending(ids: list[int], *, limit: int = 64) -> int:
+    """Judge up to `limit` of exactly these pending evaluations, and nothing else."""
     return drain(ids, take_more=False, max_in_flight=max(1, min(limit, len(ids) or 1)))
 
 
@@ -436,7 +432,7 @@ class SweepReport:
     sessions_selected: int = 0
     reclaimed: int = 0
     abandoned: int = 0
-    pending_ids: list[int] | None = None
+    pending_ids: list[int] = field(default_factory=list)
 
 
 def reclaim_expired(now: datetime | None = None) -> tuple[list[int], int]:
@@ -509,18 +505,3 @@ def sweep(now: datetime | None = None) -> SweepReport:
     return report
 
 
-def cancel_pending(judge: Judge) -> int:
-    return Evaluation.objects.filter(judge=judge, status=PENDING).update(status=CANCELLED, finished_at=timezone.now())
-
-
-def retry(evaluation: Evaluation) -> Evaluation:
-    """Put an evaluation that ended in error (or was cancelled) back in the queue."""
-    Evaluation.objects.filter(pk=evaluation.pk, status__in=[ERROR, CANCELLED]).update(
-        status=PENDING, attempts=0, error_code="", error_message="", claimed_by="", lease_expires_at=None, created_at=timezone.now()
-    )
-    evaluation.refresh_from_db()
-    return evaluation
-
-
-def close_db() -> None:
-    close_old_connections()

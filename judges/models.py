@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -238,8 +237,6 @@ class Evaluation(models.Model):
         target = f"trace {self.trace_id}" if self.trace_id else f"session {self.session_id}#{self.session_generation}"
         return f"{self.judge_id} on {target}: {self.status}"
 
-
-ZERO = Decimal("0")
 
 
 class EndpointSlot(models.Model):

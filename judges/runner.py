@@ -3,7 +3,7 @@ model (judges.llm). `evaluate_*` write nothing, so "try it" can use them; judges
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Prefetch
@@ -63,7 +63,6 @@ class JudgeDefinition:
 class Outcome:
     result: CallResult
     truncated: bool = False
-    prompt_messages: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -194,7 +193,7 @@ def _call(definition: JudgeDefinition, prepared: Prepared) -> Outcome:
     if prepared.not_applicable or prepared.prompt is None:
         return Outcome(CallResult(error_code=NOT_APPLICABLE, error_message=prepared.not_applicable))
     result = complete(definition.endpoint, prepared.prompt.messages, definition.spec)
-    return Outcome(result, truncated=prepared.prompt.truncated, prompt_messages=prepared.prompt.messages)
+    return Outcome(result, truncated=prepared.prompt.truncated)
 
 
 def evaluate_trace(definition: JudgeDefinition, trace: Trace) -> Outcome:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from judges.models import Judge, Scope
+from judges.models import Judge
 from traces import filters
 from traces.models import Session, Trace, TraceStatus
 
@@ -87,6 +87,3 @@ def decide_session(judge: Judge, session: Session, first_trace: Trace | None, no
     logger.debug("judge %s, session %s: %s", judge.name, session.session_id, decision.code)
     return decision
 
-
-def is_session_judge(judge: Judge) -> bool:
-    return judge.scope == Scope.SESSION

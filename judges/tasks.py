@@ -44,13 +44,13 @@ def backfill(judge_id: int) -> int:
 
 def sweep() -> dict:
     report = engine.sweep()
-    enqueue_judging(report.pending_ids or [])
+    enqueue_judging(report.pending_ids)
     return {
         "traces_examined": report.traces_examined,
         "sessions_selected": report.sessions_selected,
         "reclaimed": report.reclaimed,
         "abandoned": report.abandoned,
-        "enqueued": len(report.pending_ids or []),
+        "enqueued": len(report.pending_ids),
     }
 
 
@@ -63,11 +63,8 @@ def ensure_schedule() -> None:
 
 
 def traces_ingested_receiver(sender, *, experiment_id: int, trace_pks: list[int], session_pks: list[int], **kwargs) -> None:
-    """Signal receiver (traces → judges): enqueue selection for the batch. Ingest never waits for judging."""
-    from judges.models import Judge
-
-    if not Judge.objects.filter(experiment_id=experiment_id, active=True, scope="trace").exists():
-        return
+    """Signal receiver (traces → judges): select the batch's work and queue it. Ingest never waits for judging;
+    with no active trace judge this costs one query."""
     try:
         # Selecting is a couple of queries: done here, the pending rows exist the moment ingest returns.
         ids = engine.select_traces(experiment_id, trace_pks)

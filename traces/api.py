@@ -109,7 +109,7 @@ class TraceListView(APIView):
         except PayloadError as error:
             return Response(error.as_json(), status=400)
         except CursorError as error:
-            return Response({"detail": f"cursor: {error}", "errors": [{"field": "cursor", "message": str(error)}]}, status=400)
+            return Response(PayloadError([("cursor", str(error))]).as_json(), status=400)
         return Response({"traces": TraceSummarySerializer(rows, many=True).data, "next_cursor": next_cursor})
 
     def post(self, request: Request, experiment_id: int) -> HttpResponse:
@@ -159,7 +159,7 @@ class SessionListView(APIView):
         except PayloadError as error:
             return Response(error.as_json(), status=400)
         except CursorError as error:
-            return Response({"detail": f"cursor: {error}", "errors": [{"field": "cursor", "message": str(error)}]}, status=400)
+            return Response(PayloadError([("cursor", str(error))]).as_json(), status=400)
         return Response({"sessions": SessionSerializer(rows, many=True).data, "next_cursor": next_cursor})
 
 
