@@ -12,6 +12,11 @@ from traces.urls import api_urlpatterns as traces_api
 urlpatterns = [
     path("", views.experiment_list, name="experiment-list"),
     path("experiments/<int:experiment_id>/", views.experiment_detail, name="experiment-detail"),
+    path("", include("evalapp.ui.overview")),
+    path("", include("evalapp.ui.traces")),
+    path("", include("evalapp.ui.sessions")),
+    path("", include("evalapp.ui.judges")),
+    path("", include("evalapp.ui.endpoints")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),

@@ -6,12 +6,11 @@ from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from traces.models import Experiment, Trace
-from traces.pagination import CursorError, decode_cursor, page
+from traces.models import Experiment
 
 
 @require_GET
@@ -32,14 +31,6 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    """An experiment opens on its Traces tab."""
     experiment = get_object_or_404(Experiment, pk=experiment_id)
-    cursor = request.GET.get("cursor")
-    try:
-        decode_cursor(cursor or "")
-    except CursorError:
-        cursor = None  # a stale or hand-edited link: start from the newest
-    traces, next_cursor = page(Trace.objects.filter(experiment=experiment), time_field="started_at", cursor=cursor, size=50)
-    context = {"experiment": experiment, "traces": traces, "next_cursor": next_cursor}
-    if request.htmx and not request.htmx.history_restore_request:
-        return render(request, "evalapp/experiment_detail.html#trace-rows", context)
-    return render(request, "evalapp/experiment_detail.html", context)
+    return redirect("experiment-traces", experiment.pk)

@@ -9,10 +9,12 @@ from typing import Any
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from rest_framework import status
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from evalapp.roles import EditorOrReadOnly
 from judges.actions import (
     ENDPOINT_FIELDS,
     JUDGE_FIELDS,
@@ -27,6 +29,12 @@ from judges.catalog import BUILTIN_JUDGES
 from judges.explain import explain_session, explain_trace
 from judges.models import Judge, ModelEndpoint, Scope
 from traces.models import Experiment, Session, Trace
+
+
+class EditorAPIView(APIView):
+    """Reads for everyone logged in; changes for editors only (evalapp.roles)."""
+
+    permission_classes = [IsAuthenticated, EditorOrReadOnly]
 
 
 def _config_error(error: ConfigError) -> Response:
@@ -101,7 +109,7 @@ def judge_json(judge: Judge) -> dict[str, Any]:
     }
 
 
-class EndpointListView(APIView):
+class EndpointListView(EditorAPIView):
     def get(self, request: Request) -> Response:
         return Response({"endpoints": [endpoint_json(e) for e in ModelEndpoint.objects.order_by("name")]})
 
@@ -116,7 +124,7 @@ class EndpointListView(APIView):
         return Response(endpoint_json(endpoint), status=status.HTTP_201_CREATED)
 
 
-class EndpointDetailView(APIView):
+class EndpointDetailView(EditorAPIView):
     def get(self, request: Request, endpoint_id: int) -> Response:
         return Response(endpoint_json(get_object_or_404(ModelEndpoint, pk=endpoint_id)))
 
@@ -132,7 +140,7 @@ class EndpointDetailView(APIView):
         return Response(endpoint_json(endpoint))
 
 
-class EndpointTestView(APIView):
+class EndpointTestView(EditorAPIView):
     def post(self, request: Request, endpoint_id: int) -> Response:
         ok, message = check_connection(get_object_or_404(ModelEndpoint, pk=endpoint_id))
         return Response({"ok": ok, "message": message})
@@ -142,7 +150,7 @@ def _judge(experiment_id: int, name: str) -> Judge:
     return get_object_or_404(Judge.objects.select_related("endpoint"), experiment_id=experiment_id, name=name)
 
 
-class JudgeListView(APIView):
+class JudgeListView(EditorAPIView):
     def get(self, request: Request, experiment_id: int) -> Response:
         experiment = get_object_or_404(Experiment, pk=experiment_id)
         judges = Judge.objects.filter(experiment=experiment).select_related("endpoint").order_by("name")
@@ -160,7 +168,7 @@ class JudgeListView(APIView):
         return Response(judge_json(judge), status=status.HTTP_201_CREATED)
 
 
-class JudgeDetailView(APIView):
+class JudgeDetailView(EditorAPIView):
     def get(self, request: Request, experiment_id: int, name: str) -> Response:
         return Response(judge_json(_judge(experiment_id, name)))
 
@@ -186,7 +194,7 @@ class JudgeDetailView(APIView):
 SAMPLING_FIELDS = ("sample_rate", "filter_string", "session_idle_seconds")
 
 
-class JudgeStartView(APIView):
+class JudgeStartView(EditorAPIView):
     """Switch automatic evaluation on, optionally with a new sampling config (MLflow's `start`/`update`)."""
 
     def post(self, request: Request, experiment_id: int, name: str) -> Response:
@@ -201,13 +209,13 @@ class JudgeStartView(APIView):
         return Response(judge_json(judge))
 
 
-class JudgeStopView(APIView):
+class JudgeStopView(EditorAPIView):
     def post(self, request: Request, experiment_id: int, name: str) -> Response:
         judge = update_judge(_judge(experiment_id, name), user=request.user, active=False)
         return Response(judge_json(judge))
 
 
-class JudgeVersionsView(APIView):
+class JudgeVersionsView(EditorAPIView):
     def get(self, request: Request, experiment_id: int, name: str) -> Response:
         judge = _judge(experiment_id, name)
         return Response(

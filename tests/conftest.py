@@ -12,7 +12,28 @@ from traces.actions import create_experiment
 
 @pytest.fixture
 def user(django_user_model):
-    return django_user_model.objects.create_user(username="pat", password="pat-password-123")
+    """An editor: may change judges and endpoints."""
+    from django.contrib.auth.models import Group
+
+    from evalapp.roles import EDITORS_GROUP
+
+    pat = django_user_model.objects.create_user(username="pat", password="pat-password-123")
+    pat.groups.add(Group.objects.get_or_create(name=EDITORS_GROUP)[0])
+    return pat
+
+
+@pytest.fixture
+def viewer(django_user_model):
+    """A viewer: may read everything, change nothing."""
+    return django_user_model.objects.create_user(username="vic", password="vic-password-123")
+
+
+@pytest.fixture
+def viewer_api(viewer) -> APIClient:
+    _, raw = create_api_token(viewer, "viewer tests")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {raw}")
+    return client
 
 
 @pytest.fixture

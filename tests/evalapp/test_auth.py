@@ -55,7 +55,7 @@ def test_login_then_see_experiments_and_traces(client, user, api, experiment):
     assert response.status_code == 302
     listing = client.get("/")
     assert b"checkout-agent" in listing.content
-    detail = client.get(f"/experiments/{experiment.pk}/")
+    detail = client.get(f"/experiments/{experiment.pk}/", follow=True)  # opens on the Traces tab
     assert b"question t1" in detail.content
 
 

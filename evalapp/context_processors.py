@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from evalapp.roles import can_edit
+
+
+def roles(request) -> dict:
+    return {"can_edit": can_edit(getattr(request, "user", None))}
