@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from evalapp import views
+from evalapp.overview_api import OverviewView
 from judges.urls import api_urlpatterns as judges_api
 from traces.api import OtlpTracesView
 from traces.urls import api_urlpatterns as traces_api
@@ -23,5 +24,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(traces_api)),
     path("api/v1/", include(judges_api)),
+    path("api/v1/experiments/<int:experiment_id>/overview", OverviewView.as_view(), name="api-overview"),
     path("v1/traces", OtlpTracesView.as_view(), name="otlp-traces"),
 ]
