@@ -427,7 +427,10 @@ def update_judge(judge: Judge, *, user=None, **data: Any) -> Judge:
     judge.save()
     if was_active and not judge.active:
         # Off means off now: queued work for it is dropped (what is already running finishes).
-        Evaluation.objects.filter(judge=judge, status=EvaluationStatus.PENDING).update(status=EvaluationStatus.CANCELLED, finished_at=now)
+        # Jobs asked for by hand (judges.jobs) still run.
+        Evaluation.objects.filter(judge=judge, status=EvaluationStatus.PENDING, manual=False).update(
+            status=EvaluationStatus.CANCELLED, finished_at=now
+        )
     elif judge.active and (not was_active or judge.behaviour() != before):
         _after_commit("backfill", judge.pk)
     return judge

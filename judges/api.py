@@ -4,6 +4,7 @@ Every change goes through judges.actions, the same as the admin, commands and ta
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db import transaction
@@ -27,6 +28,7 @@ from judges.actions import (
 )
 from judges.catalog import BUILTIN_JUDGES
 from judges.explain import explain_session, explain_trace
+from judges.jobs import job_json, start_job
 from judges.models import Judge, ModelEndpoint, Scope
 from traces.models import Experiment, Session, Trace
 
@@ -221,6 +223,29 @@ class JudgeVersionsView(EditorAPIView):
         return Response(
             {"versions": [{"version": v.version, "config": v.config, "created_at": v.created_at} for v in judge.versions.order_by("-version")]}
         )
+
+
+class JudgeRunView(EditorAPIView):
+    """Judge these traces or sessions now, by hand (whatever the sampling config or on/off): 202 with a job to poll."""
+
+    def post(self, request: Request, experiment_id: int, name: str) -> Response:
+        judge = _judge(experiment_id, name)
+        data = _object(request, ("trace_ids", "session_ids"))
+        if isinstance(data, Response):
+            return data
+        try:
+            job = start_job(judge, trace_ids=data.get("trace_ids"), session_ids=data.get("session_ids"))
+        except ConfigError as error:
+            return _config_error(error)
+        return Response(job_json(job), status=status.HTTP_202_ACCEPTED, headers={"Location": f"/api/v1/jobs/{job}"})
+
+
+class JobView(APIView):
+    def get(self, request: Request, job_id: uuid.UUID) -> Response:
+        body = job_json(job_id)
+        if body is None:
+            return Response({"detail": f"no job {job_id}"}, status=status.HTTP_404_NOT_FOUND)
+        return Response(body)
 
 
 class TraceJudgeStatesView(APIView):

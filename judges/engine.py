@@ -163,7 +163,8 @@ def claim(ids: list[int] | None, *, limit: int = 64, token: str | None = None) -
     """Atomically take up to `limit` pending evaluations (of unpaused judges) for this worker, with a lease."""
     token = token or new_token()
     now = timezone.now()
-    pending = Evaluation.objects.filter(status=PENDING, judge__paused_reason="", judge__active=True)
+    # Work asked for by hand (a job) runs even when automatic evaluation is off.
+    pending = Evaluation.objects.filter(Q(judge__active=True) | Q(manual=True), status=PENDING, judge__paused_reason="")
     if ids is not None:
         pending = pending.filter(pk__in=ids)
     chosen = list(pending.order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
@@ -488,7 +489,9 @@ def stale_pending(now: datetime | None = None) -> list[int]:
     """Pending work nobody has picked up for a while: its task was lost (or the judge was just resumed)."""
     now = now or timezone.now()
     return list(
-        Evaluation.objects.filter(status=PENDING, created_at__lt=now - STALE_PENDING, judge__paused_reason="", judge__active=True)
+        Evaluation.objects.filter(
+            Q(judge__active=True) | Q(manual=True), status=PENDING, created_at__lt=now - STALE_PENDING, judge__paused_reason=""
+        )
         .order_by("created_at")
         .values_list("pk", flat=True)[:10_000]
     )

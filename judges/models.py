@@ -201,6 +201,8 @@ class Evaluation(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=100, blank=True)
     manual = models.BooleanField(default=False)
+    # Set on evaluations asked for by hand as one job (judges.jobs), so the caller can poll their progress.
+    job = models.UUIDField(null=True, blank=True, db_index=True)
     assessment = models.OneToOneField(
         Assessment, null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluation"
     )

@@ -13,6 +13,8 @@ api_urlpatterns = [
     path("experiments/<int:experiment_id>/judges/<str:name>/start", api.JudgeStartView.as_view(), name="api-judge-start"),
     path("experiments/<int:experiment_id>/judges/<str:name>/stop", api.JudgeStopView.as_view(), name="api-judge-stop"),
     path("experiments/<int:experiment_id>/judges/<str:name>/versions", api.JudgeVersionsView.as_view(), name="api-judge-versions"),
+    path("experiments/<int:experiment_id>/judges/<str:name>/run", api.JudgeRunView.as_view(), name="api-judge-run"),
+    path("jobs/<uuid:job_id>", api.JobView.as_view(), name="api-job"),
     path("traces/<str:trace_id>/judges", api.TraceJudgeStatesView.as_view(), name="api-trace-judges"),
     path(
         "experiments/<int:experiment_id>/sessions/<str:session_id>/judges",

@@ -6,7 +6,7 @@ import json
 import logging
 
 from django.conf import settings
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from rest_framework import status
@@ -16,13 +16,15 @@ from rest_framework.views import APIView
 
 from traces import otlp
 from traces.actions import create_experiment, ingest_traces
+from traces.feedback import FeedbackError, add_feedback
 from traces.filter_sql import filter_traces
 from traces.filters import FilterError
 from traces.http import BodyError, read_body
-from traces.models import Assessment, Experiment, Session, Span, Trace
+from traces.models import Assessment, AssessmentSource, Experiment, Session, Span, Trace
 from traces.pagination import CursorError, page
 from traces.payload import PayloadError, parse_timestamp, parse_trace_batch
 from traces.serializers import (
+    AssessmentSerializer,
     ExperimentSerializer,
     SessionSerializer,
     TraceDetailSerializer,
@@ -150,8 +152,19 @@ class SessionListView(APIView):
         experiment = get_object_or_404(Experiment, pk=experiment_id)
         try:
             size = _page_size(request)
+            sessions = Session.objects.filter(experiment=experiment)
+            since = _time_param(request, "since")
+            until = _time_param(request, "until")
+            if since:
+                sessions = sessions.filter(last_trace_at__gte=since)
+            if until:
+                sessions = sessions.filter(last_trace_at__lt=until)
+            if request.query_params.get("user_id"):
+                sessions = sessions.filter(user_id=request.query_params["user_id"])
+            if request.query_params.get("search", "").strip():
+                sessions = sessions.filter(session_id__contains=request.query_params["search"].strip())
             rows, next_cursor = page(
-                Session.objects.filter(experiment=experiment),
+                sessions,
                 time_field="last_trace_at",
                 cursor=request.query_params.get("cursor"),
                 size=size,
@@ -161,6 +174,69 @@ class SessionListView(APIView):
         except CursorError as error:
             return Response(PayloadError([("cursor", str(error))]).as_json(), status=400)
         return Response({"sessions": SessionSerializer(rows, many=True).data, "next_cursor": next_cursor})
+
+
+ASSESSMENT_FIELDS = ("trace_id", "session_id", "name", "value", "rationale")
+
+
+class AssessmentListView(APIView):
+    """GET: assessments of an experiment, newest first, by trace, session, judge (name) or source.
+    POST: a person's feedback on a trace or a session (a HUMAN assessment)."""
+
+    def get(self, request: Request, experiment_id: int) -> Response:
+        experiment = get_object_or_404(Experiment, pk=experiment_id)
+        params = request.query_params
+        assessments = Assessment.objects.select_related("trace", "session")
+        try:
+            size = _page_size(request)
+            if params.get("trace_id"):
+                assessments = assessments.filter(trace__experiment=experiment, trace__trace_id=params["trace_id"])
+            elif params.get("session_id"):
+                assessments = assessments.filter(session__experiment=experiment, session__session_id=params["session_id"])
+            else:
+                assessments = assessments.filter(Q(trace__experiment=experiment) | Q(session__experiment=experiment))
+            if params.get("judge"):
+                assessments = assessments.filter(name=params["judge"])
+            if params.get("source_type"):
+                source = params["source_type"].upper()
+                if source not in AssessmentSource.values:
+                    raise PayloadError([("source_type", f"must be one of {', '.join(AssessmentSource.values)}")])
+                assessments = assessments.filter(source_type=source)
+            if params.get("valid", "").lower() in ("true", "1"):
+                assessments = assessments.filter(valid=True)
+            rows, next_cursor = page(assessments, time_field="created_at", cursor=params.get("cursor"), size=size)
+        except PayloadError as error:
+            return Response(error.as_json(), status=400)
+        except CursorError as error:
+            return Response(PayloadError([("cursor", str(error))]).as_json(), status=400)
+        return Response({"assessments": AssessmentSerializer(rows, many=True).data, "next_cursor": next_cursor})
+
+    def post(self, request: Request, experiment_id: int) -> Response:
+        experiment = get_object_or_404(Experiment, pk=experiment_id)
+        data = request.data
+        if not isinstance(data, dict):
+            return Response(PayloadError([("", "send a JSON object")]).as_json(), status=400)
+        unknown = sorted(set(data) - set(ASSESSMENT_FIELDS))
+        if unknown:
+            return Response(PayloadError([(field, f"is not a feedback field; use {', '.join(ASSESSMENT_FIELDS)}") for field in unknown]).as_json(), status=400)
+        target: dict = {}
+        if isinstance(data.get("trace_id"), str) and data["trace_id"]:
+            trace = Trace.objects.filter(experiment=experiment, trace_id=data["trace_id"]).first()
+            if trace is None:
+                return Response(PayloadError([("trace_id", f"no trace {data['trace_id']!r} in this experiment")]).as_json(), status=400)
+            target["trace"] = trace
+        if isinstance(data.get("session_id"), str) and data["session_id"]:
+            session = Session.objects.filter(experiment=experiment, session_id=data["session_id"]).first()
+            if session is None:
+                return Response(PayloadError([("session_id", f"no session {data['session_id']!r} in this experiment")]).as_json(), status=400)
+            target["session"] = session
+        try:
+            assessment = add_feedback(
+                user=request.user, name=data.get("name"), value=data.get("value"), rationale=data.get("rationale", ""), **target
+            )
+        except FeedbackError as error:
+            return Response(PayloadError(list(error.errors.items())).as_json(), status=400)
+        return Response(AssessmentSerializer(assessment).data, status=status.HTTP_201_CREATED)
 
 
 class SessionDetailView(APIView):

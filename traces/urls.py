@@ -14,5 +14,6 @@ api_urlpatterns = [
         api.SessionDetailView.as_view(),
         name="api-session",
     ),
+    path("experiments/<int:experiment_id>/assessments", api.AssessmentListView.as_view(), name="api-assessments"),
     path("traces/<str:trace_id>", api.TraceDetailView.as_view(), name="api-trace"),
 ]
