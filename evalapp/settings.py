@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "django_htmx",
     "template_partials",
@@ -147,7 +149,25 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "evalapp.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# The OpenAPI schema (/api/schema/) and its docs page (/api/docs/) need a login or a token like everything else;
+# the docs page's assets come from drf-spectacular-sidecar (our static files, no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "evalapp API",
+    "DESCRIPTION": "Experiments, traces, sessions, LLM judges, model endpoints, assessments and overview aggregates. "
+    "Authenticate with `Authorization: Token <token>` (create one with `python manage.py create_token <user>`). "
+    "Errors are JSON: `{\"detail\": ..., \"errors\": [{\"field\": ..., \"message\": ...}]}`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
 }
 
 # django-q2 reads this once, at import. Tests switch to sync mode through EVALAPP_Q_SYNC, not override_settings.

@@ -3,8 +3,9 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from evalapp import views
+from evalapp import api_docs, views  # noqa: F401 (api_docs documents the API views on import)
 from evalapp.overview_api import OverviewView
 from judges.urls import api_urlpatterns as judges_api
 from traces.api import OtlpTracesView
@@ -25,5 +26,7 @@ urlpatterns = [
     path("api/v1/", include(traces_api)),
     path("api/v1/", include(judges_api)),
     path("api/v1/experiments/<int:experiment_id>/overview", OverviewView.as_view(), name="api-overview"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("v1/traces", OtlpTracesView.as_view(), name="otlp-traces"),
 ]
