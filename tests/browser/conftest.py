@@ -1,0 +1,61 @@
+"""Browser tests: the real pages in headless Chromium (Debian's `chromium`, driven by Playwright), against a live
+server on a test database. Playwright's sync API runs an event loop in this thread, so Django's async-safety
+check must be told that database calls here are fine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def chromium_path() -> str:
+    path = os.environ.get("EVALAPP_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("no chromium found: `./run tests` installs Debian's chromium, or set EVALAPP_CHROMIUM")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.js_errors = errors  # tests assert no JavaScript error happened
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def logged_in(page, live_server, user):
+    """`page`, logged in as the editor "pat"."""
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", "pat")
+    page.fill("input[name=password]", "pat-password-123")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    return page
+
+
+def screenshot(page, name: str) -> None:
+    """Saved under docs/screenshots/ (the README shows the best ones)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
