@@ -176,6 +176,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.ensure_user(options["user"], options["password"])
+        self.ensure_user("viewer", "viewer", editor=False)  # to see what a read-only colleague sees
         name: str = options["experiment"]
         if options["reset"]:
             Experiment.objects.filter(name=name).delete()
@@ -222,12 +223,13 @@ class Command(BaseCommand):
             if not Judge.objects.filter(experiment=experiment, name=name).exists():
                 create_judge(experiment, name=name, endpoint=endpoint, active=True, **fields)
 
-    def ensure_user(self, username: str, password: str) -> None:
+    def ensure_user(self, username: str, password: str, *, editor: bool = True) -> None:
         User = get_user_model()
         if User.objects.filter(username=username).exists():
             return
-        User.objects.create_user(username=username, password=password, is_staff=True)
-        self.stdout.write(f"Created user {username!r}: log in as {username} / {password}")
+        User.objects.create_user(username=username, password=password, is_staff=editor)
+        role = "an editor (staff)" if editor else "a viewer (can read and give feedback, not change judges)"
+        self.stdout.write(f"Created user {username!r}, {role}: log in as {username} / {password}")
 
 
 def next_free_number(id_prefix: str) -> int:
