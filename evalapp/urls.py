@@ -13,6 +13,7 @@ from traces.urls import api_urlpatterns as traces_api
 
 urlpatterns = [
     path("", views.experiment_list, name="experiment-list"),
+    path("experiments/new", views.experiment_create, name="experiment-create"),
     path("experiments/<int:experiment_id>/", views.experiment_detail, name="experiment-detail"),
     path("", include("evalapp.ui.overview")),
     path("", include("evalapp.ui.traces")),

@@ -1,20 +1,419 @@
-"""The Judges tab."""
+"""The Judges tab: a card per judge, and the New / Edit LLM judge form with its live filter check and "Try it".
+
+Every change goes through judges.actions (create_judge, update_judge); the form only collects text
+(evalapp.ui.judge_forms) and shows the actions' errors next to the fields they concern."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.urls import path
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
 
-from evalapp.ui.common import get_experiment, render_tab
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from evalapp.roles import can_edit, editor_required
+from evalapp.ui.chips import chip_for_error, chip_for_value
+from evalapp.ui.common import get_experiment, is_partial_request, render_tab
+from evalapp.ui.judge_forms import JudgeForm, rate_to_percent
+from judges.actions import ConfigError, _clean_judge, create_judge, update_judge
+from judges.catalog import BUILTIN_JUDGES, builtins_for
+from judges.llm import NOT_APPLICABLE
+from judges.models import Evaluation, EvaluationStatus, Judge, ModelEndpoint, OutputType, Scope
+from judges.runner import definition_of, evaluate_session, evaluate_trace
+from judges.templating import VARIABLES, allowed_variables
+from traces.filter_sql import filter_traces
+from traces.filters import FilterError
+from traces.models import Experiment, Session, Trace, TraceStatus
+
+# The live filter check counts matches among this many of the newest traces (or sessions).
+FILTER_CHECK_WINDOW = 1000
+VARY = "HX-Request, HX-Target"
+
+
+def _partial(request: HttpRequest, template: str, context: dict[str, Any], **kwargs) -> HttpResponse:
+    response = render(request, template, context, **kwargs)
+    response["Vary"] = VARY
+    return response
+
+
+def _judge_or_404(experiment: Experiment, judge_id: int) -> Judge:
+    return get_object_or_404(Judge.objects.select_related("endpoint"), pk=judge_id, experiment=experiment)
+
+
+# --- the tab --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class JudgeStats:
+    """A judge's last 24 hours, plus what is queued for it now."""
+
+    judged: int = 0
+    errors: int = 0
+    not_applicable: int = 0
+    cost_usd: Decimal | None = None
+    queued: int = 0
+
+    @property
+    def cost_text(self) -> str:
+        return format_cost(self.cost_usd)
+
+
+def format_cost(cost_usd: Decimal | None) -> str:
+    if not cost_usd:
+        return "$0"
+    if cost_usd >= 1:
+        return f"${cost_usd:,.2f}"
+    return f"${cost_usd:.4f}" if cost_usd >= Decimal("0.01") else f"${cost_usd:.6f}"
+
+
+def attach_stats(judges: list[Judge]) -> None:
+    """Sets `judge.stats` on each judge, from one GROUP BY query whatever the number of judges."""
+    since = timezone.now() - timedelta(hours=24)
+    recent = Q(finished_at__gte=since)
+    busy = Q(status__in=[EvaluationStatus.PENDING, EvaluationStatus.RUNNING])
+    rows = (
+        Evaluation.objects.filter(Q(judge_id__in=[judge.pk for judge in judges]) & (recent | busy))
+        .values("judge_id")
+        .annotate(
+            judged=Count("pk", filter=recent & Q(status=EvaluationStatus.DONE)),
+            errors=Count("pk", filter=recent & Q(status=EvaluationStatus.ERROR) & ~Q(error_code=NOT_APPLICABLE)),
+            not_applicable=Count("pk", filter=recent & Q(status=EvaluationStatus.ERROR, error_code=NOT_APPLICABLE)),
+            cost_usd=Sum("cost_usd", filter=recent),
+            queued=Count("pk", filter=busy),
+        )
+        if judges
+        else []
+    )
+    by_judge = {row.pop("judge_id"): JudgeStats(**row) for row in rows}
+    for judge in judges:
+        judge.stats = by_judge.get(judge.pk, JudgeStats())
+        builtin = BUILTIN_JUDGES.get(judge.builtin_key)
+        judge.builtin_label = builtin.label if builtin else ""
+        judge.sample_percent = rate_to_percent(judge.sample_rate)
 
 
 @login_required
+@require_GET
 def judges_tab(request: HttpRequest, experiment_id: int) -> HttpResponse:
     experiment = get_experiment(experiment_id)
-    return render_tab(request, experiment, "judges", "evalapp/judges/tab.html", {})
+    judges = list(Judge.objects.filter(experiment=experiment).select_related("endpoint").order_by("name"))
+    attach_stats(judges)
+    has_endpoints = bool(judges) or ModelEndpoint.objects.exists()
+    return render_tab(request, experiment, "judges", "evalapp/judges/tab.html", {"judges": judges, "has_endpoints": has_endpoints})
+
+
+def _card(request: HttpRequest, judge: Judge, error: str = "") -> HttpResponse:
+    attach_stats([judge])
+    return _partial(request, "evalapp/judges/_card.html", {"judge": judge, "experiment": judge.experiment, "card_error": error})
+
+
+@editor_required
+@require_POST
+def judge_toggle(request: HttpRequest, experiment_id: int, judge_id: int) -> HttpResponse:
+    """Automatic evaluation on or off. The wanted state is sent (not "flip"), so a double click is harmless."""
+    experiment = get_experiment(experiment_id)
+    judge = _judge_or_404(experiment, judge_id)
+    error = ""
+    try:
+        judge = update_judge(judge, user=request.user, active=request.POST.get("active") == "on")
+    except ConfigError as config_error:
+        # The saved settings no longer pass (say, the filter language changed): say so on the card.
+        error = f"Couldn't switch it: {config_error}. Edit the judge to fix it."
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("experiment-judges", experiment.pk)
+    judge.experiment = experiment
+    return _card(request, judge, error)
+
+
+@editor_required
+@require_http_methods(["GET", "POST"])
+def judge_delete(request: HttpRequest, experiment_id: int, judge_id: int) -> HttpResponse:
+    experiment = get_experiment(experiment_id)
+    judge = _judge_or_404(experiment, judge_id)
+    if request.method == "POST":
+        with transaction.atomic():
+            # Its assessments stay: they are history, recorded under the judge's name and version.
+            judge.delete()
+        messages.success(request, f"Deleted the judge {judge.name}. Its results stay on the traces and sessions it judged.")
+        return _to_tab(request, experiment)
+    return render_tab(request, experiment, "judges", "evalapp/judges/delete.html", {"judge": judge})
+
+
+def _to_tab(request: HttpRequest, experiment: Experiment) -> HttpResponse:
+    url = reverse("experiment-judges", args=[experiment.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+# --- the filter check -----------------------------------------------------------------------------------
+
+
+@dataclass
+class FilterCheck:
+    ok: bool
+    message: str
+    warning: bool = False
+
+
+def recent_traces(experiment: Experiment):
+    return Trace.objects.filter(experiment=experiment).exclude(status=TraceStatus.IN_PROGRESS).order_by("-started_at", "-pk")
+
+
+def recent_sessions(experiment: Experiment):
+    """Newest first, each with the pk of its first trace (the one a session judge's filter looks at)."""
+    first_trace = Trace.objects.filter(experiment=experiment, session_id=OuterRef("session_id")).order_by("started_at", "pk").values("pk")[:1]
+    return Session.objects.filter(experiment=experiment).annotate(first_trace_pk=Subquery(first_trace)).order_by("-last_trace_at", "-pk")
+
+
+def matching(experiment: Experiment, scope: str, filter_string: str):
+    """The experiment's recent traces (or sessions, by their first trace) that the filter selects, newest first.
+    Raises FilterError for a filter that doesn't parse."""
+    if scope == Scope.SESSION:
+        sessions = recent_sessions(experiment)
+        if not filter_string.strip():
+            return sessions
+        return sessions.filter(first_trace_pk__in=filter_traces(Trace.objects.filter(experiment=experiment), filter_string).values("pk"))
+    return filter_traces(recent_traces(experiment), filter_string)
+
+
+def check_filter(experiment: Experiment, scope: str, filter_string: str) -> FilterCheck:
+    plural = "sessions" if scope == Scope.SESSION else "traces"
+    if not filter_string.strip():
+        return FilterCheck(True, f"No filter: every {plural[:-1]} is considered.")
+    base = recent_sessions(experiment) if scope == Scope.SESSION else recent_traces(experiment)
+    window = base.model.objects.filter(pk__in=base.values("pk")[:FILTER_CHECK_WINDOW])
+    try:
+        selected = matching(experiment, scope, filter_string).filter(pk__in=window.values("pk"))
+    except FilterError as error:
+        return FilterCheck(False, str(error))
+    total = window.count()
+    if total == 0:
+        return FilterCheck(True, f"The filter is valid. There are no {plural} in this experiment yet to check it against.")
+    matched = selected.count()
+    if total >= FILTER_CHECK_WINDOW:
+        among = f"the last {total:,} {plural}"
+    else:
+        among = f"the {total:,} {plural if total > 1 else plural[:-1]} so far"
+    if matched == 0:
+        return FilterCheck(True, f"Matches none of {among}: with this filter the judge would not run on them.", warning=True)
+    return FilterCheck(True, f"Matches {matched:,} of {among}.")
+
+
+@login_required
+@require_GET
+def filter_check(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    """As you type (debounced): how many recent traces or sessions the filter selects, or why it doesn't parse."""
+    experiment = get_experiment(experiment_id)
+    scope = request.GET.get("scope") if request.GET.get("scope") in Scope.values else Scope.TRACE
+    check = check_filter(experiment, scope, request.GET.get("filter_string", ""))
+    return _partial(request, "evalapp/judges/_filter_check.html", {"check": check})
+
+
+# --- the form -------------------------------------------------------------------------------------------
+
+
+def _variables(scope: str) -> list[dict[str, str]]:
+    return [{"name": name, "token": "{{ " + name + " }}", "description": VARIABLES[name].description} for name in allowed_variables(scope)]
+
+
+def _form_context(request: HttpRequest, experiment: Experiment, form: JudgeForm, judge: Judge | None) -> dict[str, Any]:
+    endpoints = list(ModelEndpoint.objects.order_by("name"))
+    scope = judge.scope if judge is not None else form.scope_value
+    builtin = BUILTIN_JUDGES.get(judge.builtin_key) if judge is not None else form.builtin
+    selected = next((endpoint for endpoint in endpoints if str(endpoint.pk) == form.text("endpoint")), None)
+    output_type = builtin.output_type if builtin else form.output_type_value
+    if judge is None:
+        form_url = reverse("judge-new", args=[experiment.pk])
+        try_url = reverse("judge-try-new", args=[experiment.pk])
+    else:
+        form_url = reverse("judge-edit", args=[experiment.pk, judge.pk])
+        try_url = reverse("judge-try", args=[experiment.pk, judge.pk])
+    return {
+        "form": form,
+        "judge": judge,
+        "versions": list(judge.versions.select_related("created_by").order_by("-version")[:10]) if judge else [],
+        "readonly": not can_edit(request.user),
+        "scope": scope,
+        "scope_choices": Scope.choices,
+        "builtin": builtin,
+        "builtins": builtins_for(scope),
+        "variables": _variables(scope),
+        "output_type": output_type,
+        "output_type_label": OutputType(output_type).label,
+        "output_types": OutputType.choices,
+        "show_categories": output_type == OutputType.CATEGORICAL and builtin is None,
+        "show_range": output_type in (OutputType.INTEGER, OutputType.FLOAT) and builtin is None,
+        "endpoints": endpoints,
+        "selected_endpoint": selected,
+        "filter_check": check_filter(experiment, scope, form.text("filter_string")),
+        "default_idle_seconds": settings.EVALAPP_SESSION_IDLE_SECONDS,
+        "form_url": form_url,
+        "try_url": try_url,
+        "filter_check_url": reverse("judge-filter-check", args=[experiment.pk]),
+    }
+
+
+def _render_form(request: HttpRequest, experiment: Experiment, form: JudgeForm, judge: Judge | None) -> HttpResponse:
+    context = _form_context(request, experiment, form, judge)
+    if is_partial_request(request, "judge-form"):
+        return render_tab(request, experiment, "judges", "evalapp/judges/form.html#judge-form", context)
+    return render_tab(request, experiment, "judges", "evalapp/judges/form.html", context)
+
+
+def _refreshed(form_data, previous_builtin_key: str) -> Any:
+    """After the scope or the built-in judge changed: drop a built-in of the other scope, and follow the
+    built-in's suggested name unless the person typed a name of their own."""
+    data = form_data.copy()
+    scope = data.get("scope") if data.get("scope") in Scope.values else Scope.TRACE
+    builtin = BUILTIN_JUDGES.get(data.get("builtin_key", ""))
+    if builtin is not None and builtin.scope != scope:
+        builtin, data["builtin_key"] = None, ""
+    suggested = {candidate.default_name for candidate in BUILTIN_JUDGES.values()}
+    if data.get("builtin_key", "") != previous_builtin_key and (not data.get("name", "").strip() or data.get("name") in suggested):
+        data["name"] = builtin.default_name if builtin else ""
+    return data
+
+
+@editor_required
+@require_http_methods(["GET", "POST"])
+def judge_new(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    experiment = get_experiment(experiment_id)
+    if request.method == "GET":
+        return _render_form(request, experiment, JudgeForm.blank(list(ModelEndpoint.objects.order_by("name"))), None)
+    if request.POST.get("_refresh"):
+        form = JudgeForm(_refreshed(request.POST, request.POST.get("_builtin_before", "")))
+        return _render_form(request, experiment, form, None)
+    form = JudgeForm(request.POST)
+    form.is_valid()  # every field is optional text: this only fills cleaned_data
+    try:
+        judge = create_judge(experiment, user=request.user, **form.action_data(judge=None))
+    except ConfigError as error:
+        form.add_config_errors(error)
+        return _render_form(request, experiment, form, None)
+    if judge.active:
+        state = "automatically evaluating new " + ("sessions" if judge.scope == Scope.SESSION else "traces")
+    else:
+        state = "automatic evaluation off"
+    messages.success(request, f"Created the judge {judge.name} ({state}).")
+    return _to_tab(request, experiment)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def judge_edit(request: HttpRequest, experiment_id: int, judge_id: int) -> HttpResponse:
+    """Everyone may look; editors may save (a change to what it asks or judges makes a new version)."""
+    if request.method == "POST":
+        return _save_judge(request, experiment_id, judge_id)
+    experiment = get_experiment(experiment_id)
+    judge = _judge_or_404(experiment, judge_id)
+    return _render_form(request, experiment, JudgeForm.of(judge), judge)
+
+
+@editor_required
+def _save_judge(request: HttpRequest, experiment_id: int, judge_id: int) -> HttpResponse:
+    experiment = get_experiment(experiment_id)
+    judge = _judge_or_404(experiment, judge_id)
+    form = JudgeForm(request.POST)
+    form.is_valid()
+    if request.POST.get("_refresh"):
+        return _render_form(request, experiment, form, judge)
+    before = judge.version
+    try:
+        judge = update_judge(judge, user=request.user, **form.action_data(judge=judge))
+    except ConfigError as error:
+        form.add_config_errors(error)
+        return _render_form(request, experiment, form, judge)
+    if judge.version != before:
+        messages.success(request, f"Saved {judge.name}: now version {judge.version}.")
+    else:
+        messages.success(request, f"Saved {judge.name} (still version {judge.version}: what it asks and judges is unchanged).")
+    return _to_tab(request, experiment)
+
+
+# --- Try it ---------------------------------------------------------------------------------------------
+
+
+def _try_target(experiment: Experiment, scope: str, filter_string: str, wanted: str) -> Trace | Session | None:
+    if scope == Scope.SESSION:
+        sessions = Session.objects.filter(experiment=experiment, session_id=wanted) if wanted else matching(experiment, scope, filter_string)
+        return sessions.first()
+    if wanted:
+        return Trace.objects.filter(experiment=experiment, trace_id=wanted).prefetch_related("spans").first()
+    return matching(experiment, scope, filter_string).prefetch_related("spans").first()
+
+
+@editor_required
+@require_POST
+def judge_try(request: HttpRequest, experiment_id: int, judge_id: int | None = None) -> HttpResponse:
+    """Run the form's unsaved definition once on a recent matching trace or session and show what it said.
+    Writes nothing: judges.runner.evaluate_* only call the model."""
+    experiment = get_experiment(experiment_id)
+    judge = _judge_or_404(experiment, judge_id) if judge_id is not None else None
+    form = JudgeForm(request.POST)
+    form.is_valid()
+    wanted_settings = form.action_data(judge=judge)
+    shown_name = judge.name if judge is not None else (wanted_settings["name"].strip() or "this judge")
+    if judge is None:
+        # The name doesn't change the verdict; a unique stand-in lets a judge be tried before it is named.
+        wanted_settings["name"] = f"try-it-{uuid.uuid4().hex}"
+    try:
+        # The actions' own validation, without saving: no rule is written twice.
+        clean = _clean_judge(experiment, wanted_settings, instance=judge)
+    except ConfigError as error:
+        problems = [(JudgeForm.FIELD_FOR_SETTING.get(field, field).replace("_", " "), message) for field, message in error.errors.items()]
+        return _partial(request, "evalapp/judges/_try_result.html", {"problems": problems})
+    unsaved = Judge(experiment=experiment, **clean)
+    wanted = request.POST.get("try_target", "").strip()
+    target = _try_target(experiment, unsaved.scope, unsaved.filter_string, wanted)
+    noun = "session" if unsaved.scope == Scope.SESSION else "trace"
+    if target is None:
+        if wanted:
+            missing = f"There is no {noun} {wanted!r} in this experiment."
+        elif unsaved.filter_string:
+            missing = f"No recent {noun} matches the filter, so there is nothing to try it on."
+        else:
+            missing = f"This experiment has no {noun}s yet to try it on."
+        return _partial(request, "evalapp/judges/_try_result.html", {"missing": missing})
+    definition = definition_of(unsaved)
+    definition.name = shown_name
+    outcome = evaluate_session(definition, target) if unsaved.scope == Scope.SESSION else evaluate_trace(definition, target)
+    result = outcome.result
+    chip = chip_for_value(result.value) if result.ok else chip_for_error(result.error_code, result.error_message)
+    return _partial(
+        request,
+        "evalapp/judges/_try_result.html",
+        {
+            "result": result,
+            "chip": chip,
+            "cost_text": format_cost(result.cost_usd),
+            "truncated": outcome.truncated,
+            "target": target,
+            "noun": noun,
+            "endpoint": unsaved.endpoint,
+        },
+    )
 
 
 urlpatterns = [
     path("experiments/<int:experiment_id>/judges", judges_tab, name="experiment-judges"),
+    path("experiments/<int:experiment_id>/judges/new", judge_new, name="judge-new"),
+    path("experiments/<int:experiment_id>/judges/new/try", judge_try, name="judge-try-new"),
+    path("experiments/<int:experiment_id>/judges/filter-check", filter_check, name="judge-filter-check"),
+    path("experiments/<int:experiment_id>/judges/<int:judge_id>", judge_edit, name="judge-edit"),
+    path("experiments/<int:experiment_id>/judges/<int:judge_id>/try", judge_try, name="judge-try"),
+    path("experiments/<int:experiment_id>/judges/<int:judge_id>/toggle", judge_toggle, name="judge-toggle"),
+    path("experiments/<int:experiment_id>/judges/<int:judge_id>/delete", judge_delete, name="judge-delete"),
 ]

@@ -1,18 +1,229 @@
-"""The Overview tab."""
+"""The Overview tab: summary cards, plotly charts (drawn in the browser from JSON) and the judge quality table.
+
+The numbers come from evalapp.overview, the same ones GET /api/v1/experiments/<id>/overview returns. Colours in
+the figures are CSS variables (`var(--ok)`) that the page's script resolves, so charts match app.css."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.http import urlencode
 
+from evalapp.overview import BUCKET_STEPS, PRESET_LABELS, PRESETS, RangeError, TimeRange, compute_overview, parse_range
 from evalapp.ui.common import get_experiment, render_tab
+from traces.models import Trace
+
+# Categories get these in their declared order, so a judge's categories keep their colours from chart to chart.
+CATEGORY_COLOURS = ["var(--info)", "var(--accent)", "var(--wait)", "var(--ok)", "var(--bad)", "#0e7c86", "#a4508b", "var(--none)"]
+BUCKET_WORDS = {"minute": "per minute", "hour": "per hour", "day": "per day"}
+
+
+def _when(iso: str) -> str:
+    """Plotly reads date strings as wall-clock time and ignores offsets: give it UTC without one."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%" if value in (0, 1) else f"{value * 100:.1f}%"
+
+
+def _duration(ms: float | None) -> str:
+    if ms is None:
+        return "—"
+    return f"{ms:,.0f} ms" if ms < 1000 else f"{ms / 1000:,.2f} s"
+
+
+def _money(usd: float) -> str:
+    if not usd:
+        return "$0"
+    return f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
+
+
+def _layout(time_range: TimeRange, *, y: dict[str, Any] | None = None, legend: bool = False, **extra: Any) -> dict[str, Any]:
+    # Whole buckets on the x axis, so the first and the current (partial) bucket's bars aren't cut in half.
+    buckets = time_range.buckets()
+    x_range = [_when(buckets[0].isoformat()), _when((buckets[-1] + BUCKET_STEPS[time_range.bucket]).isoformat())]
+    return {
+        "height": 240,
+        "margin": {"l": 52, "r": 16, "t": 28 if legend or extra.get("annotations") else 8, "b": 36},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12, "color": "var(--muted)"},
+        "xaxis": {"type": "date", "range": x_range, "gridcolor": "var(--line)", "ticklabelmode": "period"},
+        "yaxis": {"rangemode": "tozero", "gridcolor": "var(--line)", "zeroline": False, **(y or {})},
+        "showlegend": legend,
+        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom", "traceorder": "normal"},
+        "hovermode": "x unified" if legend else "closest",
+        "bargap": 0.15,
+        **extra,
+    }
+
+
+def _series(xs: list[str], ys: list[Any], name: str, colour: str, *, kind: str, period_ms: int, **extra: Any) -> dict[str, Any]:
+    trace: dict[str, Any] = {"x": xs, "y": ys, "name": name, "xperiod": period_ms, "xperiodalignment": "middle", **extra}
+    if kind == "bar":
+        trace |= {"type": "bar", "marker": {"color": colour}}
+    else:
+        trace |= {"type": "scatter", "mode": "lines+markers", "line": {"color": colour, "width": 2}, "marker": {"color": colour, "size": 5}}
+    return trace
+
+
+def _version_marks(versions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    shapes, annotations = [], []
+    for version in versions:
+        at = _when(version["created_at"])
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": at, "x1": at, "y0": 0, "y1": 1, "line": {"color": "var(--muted)", "width": 1, "dash": "dot"}})
+        annotations.append({"x": at, "xref": "x", "y": 1, "yref": "paper", "yanchor": "bottom", "text": f"v{version['version']}", "showarrow": False, "font": {"size": 11, "color": "var(--muted)"}})
+    return {"shapes": shapes, "annotations": annotations}
+
+
+def _judge_figure(judge: dict[str, Any], time_range: TimeRange, period_ms: int) -> dict[str, Any]:
+    series = judge["series"]
+    xs = [_when(point["bucket"]) for point in series]
+    counts = [[point["judged"], point["errors"]] for point in series]
+    hover_counts = "%{customdata[0]} judged · %{customdata[1]} errors<extra></extra>"
+    marks = _version_marks(judge["versions"])
+    kind = judge["output_type"]
+    if kind == "boolean":
+        data = [_series(xs, [point["pass_rate"] for point in series], "pass rate", "var(--ok)", kind="line", period_ms=period_ms,
+                        customdata=counts, hovertemplate=f"%{{y:.0%}} pass<br>{hover_counts}")]
+        layout = _layout(time_range, y={"range": [0, 1.05], "tickformat": ".0%"}, **marks)
+    elif kind in ("integer", "float"):
+        data = [_series(xs, [point["mean"] for point in series], "mean", "var(--info)", kind="line", period_ms=period_ms,
+                        customdata=counts, hovertemplate=f"mean %{{y:.3g}}<br>{hover_counts}")]
+        layout = _layout(time_range, **marks)
+    elif kind == "categorical":
+        categories = list(judge["categories"] or {})
+        data = [
+            _series(xs, [point["shares"].get(category) for point in series], category, CATEGORY_COLOURS[index % len(CATEGORY_COLOURS)],
+                    kind="bar", period_ms=period_ms, hovertemplate=f"{category}: %{{y:.0%}}<extra></extra>")
+            for index, category in enumerate(categories)
+        ]
+        layout = _layout(time_range, y={"range": [0, 1], "tickformat": ".0%"}, legend=True, barmode="stack", **marks)
+    else:  # free text: how much was judged is all a chart can say
+        data = [_series(xs, [point["judged"] for point in series], "judged", "var(--info)", kind="bar", period_ms=period_ms,
+                        customdata=counts, hovertemplate=hover_counts)]
+        layout = _layout(time_range, **marks)
+    return {"data": data, "layout": layout}
+
+
+def _performance_figures(performance: dict[str, Any], time_range: TimeRange, period_ms: int) -> list[dict[str, Any]]:
+    series = performance["series"]
+    xs = [_when(point["bucket"]) for point in series]
+
+    def column(key: str) -> list[Any]:
+        return [point[key] for point in series]
+
+    ok = [point["traces"] - point["errors"] for point in series]
+    return [
+        {"id": "chart-traces", "title": "Traces", "data": [
+            _series(xs, ok, "OK", "var(--accent)", kind="bar", period_ms=period_ms, hovertemplate="%{y} OK<extra></extra>"),
+            _series(xs, column("errors"), "Error", "var(--bad)", kind="bar", period_ms=period_ms, hovertemplate="%{y} errors<extra></extra>"),
+        ], "layout": _layout(time_range, legend=True, barmode="stack")},
+        {"id": "chart-error-rate", "title": "Error rate", "data": [
+            _series(xs, column("error_rate"), "error rate", "var(--bad)", kind="line", period_ms=period_ms, customdata=column("traces"),
+                    hovertemplate="%{y:.1%} of %{customdata} traces<extra></extra>"),
+        ], "layout": _layout(time_range, y={"tickformat": ".0%"})},
+        {"id": "chart-latency", "title": "Latency", "data": [
+            _series(xs, column("p50_ms"), "p50", "var(--accent)", kind="line", period_ms=period_ms, hovertemplate="p50 %{y:,.0f} ms<extra></extra>"),
+            _series(xs, column("p95_ms"), "p95", "var(--wait)", kind="line", period_ms=period_ms, hovertemplate="p95 %{y:,.0f} ms<extra></extra>"),
+        ], "layout": _layout(time_range, y={"ticksuffix": " ms"}, legend=True)},
+        {"id": "chart-tokens", "title": "Tokens", "data": [
+            _series(xs, column("tokens"), "tokens", "var(--info)", kind="bar", period_ms=period_ms, hovertemplate="%{y:,} tokens<extra></extra>"),
+        ], "layout": _layout(time_range)},
+        {"id": "chart-judge-cost", "title": "Judge cost", "data": [
+            _series(xs, column("judge_cost_usd"), "judge cost", "var(--none)", kind="bar", period_ms=period_ms, hovertemplate="$%{y:.4f}<extra></extra>"),
+        ], "layout": _layout(time_range, y={"tickprefix": "$"})},
+    ]
+
+
+def _judge_result(judge: dict[str, Any]) -> dict[str, Any]:
+    """What the quality table shows in its "result" column."""
+    if judge["pass_rate"] is not None:
+        return {"text": f"{_percent(judge['pass_rate'])} pass", "pass_rate": judge["pass_rate"]}
+    if judge["mean"] is not None:
+        return {"text": f"mean {judge['mean']:.3g}"}
+    if judge["categories"]:
+        shares = sorted(judge["categories"].items(), key=lambda item: -(item[1] or 0))
+        return {"text": " · ".join(f"{name} {_percent(share)}" for name, share in shares if share)}
+    return {"text": "—"}
+
+
+def _range_links(experiment_id: int, time_range: TimeRange | None) -> list[dict[str, Any]]:
+    base = reverse("experiment-overview", args=[experiment_id])
+    return [
+        {"key": key, "label": label, "url": f"{base}?{urlencode({'range': key})}", "active": time_range is not None and time_range.preset == key}
+        for key, label in PRESET_LABELS.items()
+    ]
+
+
+def _range_showing(experiment_id: int, moment: datetime, now: datetime) -> dict[str, str]:
+    """The shortest preset that reaches back to `moment`, or a custom range starting on its day."""
+    base = reverse("experiment-overview", args=[experiment_id])
+    for key, span in PRESETS.items():
+        if moment >= now - span:
+            return {"label": PRESET_LABELS[key].lower(), "url": f"{base}?{urlencode({'range': key})}"}
+    day = f"{moment.astimezone(UTC):%Y-%m-%d}"
+    return {"label": f"everything since {day}", "url": f"{base}?{urlencode({'from': day})}"}
 
 
 @login_required
 def overview_tab(request: HttpRequest, experiment_id: int) -> HttpResponse:
     experiment = get_experiment(experiment_id)
-    return render_tab(request, experiment, "overview", "evalapp/overview/tab.html", {})
+    context: dict[str, Any] = {
+        "custom_from": request.GET.get("from", ""),
+        "custom_to": request.GET.get("to", ""),
+        "overview_url": reverse("experiment-overview", args=[experiment.pk]),
+        "judges_url": reverse("experiment-judges", args=[experiment.pk]),
+    }
+    try:
+        time_range = parse_range(request.GET)
+    except RangeError as error:
+        # 200, so htmx swaps it in: the error shows beside the picker that caused it.
+        return render_tab(request, experiment, "overview", "evalapp/overview/tab.html", {**context, "range_error": error, "ranges": _range_links(experiment.pk, None)})
+
+    overview = compute_overview(experiment, time_range)
+    performance, judges = overview["performance"], overview["judges"]
+    period_ms = int(BUCKET_STEPS[time_range.bucket].total_seconds() * 1000)
+    latest_trace = wider_range = None
+    if not performance["traces"]:
+        latest_trace = Trace.objects.filter(experiment=experiment).order_by("-started_at").values_list("started_at", flat=True).first()
+        if latest_trace is not None:
+            wider_range = _range_showing(experiment.pk, latest_trace, timezone.now())
+    charts = {
+        "quality": [{"id": f"chart-judge-{index}", "title": judge["name"], "judge": judge, **_judge_figure(judge, time_range, period_ms)}
+                    for index, judge in enumerate(judges)],
+        "performance": _performance_figures(performance, time_range, period_ms),
+    }
+    cards = [
+        {"label": "Traces", "value": f"{performance['traces']:,}", "note": f"{performance['errors']:,} with errors"},
+        {"label": "Error rate", "value": _percent(performance["error_rate"]), "bad": bool(performance["errors"])},
+        {"label": "Latency p50 / p95", "value": f"{_duration(performance['p50_ms'])} / {_duration(performance['p95_ms'])}"},
+        {"label": "Tokens", "value": f"{performance['tokens']:,}"},
+        {"label": "Judge cost", "value": _money(performance["judge_cost_usd"]),
+         "note": f"{sum(judge['judged'] for judge in judges):,} verdicts · {sum(judge['errors'] for judge in judges):,} errors"},
+    ]
+    rows = [{**judge, "result": _judge_result(judge), "cost": _money(judge["cost_usd"]), "human_rate": _percent(judge["human"]["pass_rate"])} for judge in judges]
+    context |= {
+        "time_range": time_range,
+        "ranges": _range_links(experiment.pk, time_range),
+        "bucket_words": BUCKET_WORDS[time_range.bucket],
+        "overview": overview,
+        "cards": cards,
+        "rows": rows,
+        "charts": charts,
+        "chart_data": [{key: chart[key] for key in ("id", "data", "layout")} for group in charts.values() for chart in group],
+        "has_traces": bool(performance["traces"]) or latest_trace is not None,
+        "latest_trace": latest_trace,
+        "wider_range": wider_range,
+        "api_url": f"{reverse('api-overview', args=[experiment.pk])}?{request.GET.urlencode()}".rstrip("?"),
+    }
+    return render_tab(request, experiment, "overview", "evalapp/overview/tab.html", context)
 
 
 urlpatterns = [

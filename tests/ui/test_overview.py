@@ -1,0 +1,299 @@
+"""The Overview tab (cards, charts drawn from embedded JSON, the judge table, the range picker, empty states)
+and the experiment list (its columns and the "New experiment" form)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from judges.actions import create_judge, update_judge
+from tests.conftest import BASE_TIME, make_trace
+from traces.actions import create_experiment, ingest_traces
+from traces.models import Assessment, AssessmentSource, Experiment, Trace
+from traces.payload import parse_trace_batch
+
+pytestmark = pytest.mark.django_db
+
+NOW = BASE_TIME + timedelta(hours=1)
+HX_TAB = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "experiment-page"}
+
+
+def ingest(experiment, *traces: dict[str, Any]) -> list[Trace]:
+    ingest_traces(experiment, parse_trace_batch(list(traces), max_traces=1000))
+    return list(Trace.objects.filter(experiment=experiment).order_by("started_at"))
+
+
+def verdict(judge, trace: Trace, value: Any = None, *, error_code: str = "") -> Assessment:
+    """An assessment as judges.actions._record writes it."""
+    return Assessment.objects.create(
+        trace=trace, name=judge.name, value=None if error_code else value, source_type=AssessmentSource.LLM_JUDGE,
+        judge_name=judge.name, judge_version=judge.version, error_code=error_code, cost_usd=Decimal("0.0025"),
+    )
+
+
+def judge(experiment, endpoint, name: str, **fields: Any):
+    return create_judge(experiment, name=name, endpoint=endpoint, **{"instructions": "Is {{ outputs }} right?", **fields})
+
+
+def overview(client, experiment, *, headers: dict[str, str] | None = None, **params: str) -> str:
+    with time_machine.travel(NOW, tick=False):
+        response = client.get(reverse("experiment-overview", args=[experiment.pk]), params, **(headers or {}))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def chart_data(html: str) -> dict[str, Any]:
+    match = re.search(r'<script id="overview-chart-data" type="application/json">(.*?)</script>', html, re.S)
+    assert match, "no chart data on the page"
+    return {figure["id"]: figure for figure in json.loads(match.group(1))}
+
+
+@pytest.fixture
+def browser(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def judged(experiment, endpoint):
+    """Three traces in the last hour, one an ERROR; "helpful" says yes, yes, no and was changed (v2) at 12:30."""
+    traces = ingest(experiment, make_trace("t1", minutes=5), make_trace("t2", minutes=10), make_trace("t3", minutes=20, status="ERROR"))
+    with time_machine.travel(BASE_TIME - timedelta(days=3), tick=False):
+        helpful = judge(experiment, endpoint, "helpful")
+    with time_machine.travel(BASE_TIME + timedelta(minutes=30), tick=False):
+        helpful = update_judge(helpful, instructions="Is {{ outputs }} right and kind?")
+    for trace, value in zip(traces, [True, True, False]):
+        verdict(helpful, trace, value)
+    return experiment
+
+
+def test_the_tab_shows_cards_charts_and_the_judge_table(browser, judged):
+    html = overview(browser, judged, range="24h")
+
+    assert "<html" in html and 'id="experiment-page"' in html
+    cards = re.findall(r'<div class="stat-label">([^<]+)</div>\s*<div class="stat-value">([^<]+)</div>', html)
+    assert dict(cards) == {
+        "Traces": "3", "Error rate": "33.3%", "Latency p50 / p95": "1.20 s / 1.20 s", "Tokens": "450", "Judge cost": "$0.0075",
+    }
+    row = html[html.index("<strong>helpful</strong>"):]
+    row = row[: row.index("</tr>")]
+    assert "v2" in row and "66.7% pass" in row and "$0.0075" in row
+    assert html.index('class="overview-cards"') < html.index("<h2>Quality</h2>") < html.index("<h2>Judges</h2>")
+
+
+def test_charts_are_plotly_figures_from_embedded_json_with_version_marks(browser, judged):
+    html = overview(browser, judged, range="24h")
+    figures = chart_data(html)
+
+    quality = figures["chart-judge-0"]
+    [line] = quality["data"]
+    assert line["line"]["color"] == "var(--ok)"  # pass green, from app.css
+    assert line["y"][-1] == pytest.approx(0.6667) and len(line["x"]) == 24
+    assert [annotation["text"] for annotation in quality["layout"]["annotations"]] == ["v2"]
+    assert quality["layout"]["shapes"][0]["x0"] == "2026-11-20 12:30:00"
+    traces_chart = figures["chart-traces"]
+    assert [series["name"] for series in traces_chart["data"]] == ["OK", "Error"]
+    assert traces_chart["data"][1]["marker"]["color"] == "var(--bad)" and traces_chart["data"][1]["y"][-1] == 1
+    assert {"chart-error-rate", "chart-latency", "chart-tokens", "chart-judge-cost"} <= set(figures)
+    assert '/static/vendor/plotly/plotly.min.js' in html and "cdn" not in html.lower()
+    for figure_id in figures:
+        assert f'id="{figure_id}"' in html
+
+
+def test_an_htmx_tab_swap_gets_the_fragment(browser, judged):
+    html = overview(browser, judged, headers=HX_TAB, range="24h")
+
+    assert "<html" not in html
+    assert 'class="tabs"' in html and "chart-judge-0" in html and "overview.css" in html
+    assert "Plotly.newPlot" in html  # the drawing script travels with the fragment
+
+
+def test_the_range_picker_links_push_the_url(browser, judged):
+    html = overview(browser, judged, range="30d")
+    url = reverse("experiment-overview", args=[judged.pk])
+
+    for key in ("1h", "24h", "7d", "30d"):
+        assert f'<a href="{url}?range={key}" hx-get="{url}?range={key}" hx-target="#experiment-page" hx-push-url="true"' in html
+    assert re.search(rf'href="{url}\?range=30d"[^>]*class="active" aria-current="true">Last 30 days<', html)
+    form = re.search(r'<form class="range-custom row"[^>]*>', html).group(0)
+    assert f'action="{url}"' in form and f'hx-get="{url}"' in form and 'hx-push-url="true"' in form
+    assert "Last 30 days · per day (UTC)" in html
+
+
+def test_presets_and_custom_dates_pick_the_buckets(browser, judged):
+    assert len(chart_data(overview(browser, judged, range="7d"))["chart-traces"]["data"][0]["x"]) == 8  # days
+    assert len(chart_data(overview(browser, judged, range="1h"))["chart-traces"]["data"][0]["x"]) == 60  # minutes
+    html = overview(browser, judged, **{"from": "2026-11-18", "to": "2026-11-20"})
+    assert len(chart_data(html)["chart-traces"]["data"][0]["x"]) == 3
+    assert 'name="from" value="2026-11-18"' in html and 'name="to" value="2026-11-20"' in html  # the form keeps them
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"range": "fortnight"}, "&#x27;fortnight&#x27; is not a range; use one of 1h, 24h, 7d, 30d"),
+        ({"from": "2026-11-20", "to": "2026-11-01"}, "must be after &#x27;from&#x27;"),
+        ({"from": "yesterday"}, "&#x27;yesterday&#x27; is not a date"),
+    ],
+)
+def test_a_bad_range_is_explained_on_the_page(browser, judged, params, message):
+    for headers in (None, HX_TAB):
+        html = overview(browser, judged, headers=headers, **params)
+        error = html[html.index('id="range-error"'):]
+        assert message in error[: error.index("</div>")]
+        assert "overview-chart-data" not in html and 'class="range-presets"' in html
+
+
+def test_no_traces_yet_says_how_to_send_them(browser, experiment):
+    html = overview(browser, experiment)
+
+    assert "No traces yet" in html and f"x-evalapp-experiment-id: {experiment.pk}" in html
+    assert "overview-chart-data" not in html
+
+
+def test_no_judges_links_to_the_judges_tab(browser, experiment):
+    ingest(experiment, make_trace("t1"))
+    html = overview(browser, experiment)
+
+    assert "No judges yet" in html
+    assert f'href="{reverse("experiment-judges", args=[experiment.pk])}"' in html
+    assert chart_data(html)["chart-traces"]  # performance still shows
+
+
+def test_traces_outside_the_range_point_to_a_wider_one(browser, experiment):
+    ingest(experiment, make_trace("t1", minutes=-3 * 24 * 60))
+    html = overview(browser, experiment, range="24h")
+
+    notice = html[html.index("No traces in this range"):]
+    notice = notice[: notice.index("</div>")]
+    assert 'title="2026-11-17T12:00:00+00:00"' in notice  # when the latest trace started…
+    assert f'href="{reverse("experiment-overview", args=[experiment.pk])}?range=7d"' in notice  # …and the range that shows it
+    assert "last 7 days" in notice
+
+
+def test_traces_older_than_the_presets_point_to_a_custom_range(browser, experiment):
+    ingest(experiment, make_trace("t1", minutes=-90 * 24 * 60))
+    html = overview(browser, experiment, range="30d")
+
+    assert f'href="{reverse("experiment-overview", args=[experiment.pk])}?from=2026-08-22"' in html
+
+
+def test_viewers_see_the_overview(client, viewer, judged):
+    client.force_login(viewer)
+    assert "66.7% pass" in overview(client, judged, range="24h")
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client, experiment):
+    response = client.get(reverse("experiment-overview", args=[experiment.pk]))
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def _page_queries(client, experiment) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        overview(client, experiment, range="7d")
+    return len(queries)
+
+
+def test_query_count_does_not_grow_with_judges_or_traces(browser, endpoint, django_assert_max_num_queries):
+    small = create_experiment("small")
+    ingest(small, make_trace("s1"))
+    judge(small, endpoint, "only")
+    judge(small, endpoint, "conversation", scope="session", instructions="{{ conversation }}")
+
+    large = create_experiment("large")
+    traces = ingest(large, *[make_trace(f"l{index}", minutes=-index * 60, session_id=f"c{index % 5}") for index in range(80)])
+    for index, output_type in enumerate(["boolean", "integer", "float", "categorical", "string"]):
+        created = judge(large, endpoint, f"judge-{index}", output_type=output_type, **({"categories": ["a", "b"]} if output_type == "categorical" else {}))
+        for trace in traces:
+            verdict(created, trace, {"boolean": True, "integer": 3, "float": 0.5, "categorical": "a", "string": "fine"}[output_type])
+    judge(large, endpoint, "conversation", scope="session", instructions="{{ conversation }}")
+
+    small_count = _page_queries(browser, small)
+    with django_assert_max_num_queries(11):  # session, user, role, experiment + 7 (SQLite; 6 on PostgreSQL)
+        overview(browser, large, range="7d")
+    assert _page_queries(browser, large) == small_count
+
+
+# --- the experiment list -------------------------------------------------------------------------------------------
+
+
+def test_the_list_shows_traffic_active_judges_and_pass_rate(browser, judged, endpoint):
+    judge(judged, endpoint, "safety", active=True)
+    quiet = create_experiment("quiet")
+    ingest(quiet, make_trace("q1", minutes=-3 * 24 * 60))
+
+    with time_machine.travel(NOW, tick=False):
+        html = browser.get(reverse("experiment-list")).content.decode()
+
+    rows = re.findall(r'<tr>\s*<td><a href="/experiments/\d+/">([^<]+)</a>.*?<td class="num">([^<]*)</td>\s*'
+                      r'<td class="num">([^<]*)</td>\s*<td class="num">(.*?)</td>', html, re.S)
+    assert [(name, traces, judges, re.sub(r"<[^>]+>", "", rate)) for name, traces, judges, rate in rows] == [
+        ("checkout-agent", "3", "1", "67%"),
+        ("quiet", "0", "0", "—"),
+    ]
+
+
+def test_the_list_makes_the_same_queries_for_many_experiments(browser, endpoint, django_assert_max_num_queries):
+    for index in range(12):
+        experiment = create_experiment(f"e{index}")
+        [trace] = ingest(experiment, make_trace(f"e{index}-t"))
+        verdict(judge(experiment, endpoint, "ok", active=index % 2 == 0), trace, True)
+
+    with django_assert_max_num_queries(8), time_machine.travel(NOW, tick=False):
+        html = browser.get(reverse("experiment-list")).content.decode()
+    assert html.count("100%") == 12
+
+
+def test_new_experiment_button_opens_the_form(browser, db):
+    html = browser.get(reverse("experiment-list")).content.decode()
+    assert f'href="{reverse("experiment-create")}" hx-get="{reverse("experiment-create")}"' in html
+
+    partial = browser.get(reverse("experiment-create"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="new-experiment").content.decode()
+    assert "<html" not in partial and 'name="name"' in partial and 'maxlength="200"' in partial
+    full = browser.get(reverse("experiment-create")).content.decode()
+    assert "<html" in full and 'name="name"' in full
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("", "This field is required."),
+        ("   ", "This field is required."),
+        ("x" * 201, "Ensure this value has at most 200 characters (it has 201)."),
+        ("checkout-agent", "An experiment named &#x27;checkout-agent&#x27; already exists; pick another name."),
+    ],
+)
+def test_the_form_explains_what_is_wrong(browser, experiment, name, error):
+    response = browser.post(reverse("experiment-create"), {"name": name}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="new-experiment")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<html" not in html and error in html and "field has-error" in html
+    assert Experiment.objects.count() == 1
+
+
+def test_creating_an_experiment_opens_its_overview(browser, db):
+    response = browser.post(reverse("experiment-create"), {"name": "  support-bot ", "description": "tier 1"}, HTTP_HX_REQUEST="true")
+
+    created = Experiment.objects.get()
+    assert (created.name, created.description) == ("support-bot", "tier 1")
+    assert response["HX-Redirect"] == reverse("experiment-overview", args=[created.pk])
+    plain = browser.post(reverse("experiment-create"), {"name": "another"})
+    assert plain.status_code == 302 and plain["Location"] == reverse("experiment-overview", args=[Experiment.objects.get(name="another").pk])
+
+
+def test_viewers_cannot_create_experiments(client, viewer):
+    client.force_login(viewer)
+
+    assert "New experiment" not in client.get(reverse("experiment-list")).content.decode()
+    assert client.post(reverse("experiment-create"), {"name": "mine"}).status_code == 403
+    assert not Experiment.objects.exists()

@@ -1,0 +1,296 @@
+"""The Traces tab: newest first, a verdict chip per trace judge, the filter language, quick filters, pages, and
+pending chips that poll until they fill in."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from judges import engine
+from judges.actions import create_judge, pause_judge, run_judge_on_trace
+from judges.jobs import start_job
+from judges.models import Evaluation, EvaluationStatus, Judge
+from tests.conftest import BASE_TIME, make_trace
+from traces.actions import ingest_traces
+from traces.models import Trace
+from traces.payload import parse_trace_batch
+
+pytestmark = pytest.mark.django_db
+
+HX_RESULTS = {"HX-Request": "true", "HX-Target": "trace-results"}
+HX_TAB = {"HX-Request": "true", "HX-Target": "experiment-page"}
+HX_MORE = {"HX-Request": "true", "HX-Target": "more-row"}
+
+
+def ingest(experiment, *traces) -> list[Trace]:
+    ingest_traces(experiment, parse_trace_batch(list(traces), max_traces=1000))
+    return list(Trace.objects.filter(trace_id__in=[t["trace_id"] for t in traces]).order_by("started_at"))
+
+
+def tab_url(experiment) -> str:
+    return reverse("experiment-traces", args=[experiment.pk])
+
+
+def trace_ids_shown(html: str) -> list[str]:
+    return re.findall(r'<tr class="clickable" id="trace-row-\d+" hx-get="/experiments/\d+/traces/([^"]+)"', html)
+
+
+def cell(html: str, trace: Trace, judge: Judge) -> str:
+    """The chip in one verdict cell."""
+    match = re.search(rf'<span id="verdict-{trace.pk}-{judge.pk}"[^>]*>\s*(<span class="chip[^"]*"[^>]*>[^<]*</span>)', html)
+    assert match, f"no verdict cell for {trace.trace_id} / {judge.name}"
+    return match.group(1)
+
+
+def judge(experiment, endpoint, name: str, **fields) -> Judge:
+    defaults = {"instructions": "Is {{ outputs }} a good answer to {{ inputs }}?", "output_type": "boolean", "active": False}
+    return create_judge(experiment, name=name, endpoint=endpoint, **{**defaults, **fields})
+
+
+@pytest.fixture
+def browser(client, user):
+    client.force_login(user)
+    return client
+
+
+def test_an_empty_experiment_says_how_to_send_traces(browser, experiment):
+    html = browser.get(tab_url(experiment)).content.decode()
+    assert "No traces in this experiment yet" in html and "x-evalapp-experiment-id" in html
+    assert "every 2s" not in html
+
+
+def test_traces_are_listed_newest_first_with_their_facts(browser, experiment):
+    ingest(experiment, make_trace("t-old"), make_trace("t-new", minutes=5, session_id="conv-1"), make_trace("t-mid", minutes=2))
+    html = browser.get(tab_url(experiment)).content.decode()
+    assert trace_ids_shown(html) == ["t-new", "t-mid", "t-old"]
+    row = html[html.index('id="trace-row-') :]
+    assert "1,200 ms" in row and "150" in row and "conv-1" in row and "question t-new" in row  # duration, tokens, session, preview
+    assert '<a href="/experiments/%d/traces/t-new"' % experiment.pk in html  # a real link opens the trace…
+    assert 'hx-target="#experiment-page" hx-push-url="true"' in html  # …and the row opens it with htmx
+
+
+def test_one_column_per_trace_judge_with_a_chip_per_output_type(browser, experiment, endpoint):
+    t1, t2 = ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1))
+    helpful = judge(experiment, endpoint, "helpful")
+    tone = judge(experiment, endpoint, "tone", output_type="categorical", categories=["friendly", "neutral", "rude"])
+    score = judge(experiment, endpoint, "score", output_type="integer", min_value=1, max_value=5)
+    judge(experiment, endpoint, "frustration", scope="session", builtin_key="UserFrustration")
+    results = {j.name: run_judge_on_trace(j, t1) for j in (helpful, tone, score)}
+
+    html = browser.get(tab_url(experiment)).content.decode()
+    header = html[html.index("<thead>") : html.index("</thead>")]
+    assert [name for name in ("helpful", "frustration", "score", "tone") if name in header] == ["helpful", "score", "tone"]
+    assert "chip-pass" in cell(html, t1, helpful) or "chip-fail" in cell(html, t1, helpful)
+    assert ">yes<" in cell(html, t1, helpful) or ">no<" in cell(html, t1, helpful)
+    assert "chip-category" in cell(html, t1, tone) and f">{results['tone'].value}<" in cell(html, t1, tone)
+    assert "chip-number" in cell(html, t1, score) and f">{results['score'].value}<" in cell(html, t1, score)
+    assert "[stand-in model]" in cell(html, t1, helpful)  # the rationale on hover
+    # Not judged: a grey chip saying why on hover.
+    assert 'class="chip chip-none" title="automatic evaluation is off for this judge">not judged<' in cell(html, t2, helpful)
+
+
+def test_judge_states_without_a_verdict_say_why(browser, experiment, endpoint):
+    (t1,) = ingest(experiment, make_trace("t1", metadata={"environment": "production"}))
+    staging = judge(experiment, endpoint, "staging-only", active=True, filter_string="metadata.environment = 'staging'")
+    paused = judge(experiment, endpoint, "paused", active=True)
+    pause_judge(paused, "Authentication failed at the endpoint")
+    broken = judge(experiment, endpoint, "broken")
+    Evaluation.objects.create(judge=broken, judge_version=1, trace=t1, manual=True, status=EvaluationStatus.ERROR, error_code="timeout", error_message="no answer in 60 s")
+    html = browser.get(tab_url(experiment)).content.decode()
+    assert "does not match the filter metadata.environment = &#x27;staging&#x27;" in cell(html, t1, staging)
+    assert "chip-error" in cell(html, t1, paused) and "judge paused: Authentication failed" in cell(html, t1, paused)
+    assert "chip-error" in cell(html, t1, broken) and "Timed out: no answer in 60 s" in cell(html, t1, broken)
+
+
+def test_full_page_tab_fragment_and_results_partial(browser, experiment):
+    ingest(experiment, make_trace("t1"))
+    full = browser.get(tab_url(experiment))
+    assert full.status_code == 200 and "<html" in full.content.decode() and "traces.css" in full.content.decode()
+    fragment = browser.get(tab_url(experiment), headers=HX_TAB).content.decode()
+    assert "<html" not in fragment and 'class="tabs"' in fragment and "t1" in fragment
+    results = browser.get(tab_url(experiment) + "?q=trace.status+%3D+%27OK%27", headers=HX_RESULTS).content.decode()
+    assert results.lstrip().startswith('<div id="trace-results">') and 'class="tabs"' not in results and "t1" in results
+    # A history restore (cache miss after back) gets the whole page, not the fragment it asked for last time.
+    restore = browser.get(tab_url(experiment), headers={**HX_RESULTS, "HX-History-Restore-Request": "true"}).content.decode()
+    assert "<html" in restore
+    assert "HX-Target" in full["Vary"]
+
+
+def test_search_uses_the_filter_language_and_keeps_the_text(browser, experiment):
+    ingest(experiment, make_trace("prod"), make_trace("staging", minutes=1, metadata={"environment": "staging"}))
+    response = browser.get(tab_url(experiment), {"q": "metadata.environment = 'staging'"}, headers=HX_RESULTS)
+    html = response.content.decode()
+    assert trace_ids_shown(html) == ["staging"]
+    assert 'value="metadata.environment = &#x27;staging&#x27;"' in html
+    # Each quick filter keeps the search.
+    assert "?q=metadata.environment+%3D+%27staging%27&amp;status=ERROR" in html
+
+
+def test_a_bad_filter_is_explained_inline_and_the_text_kept(browser, experiment):
+    ingest(experiment, make_trace("t1"))
+    response = browser.get(tab_url(experiment), {"q": "trace.sttus = 'OK'"}, headers=HX_RESULTS)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'class="errorlist filter-error"' in html and "did you mean &#x27;trace.status&#x27;?" in html and "column 1" in html
+    assert 'value="trace.sttus = &#x27;OK&#x27;"' in html and 'aria-invalid="true"' in html
+    assert trace_ids_shown(html) == []
+
+
+def test_quick_filters_for_status_and_time_range(browser, experiment):
+    ingest(
+        experiment,
+        make_trace("ok-old", minutes=-600),
+        make_trace("ok-recent", minutes=-20),
+        make_trace("failed", minutes=-10, spans=[{"span_id": "r", "name": "agent", "start_time": (BASE_TIME - timedelta(minutes=10)).isoformat(), "end_time": (BASE_TIME - timedelta(minutes=9)).isoformat(), "status": "ERROR"}]),
+    )
+    assert Trace.objects.get(trace_id="failed").status == "ERROR"
+    with time_machine.travel(BASE_TIME, tick=False):
+        assert trace_ids_shown(browser.get(tab_url(experiment), {"status": "ERROR"}).content.decode()) == ["failed"]
+        assert trace_ids_shown(browser.get(tab_url(experiment), {"range": "1h"}).content.decode()) == ["failed", "ok-recent"]
+        assert trace_ids_shown(browser.get(tab_url(experiment), {"range": "1h", "status": "OK"}).content.decode()) == ["ok-recent"]
+        assert trace_ids_shown(browser.get(tab_url(experiment), {"range": "24h"}).content.decode()) == ["failed", "ok-recent", "ok-old"]
+        html = browser.get(tab_url(experiment), {"range": "1h"}, headers=HX_RESULTS).content.decode()
+    assert 'class="quick active" aria-current="true">Last hour<' in html
+    # The links are real URLs with the filters in the query string, swapped in by htmx and pushed to history.
+    assert f'href="{tab_url(experiment)}?status=ERROR&amp;range=1h" hx-get="{tab_url(experiment)}?status=ERROR&amp;range=1h" hx-target="#trace-results"' in html
+    assert 'hx-push-url="true"' in html
+    # Unknown values are ignored rather than failing.
+    assert trace_ids_shown(browser.get(tab_url(experiment), {"status": "BOGUS", "range": "3y"}).content.decode()) == ["failed", "ok-recent", "ok-old"]
+
+
+def test_load_more_continues_from_the_cursor_without_gaps_or_repeats(browser, experiment):
+    ingest(experiment, *[make_trace(f"t{n:02d}", minutes=n) for n in range(55)])
+    html = browser.get(tab_url(experiment), {"status": "OK"}).content.decode()
+    first = trace_ids_shown(html)
+    assert first == [f"t{n:02d}" for n in range(54, 4, -1)]
+    more = re.search(r'<tr id="more-row" class="more-row">.*?<a href="([^"]+)" hx-get="\1" hx-target="#more-row"', html, re.S)
+    assert more and "status=OK" in more.group(1)
+    rest = browser.get(more.group(1).replace("&amp;", "&"), headers=HX_MORE).content.decode()
+    assert "<table" not in rest and 'id="more-row"' not in rest
+    assert trace_ids_shown(rest) == ["t04", "t03", "t02", "t01", "t00"]
+    # Without htmx, the same link is a page of its own with a way back to the newest.
+    page_two = browser.get(more.group(1).replace("&amp;", "&")).content.decode()
+    assert trace_ids_shown(page_two) == ["t04", "t03", "t02", "t01", "t00"] and "Back to the newest traces" in page_two
+    # A hand-edited cursor starts from the newest instead of failing.
+    assert trace_ids_shown(browser.get(tab_url(experiment), {"cursor": "not-a-cursor"}).content.decode())[0] == "t54"
+
+
+@pytest.mark.django_db(transaction=True)  # the workers' heartbeat thread writes too
+def test_pending_chips_poll_until_they_fill_in(browser, experiment, endpoint):
+    t1, t2 = ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1))
+    helpful = judge(experiment, endpoint, "helpful")
+    run_judge_on_trace(helpful, t2)
+    html = browser.get(tab_url(experiment)).content.decode()
+    assert "every 2s" not in html  # nothing pending: no polling
+
+    start_job(helpful, trace_ids=["t1", "t2"])  # "Judge again" on both: the chips turn pending
+    html = browser.get(tab_url(experiment)).content.decode()
+    assert "chip-pending" in cell(html, t1, helpful) and "chip-pending" in cell(html, t2, helpful)
+    assert "(was " in cell(html, t2, helpful)  # the verdict it will replace, on hover
+    poller = re.search(r'<tr class="poller" hidden aria-hidden="true" hx-get="([^"]+)" hx-trigger="every 2s" hx-swap="outerHTML">', html)
+    assert poller, "a pending page polls"
+    poll_url = poller.group(1).replace("&amp;", "&")
+    assert poll_url == reverse("trace-verdicts", args=[experiment.pk]) + f"?t={t2.pk}&t={t1.pk}"
+
+    still_pending = browser.get(poll_url, headers={"HX-Request": "true"}).content.decode()
+    assert 'hx-trigger="every 2s"' in still_pending  # the poller renews itself…
+    assert f'<span id="verdict-{t1.pk}-{helpful.pk}" class="verdict" hx-swap-oob="true">' in still_pending
+
+    engine.judge_pending(list(Evaluation.objects.filter(status="pending").values_list("pk", flat=True)))
+    done = browser.get(poll_url, headers={"HX-Request": "true"}).content.decode()
+    assert "every 2s" not in done  # …until nothing is pending: the empty main swap removes it
+    assert "<template>" in done and "chip-pending" not in done
+    assert re.search(rf'<span id="verdict-{t1.pk}-{helpful.pk}" class="verdict" hx-swap-oob="true"><span class="chip chip-(pass|fail)"', done)
+    assert "every 2s" not in browser.get(tab_url(experiment)).content.decode()
+
+
+def test_the_poller_only_answers_for_its_own_experiment(browser, experiment, endpoint):
+    from traces.actions import create_experiment
+
+    (t1,) = ingest(experiment, make_trace("t1"))
+    other = create_experiment("other")
+    html = browser.get(reverse("trace-verdicts", args=[other.pk]), {"t": [t1.pk, "x"]}).content.decode()
+    assert f"verdict-{t1.pk}-" not in html
+
+
+def test_trace_content_is_shown_as_text_never_as_html(browser, experiment, endpoint):
+    attack = '<script>alert("owned")</script><img src=x onerror=alert(1)>'
+    ingest(experiment, make_trace("xss", name=attack, session_id="s-1", request={"messages": [{"role": "user", "content": attack}]}))
+    helpful = judge(experiment, endpoint, "helpful")
+    Evaluation.objects.create(judge=helpful, judge_version=1, trace=Trace.objects.get(), manual=True, status="error", error_code="provider_error", error_message=attack)
+    html = browser.get(tab_url(experiment)).content.decode()
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&quot;owned&quot;)&lt;/script&gt;" in html  # the name, and the error on hover
+    assert html.count("&lt;img src=x onerror=alert(1)&gt;") >= 2
+
+
+def test_the_tab_needs_a_login(client, experiment):
+    response = client.get(tab_url(experiment))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_fifty_rows_and_ten_judges_take_a_fixed_number_of_queries(browser, experiment, endpoint, django_assert_max_num_queries):
+    """No N+1: traces, judges, their latest verdicts, evaluations and (for span filters) spans are each one query."""
+    traces = ingest(experiment, *[make_trace(f"t{n:02d}", minutes=n, metadata={"environment": "production" if n % 3 else "staging"}) for n in range(60)])
+    judges = [judge(experiment, endpoint, f"judge-{n}") for n in range(4)]
+    judges.append(judge(experiment, endpoint, "tone", output_type="categorical", categories=["friendly", "rude"]))
+    judges.append(judge(experiment, endpoint, "staging", active=True, filter_string="metadata.environment = 'staging'"))
+    judges.append(judge(experiment, endpoint, "tools", active=True, filter_string="span.type = 'TOOL'"))
+    judges.append(judge(experiment, endpoint, "sampled", active=True, sample_rate=0.3))
+    judges.append(judge(experiment, endpoint, "paused", active=True))
+    pause_judge(judges[-1], "Authentication failed")
+    judges.append(judge(experiment, endpoint, "score", output_type="float", min_value=0, max_value=1))
+    newest = [trace.trace_id for trace in traces[-50:]]
+    by_id = {trace.trace_id: trace for trace in traces}
+    for j in judges[:5]:
+        for trace_id in newest[::5]:
+            run_judge_on_trace(j, by_id[trace_id])
+    start_job(judges[-1], trace_ids=newest[:10])  # some still pending
+    assert Evaluation.objects.filter(status="done").count() == 50
+
+    with django_assert_max_num_queries(9):
+        html = browser.get(tab_url(experiment)).content.decode()
+    assert len(trace_ids_shown(html)) == 50
+    assert html.count('class="verdict"') == 500
+    # The jobs' ten, and the active judges' traces that ingest would have queued (no commit in this test).
+    assert html.count("chip-pending") >= 10 and "every 2s" in html
+    for chip in ("chip-pass", "chip-category", "chip-none"):
+        assert chip in html
+    with django_assert_max_num_queries(9):
+        browser.get(tab_url(experiment), {"q": "span.type = 'RETRIEVER' AND metadata.environment = 'production'"}, headers=HX_RESULTS)
+
+
+def test_batch_states_agree_with_the_one_trace_explanation(experiment, endpoint, django_assert_max_num_queries):
+    from django.utils import timezone
+
+    from judges.explain import explain_trace
+    from judges.states import trace_states
+
+    ingest(experiment, make_trace("logged-long-ago"))
+    with time_machine.travel(timezone.now() + timedelta(hours=2)):
+        open_trace = {"trace_id": "open", "spans": [{"span_id": "child", "parent_span_id": "root", "start_time": BASE_TIME.isoformat()}]}
+        ingest(experiment, make_trace("prod", minutes=1), make_trace("staging", minutes=2, metadata={"environment": "staging"}), open_trace)
+        judges = [
+            judge(experiment, endpoint, "all", active=True),
+            judge(experiment, endpoint, "staging-only", active=True, filter_string="metadata.environment = 'staging' AND span.type = 'RETRIEVER'"),
+            judge(experiment, endpoint, "sampled", active=True, sample_rate=0.01),
+            judge(experiment, endpoint, "off"),
+            judge(experiment, endpoint, "paused", active=True),
+        ]
+        pause_judge(judges[4], "Authentication failed")
+        traces = list(Trace.objects.all())
+        run_judge_on_trace(judges[3], Trace.objects.get(trace_id="prod"))
+        Evaluation.objects.create(judge=judges[3], judge_version=1, trace=Trace.objects.get(trace_id="staging"), manual=True, status="error", error_code="timeout", error_message="slow")
+        Evaluation.objects.create(judge=judges[0], judge_version=1, trace=Trace.objects.get(trace_id="prod"), status="running")
+
+        with django_assert_max_num_queries(3):
+            batch = trace_states(judges, traces)
+        one_by_one = {(t.pk, j.pk): explain_trace(j, t) for t in traces for j in judges}
+    assert {key: state.state for key, state in batch.items()} == {key: state.state for key, state in one_by_one.items()}
+    assert {key: state.text for key, state in batch.items()} == {key: state.text for key, state in one_by_one.items()}
+    seen = {state.state for state in batch.values()}
+    assert seen >= {"judged", "error", "running", "pending", "filtered_out", "sampled_out", "too_old", "in_progress", "judge_off", "paused"}
