@@ -240,7 +240,7 @@ def validate_filter_string(filter_string: str) -> str | None:
     return filters.validate(filter_string)
 
 
-def _clean_judge(experiment: Experiment, data: dict[str, Any], *, instance: Judge | None) -> dict[str, Any]:
+def clean_judge(experiment: Experiment, data: dict[str, Any], *, instance: Judge | None) -> dict[str, Any]:
     errors: dict[str, str] = {}
     merged: dict[str, Any] = {}
     if instance is not None:
@@ -386,7 +386,7 @@ def _snapshot(judge: Judge, user) -> JudgeVersion:
 
 
 def create_judge(experiment: Experiment, *, user=None, **data: Any) -> Judge:
-    clean = _clean_judge(experiment, data, instance=None)
+    clean = clean_judge(experiment, data, instance=None)
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -414,7 +414,7 @@ def update_judge(judge: Judge, *, user=None, **data: Any) -> Judge:
     judge = Judge.objects.select_for_update().get(pk=judge.pk)
     before = judge.behaviour()
     was_active = judge.active
-    clean = _clean_judge(judge.experiment, data, instance=judge)
+    clean = clean_judge(judge.experiment, data, instance=judge)
     for field, value in clean.items():
         setattr(judge, field, value)
     now = timezone.now()
@@ -434,6 +434,14 @@ def update_judge(judge: Judge, *, user=None, **data: Any) -> Judge:
     elif judge.active and (not was_active or judge.behaviour() != before):
         _after_commit("backfill", judge.pk)
     return judge
+
+
+@transaction.atomic
+def delete_judge(judge: Judge) -> None:
+    """Delete a judge and its queued work. Its assessments stay: they are history, recorded under the judge's
+    name and version."""
+    logger.info("deleting judge %s (v%s) of experiment %s", judge.name, judge.version, judge.experiment_id)
+    judge.delete()
 
 
 def _after_commit(function: str, *args) -> None:

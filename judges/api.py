@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
@@ -23,6 +22,7 @@ from judges.actions import (
     check_connection,
     create_endpoint,
     create_judge,
+    delete_judge,
     update_endpoint,
     update_judge,
 )
@@ -187,9 +187,7 @@ class JudgeDetailView(EditorAPIView):
 
     def delete(self, request: Request, experiment_id: int, name: str) -> Response:
         judge = _judge(experiment_id, name)
-        with transaction.atomic():
-            # Its assessments stay: they are history, recorded under the judge's name and version.
-            judge.delete()
+        delete_judge(judge)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -24,14 +24,14 @@ class JudgeState:
         return {"state": self.state, "text": self.text, "value": self.value, "assessment_id": self.assessment_id}
 
 
-def _from_assessment(assessment: Assessment) -> JudgeState:
+def from_assessment(assessment: Assessment) -> JudgeState:
     if assessment.error_code:
         title = ERROR_TITLES.get(assessment.error_code, assessment.error_code)
         return JudgeState("error", f"{title}: {assessment.error_message}", None, assessment.pk)
     return JudgeState("judged", f"judged: {assessment.value!r}", assessment.value, assessment.pk)
 
 
-def _from_evaluation(evaluation: Evaluation) -> JudgeState | None:
+def from_evaluation(evaluation: Evaluation) -> JudgeState | None:
     if evaluation.status == EvaluationStatus.PENDING:
         return JudgeState("pending", "queued for judging")
     if evaluation.status == EvaluationStatus.RUNNING:
@@ -52,9 +52,9 @@ def explain_trace(judge: Judge, trace: Trace) -> JudgeState:
         .first()
     )
     if latest is not None:
-        return _from_assessment(latest)
+        return from_assessment(latest)
     evaluation = Evaluation.objects.filter(judge=judge, trace=trace).order_by("-created_at", "-pk").first()
-    if evaluation is not None and (state := _from_evaluation(evaluation)):
+    if evaluation is not None and (state := from_evaluation(evaluation)):
         return state
     if judge.is_paused and judge.active:
         return JudgeState("paused", f"judge paused: {judge.paused_reason}")
@@ -71,10 +71,10 @@ def explain_session(judge: Judge, session: Session) -> JudgeState:
         .first()
     )
     evaluation = Evaluation.objects.filter(judge=judge, session=session).order_by("-session_generation", "-created_at").first()
-    if evaluation is not None and evaluation.session_generation == session.trace_count and (state := _from_evaluation(evaluation)):
+    if evaluation is not None and evaluation.session_generation == session.trace_count and (state := from_evaluation(evaluation)):
         return state
     if latest is not None and (evaluation is None or evaluation.session_generation == session.trace_count):
-        return _from_assessment(latest)
+        return from_assessment(latest)
     if judge.is_paused and judge.active:
         return JudgeState("paused", f"judge paused: {judge.paused_reason}")
     first = Trace.objects.filter(experiment_id=session.experiment_id, session_id=session.session_id).order_by("started_at", "pk").first()

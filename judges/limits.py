@@ -36,6 +36,13 @@ def try_acquire(endpoint: ModelEndpoint, holder: str) -> int | None:
     candidates = list(
         EndpointSlot.objects.filter(free, endpoint=endpoint, slot__lt=endpoint.max_concurrency).values_list("pk", flat=True)[:8]
     )
+    if not candidates and not EndpointSlot.objects.filter(endpoint=endpoint).exists():
+        # The slots this process remembers creating are gone (a rolled-back transaction, an endpoint re-created
+        # under the same id): make them again rather than wait for a slot that can never free up.
+        with _known_lock:
+            _known_slots.discard((endpoint.pk, endpoint.max_concurrency))
+        ensure_slots(endpoint)
+        return try_acquire(endpoint, holder) if EndpointSlot.objects.filter(endpoint=endpoint).exists() else None
     random.shuffle(candidates)  # fewer collisions between workers racing for the same slot
     for pk in candidates:
         if EndpointSlot.objects.filter(free, pk=pk).update(holder=holder, expires_at=now + timedelta(seconds=settings.EVALAPP_LEASE_SECONDS)):

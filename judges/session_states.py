@@ -14,7 +14,7 @@ from django.db.models import OuterRef, Prefetch, Subquery
 from django.utils import timezone
 
 from judges import selection
-from judges.explain import JudgeState, _from_assessment, _from_evaluation
+from judges.explain import JudgeState, from_assessment, from_evaluation
 from judges.models import Evaluation, Judge
 from traces.models import Assessment, AssessmentSource, Session, Span, Trace
 
@@ -71,10 +71,10 @@ def _state(
     # The same steps, in the same order, as explain_session.
     evaluation = max(evaluations, key=lambda e: (e.session_generation, e.created_at, e.pk), default=None)
     current = evaluation is not None and evaluation.session_generation == session.trace_count
-    if current and (state := _from_evaluation(evaluation)):
+    if current and (state := from_evaluation(evaluation)):
         return SessionJudgeState(judge, state)
     if latest is not None and (evaluation is None or current):
-        return SessionJudgeState(judge, _from_assessment(latest), latest)
+        return SessionJudgeState(judge, from_assessment(latest), latest)
     if judge.is_paused and judge.active:
         return SessionJudgeState(judge, JudgeState("paused", f"judge paused: {judge.paused_reason}"))
     first = first_traces.get(session) if judge.filter_string else None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from judges import selection
-from judges.explain import JudgeState, _from_assessment, _from_evaluation
+from judges.explain import JudgeState, from_assessment, from_evaluation
 from judges.models import Evaluation, EvaluationStatus, Judge, Scope
 from traces.models import Assessment, AssessmentSource, Span, Trace
 
@@ -108,9 +108,9 @@ def _state(
     if evaluation is not None and evaluation.status in PENDING_STATES:
         return _queued(judge, evaluation, assessment)
     if assessment is not None:
-        found = _from_assessment(assessment)
+        found = from_assessment(assessment)
         return TraceJudgeState(found.state, found.text, found.value, found.assessment_id, assessment=assessment)
-    if evaluation is not None and (found := _from_evaluation(evaluation)) is not None:
+    if evaluation is not None and (found := from_evaluation(evaluation)) is not None:
         return TraceJudgeState(found.state, found.text, found.value, found.assessment_id)
     if judge.is_paused and judge.active:
         return TraceJudgeState("paused", f"judge paused: {judge.paused_reason}")

@@ -14,7 +14,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,7 +26,7 @@ from evalapp.roles import can_edit, editor_required
 from evalapp.ui.chips import chip_for_error, chip_for_value
 from evalapp.ui.common import get_experiment, is_partial_request, render_tab
 from evalapp.ui.judge_forms import JudgeForm, rate_to_percent
-from judges.actions import ConfigError, _clean_judge, create_judge, update_judge
+from judges.actions import ConfigError, clean_judge, create_judge, delete_judge, update_judge
 from judges.catalog import BUILTIN_JUDGES, builtins_for
 from judges.llm import NOT_APPLICABLE
 from judges.models import Evaluation, EvaluationStatus, Judge, ModelEndpoint, OutputType, Scope
@@ -145,9 +144,7 @@ def judge_delete(request: HttpRequest, experiment_id: int, judge_id: int) -> Htt
     experiment = get_experiment(experiment_id)
     judge = _judge_or_404(experiment, judge_id)
     if request.method == "POST":
-        with transaction.atomic():
-            # Its assessments stay: they are history, recorded under the judge's name and version.
-            judge.delete()
+        delete_judge(judge)
         messages.success(request, f"Deleted the judge {judge.name}. Its results stay on the traces and sessions it judged.")
         return _to_tab(request, experiment)
     return render_tab(request, experiment, "judges", "evalapp/judges/delete.html", {"judge": judge})
@@ -371,7 +368,7 @@ def judge_try(request: HttpRequest, experiment_id: int, judge_id: int | None = N
         wanted_settings["name"] = f"try-it-{uuid.uuid4().hex}"
     try:
         # The actions' own validation, without saving: no rule is written twice.
-        clean = _clean_judge(experiment, wanted_settings, instance=judge)
+        clean = clean_judge(experiment, wanted_settings, instance=judge)
     except ConfigError as error:
         problems = [(JudgeForm.FIELD_FOR_SETTING.get(field, field).replace("_", " "), message) for field, message in error.errors.items()]
         return _partial(request, "evalapp/judges/_try_result.html", {"problems": problems})
