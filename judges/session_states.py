@@ -112,10 +112,13 @@ def session_judge_states(
     for assessment in assessments:
         latest.setdefault((assessment.session_id, assessment.name), assessment)
     evaluations: dict[tuple[int, int], list[Evaluation]] = {}
-    for evaluation in Evaluation.objects.filter(judge__in=judges, session_id__in=session_pks).only(
+    judge_pks = {judge.pk for judge in judges}
+    # By session only (see judges/states.py: SQLite may otherwise walk the judge index over every evaluation).
+    for evaluation in Evaluation.objects.filter(session_id__in=session_pks).only(
         "pk", "judge_id", "session_id", "session_generation", "status", "error_code", "error_message", "assessment_id", "created_at"
     ):
-        evaluations.setdefault((evaluation.judge_id, evaluation.session_id), []).append(evaluation)
+        if evaluation.judge_id in judge_pks:
+            evaluations.setdefault((evaluation.judge_id, evaluation.session_id), []).append(evaluation)
     first_traces = _FirstTraces(sessions)
     return {
         session.pk: [
