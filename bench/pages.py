@@ -8,7 +8,12 @@ prints p50/p95 over repeated requests.
 
 Targets (issue 5): p95 ≤ 150 ms for the Traces tab (first page and a filtered page) and the Sessions tab,
 ≤ 400 ms for the Overview tab. PostgreSQL uses a scratch database `evalapp_bench_pages` on 127.0.0.1 (dropped and
-re-created); SQLite a temp file. Data is written with bulk inserts (this measures reading, not ingesting).
+re-created; `--postgres-url postgres://user@/db?host=/socket/dir&port=5433` for a unix socket); SQLite a temp file.
+Data is written with bulk inserts (this measures reading, not ingesting), which bypass the Overview's hourly
+rollups (evalapp.rollups): the first 30-day Overview after loading sums every hour from the raw rows ("cold"),
+later ones read the stored hours. Then 1,000 more traces over the last three hours, and their verdicts, go in
+through the real ingest action and Assessment saves (a steady state: a few hours stale), and the 30-day Overview
+is measured again: its first request recomputes the stale hours.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,8 +53,9 @@ def setup_database(args) -> None:
     if args.db == "postgres":
         import psycopg
 
-        database = args.postgres_url.rsplit("/", 1)[1]
-        with psycopg.connect(args.postgres_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
+        parts = urlsplit(args.postgres_url)
+        database = parts.path.lstrip("/")
+        with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             connection.execute(f'CREATE DATABASE "{database}"')
         os.environ["DATABASE_URL"] = args.postgres_url
@@ -173,6 +180,59 @@ def populate(args) -> tuple[int, str]:
     return experiment.pk, saved[0].trace_id
 
 
+def ingest_recent(experiment_id: int, count: int) -> float:
+    """`count` new traces over the last three hours in five-turn sessions, through ingest_traces in batches of
+    100 (its after-commit signal marks their hours stale), then 4 verdicts per trace and one per session through
+    Assessment saves (each marks its hour stale). Returns the seconds ingest_traces took."""
+    from django.utils import timezone
+
+    from traces.actions import ingest_traces
+    from traces.models import Assessment, AssessmentSource, Experiment, Session, Trace
+    from traces.payload import parse_trace_batch
+    from traces.signals import traces_ingested
+
+    traces_ingested.disconnect(dispatch_uid="judges-on-ingest")  # judging isn't measured: no queued evaluations
+    rng = random.Random(11)
+    experiment = Experiment.objects.get(pk=experiment_id)
+    now = timezone.now()
+    items = []
+    for n in range(count):
+        at = now - timedelta(hours=3) + timedelta(hours=3) * n / count
+        items.append(
+            {
+                "trace_id": f"late-{n:05d}", "start_time": at.isoformat(),
+                "end_time": (at + timedelta(milliseconds=rng.randint(300, 4000))).isoformat(),
+                "status": "ERROR" if rng.random() < 0.03 else "OK", "session_id": f"late-s-{n // 5:05d}",
+                "request": {"messages": [{"role": "user", "content": f"late question {n}"}]},
+                "response": {"content": f"late answer {n}"}, "token_usage": {"input_tokens": 120, "output_tokens": 40},
+            }
+        )
+    began = time.perf_counter()
+    for offset in range(0, count, 100):
+        ingest_traces(experiment, parse_trace_batch(items[offset : offset + 100], max_traces=100))
+    ingest_seconds = time.perf_counter() - began
+    for trace in Trace.objects.filter(experiment=experiment, trace_id__startswith="late-"):
+        for name, output_type, categories in TRACE_JUDGES:
+            Assessment.objects.create(
+                trace=trace, name=name, value=value_for(rng, output_type, categories), source_type=AssessmentSource.LLM_JUDGE,
+                judge_name=name, judge_version=1, model="openai/bench", cost_usd="0.00012",
+            )
+    name, output_type, categories = SESSION_JUDGE
+    for session in Session.objects.filter(experiment=experiment, session_id__startswith="late-s-"):
+        Assessment.objects.create(
+            session=session, name=name, value=value_for(rng, output_type, categories), source_type=AssessmentSource.LLM_JUDGE,
+            judge_name=name, judge_version=1, model="openai/bench", cost_usd="0.0003",
+        )
+    return ingest_seconds
+
+
+def first_request(client, url: str) -> tuple[float, int]:
+    began = time.perf_counter()
+    response = client.get(url)
+    assert response.status_code == 200, f"{url}: {response.status_code}"
+    return (time.perf_counter() - began) * 1000, len(response.content)
+
+
 def measure(client, url: str, runs: int) -> tuple[float, float, int]:
     for _ in range(3):  # warm caches (Django's, the database's)
         response = client.get(url)
@@ -215,10 +275,25 @@ def main() -> None:
         ("Overview tab, 30 d", f"{base}/overview?range=30d", 400),
     ]
     print(f"\ndatabase: {args.db}; {args.traces:,} traces, {args.traces // 5:,} sessions, 5 judges; {args.runs} requests per page")
-    for label, url, target in pages:
+
+    def report(label: str, url: str, target: int) -> None:
         p50, p95, size = measure(client, url, args.runs)
         verdict = "ok" if p95 <= target else "OVER TARGET"
         print(f"{label:<26} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   (target p95 ≤ {target} ms: {verdict}; {size / 1024:.0f} KiB)", flush=True)
+
+    thirty_days = f"{base}/overview?range=30d"
+    first_request(client, f"{base}/overview?range=24h")  # load templates and code (24 h doesn't use the hours)
+    cold, _ = first_request(client, thirty_days)
+    for label, url, target in pages:
+        if url == thirty_days:
+            print(f"{'Overview tab, 30 d, cold':<26} {cold:7.1f} ms   (first request after loading: sums and stores every hour)", flush=True)
+        report(label, url, target)
+
+    ingest_seconds = ingest_recent(experiment_id, 1_000)
+    print(f"\n1,000 new traces over the last 3 hours ingested (10 requests of 100: {ingest_seconds * 100:.0f} ms each), with their verdicts")
+    stale, _ = first_request(client, thirty_days)
+    print(f"{'Overview tab, 30 d, stale':<26} {stale:7.1f} ms   (first request after that: recomputes the stale hours)", flush=True)
+    report("Overview tab, 30 d", thirty_days, 400)
 
 
 if __name__ == "__main__":

@@ -44,3 +44,24 @@ class ApiToken(models.Model):
         if self.last_used_at is None or now - self.last_used_at > LAST_USED_RESOLUTION:
             ApiToken.objects.filter(pk=self.pk).update(last_used_at=now)
             self.last_used_at = now
+
+
+class OverviewHour(models.Model):
+    """One UTC hour of an experiment's Overview numbers, summed from the raw rows (evalapp.rollups).
+
+    `version` goes up with every write that changes what the hour holds (ingest, a verdict, feedback);
+    `computed_version` is the version `data` was computed at, so the hour is fresh while the two are equal.
+    A row made by a computation starts at version 0, one made by a write at 1 (then `data` is None)."""
+
+    experiment = models.ForeignKey("traces.Experiment", on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()  # the hour's start, UTC
+    version = models.PositiveIntegerField(default=1)
+    computed_version = models.PositiveIntegerField(default=0)
+    data = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "hour"], name="overview_hour_unique")]
+
+    def __str__(self) -> str:
+        state = "fresh" if self.computed_version == self.version else "stale"
+        return f"{self.hour:%Y-%m-%d %H:00} UTC of experiment {self.experiment_id} ({state})"

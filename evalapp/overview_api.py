@@ -29,7 +29,7 @@ class OverviewView(APIView):
                          "series": [{"bucket": "2026-11-13T00:00:00Z", "judged": 15, "errors": 0, "pass_rate": 0.93}, ...],
                          "versions": [{"version": 2, "created_at": "2026-11-16T09:12:00Z"}]}, ...],
              "performance": {"traces": 130, "errors": 4, "error_rate": 0.0308, "p50_ms": 1210.0, "p95_ms": 3900.5,
-                             "tokens": 41200, "judge_cost_usd": 0.0411,
+                             "percentiles_approximate": true, "tokens": 41200, "judge_cost_usd": 0.0411,
                              "series": [{"bucket": "2026-11-13T00:00:00Z", "traces": 17, "errors": 1, "error_rate": 0.0588,
                                          "p50_ms": 1190.0, "p95_ms": 3100.0, "tokens": 5400, "judge_cost_usd": 0.0051}, ...]}}
 
@@ -38,8 +38,11 @@ class OverviewView(APIView):
         for categorical judges — the others are null, and each series point carries only its type's key
         (`pass_rate`, `mean` or `shares`). `cost_usd` includes re-runs. `human` counts people's feedback under the
         judge's name. `versions` are the judge's versions created inside the range (changes to mark on a chart).
-        Percentiles are over finished traces' durations (percentile_cont). Trace verdicts and performance are
-        placed at the trace's start, session verdicts at the conversation's last turn.
+        Percentiles (`p50_ms`, `p95_ms`) are over finished traces' durations. Up to 48 h (minute and hour
+        buckets) they are exact (percentile_cont); beyond (day buckets) they come from hourly latency histograms
+        with 5%-wide bins and are within 5% of the exact figure — `percentiles_approximate` says which. Every
+        other number is exact either way. Trace verdicts and performance are placed at the trace's start, session
+        verdicts at the conversation's last turn.
 
         400 `{"detail": ..., "errors": [{"field": "range"|"from"|"to", "message": ...}]}` for a bad range;
         404 for an unknown experiment.

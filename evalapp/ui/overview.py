@@ -115,6 +115,7 @@ def _judge_figure(judge: dict[str, Any], time_range: TimeRange, period_ms: int) 
 def _performance_figures(performance: dict[str, Any], time_range: TimeRange, period_ms: int) -> list[dict[str, Any]]:
     series = performance["series"]
     xs = [_when(point["bucket"]) for point in series]
+    about = "≈ " if performance["percentiles_approximate"] else ""
 
     def column(key: str) -> list[Any]:
         return [point[key] for point in series]
@@ -130,8 +131,8 @@ def _performance_figures(performance: dict[str, Any], time_range: TimeRange, per
                     hovertemplate="%{y:.1%} of %{customdata} traces<extra></extra>"),
         ], "layout": _layout(time_range, y={"tickformat": ".0%"})},
         {"id": "chart-latency", "title": "Latency", "data": [
-            _series(xs, column("p50_ms"), "p50", "var(--accent)", kind="line", period_ms=period_ms, hovertemplate="p50 %{y:,.0f} ms<extra></extra>"),
-            _series(xs, column("p95_ms"), "p95", "var(--wait)", kind="line", period_ms=period_ms, hovertemplate="p95 %{y:,.0f} ms<extra></extra>"),
+            _series(xs, column("p50_ms"), "p50", "var(--accent)", kind="line", period_ms=period_ms, hovertemplate=f"p50 {about}%{{y:,.0f}} ms<extra></extra>"),
+            _series(xs, column("p95_ms"), "p95", "var(--wait)", kind="line", period_ms=period_ms, hovertemplate=f"p95 {about}%{{y:,.0f}} ms<extra></extra>"),
         ], "layout": _layout(time_range, y={"ticksuffix": " ms"}, legend=True)},
         {"id": "chart-tokens", "title": "Tokens", "data": [
             _series(xs, column("tokens"), "tokens", "var(--info)", kind="bar", period_ms=period_ms, hovertemplate="%{y:,} tokens<extra></extra>"),
@@ -140,6 +141,13 @@ def _performance_figures(performance: dict[str, Any], time_range: TimeRange, per
             _series(xs, column("judge_cost_usd"), "judge cost", "var(--none)", kind="bar", period_ms=period_ms, hovertemplate="$%{y:.4f}<extra></extra>"),
         ], "layout": _layout(time_range, y={"tickprefix": "$"})},
     ]
+
+
+def _latency_card(performance: dict[str, Any]) -> dict[str, Any]:
+    value = f"{_duration(performance['p50_ms'])} / {_duration(performance['p95_ms'])}"
+    if performance["percentiles_approximate"] and performance["p50_ms"] is not None:
+        return {"label": "Latency p50 / p95", "value": f"≈ {value}", "note": "within 5%, from hourly histograms"}
+    return {"label": "Latency p50 / p95", "value": value}
 
 
 def _judge_result(judge: dict[str, Any]) -> dict[str, Any]:
@@ -203,7 +211,7 @@ def overview_tab(request: HttpRequest, experiment_id: int) -> HttpResponse:
     cards = [
         {"label": "Traces", "value": f"{performance['traces']:,}", "note": f"{performance['errors']:,} with errors"},
         {"label": "Error rate", "value": _percent(performance["error_rate"]), "bad": bool(performance["errors"])},
-        {"label": "Latency p50 / p95", "value": f"{_duration(performance['p50_ms'])} / {_duration(performance['p95_ms'])}"},
+        _latency_card(performance),
         {"label": "Tokens", "value": f"{performance['tokens']:,}"},
         {"label": "Judge cost", "value": _money(performance["judge_cost_usd"]),
          "note": f"{sum(judge['judged'] for judge in judges):,} verdicts · {sum(judge['errors'] for judge in judges):,} errors"},
