@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
@@ -37,6 +39,7 @@ from traces.pagination import CursorError, decode_cursor, page
 
 PAGE_SIZE = 50
 MAX_POLLED_TRACES = 200
+MAX_NEW_COUNTED = 1000
 MAX_SPANS_SHOWN = 1000
 MAX_JSON_CHARS = 100_000
 ASSESSMENTS_CHANGED = "assessments-changed"
@@ -138,25 +141,35 @@ def _traces_queryset(experiment: Experiment):
     return Trace.objects.filter(experiment=experiment).defer("request", "response")
 
 
+def _filtered_traces(experiment: Experiment, filters: ListFilters):
+    """The table's queryset for these filters, and the filter language's error in words ("" if none)."""
+    queryset = _traces_queryset(experiment)
+    if filters.status:
+        queryset = queryset.filter(status=filters.status)
+    if since := RANGE_FILTERS[filters.range][1]:
+        queryset = queryset.filter(started_at__gte=timezone.now() - since)
+    try:
+        return filter_traces(queryset, filters.q), ""
+    except FilterError as error:
+        return queryset.none(), f"Filter: {error}"
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
 @login_required
 @require_GET
 def traces_tab(request: HttpRequest, experiment_id: int) -> HttpResponse:
     experiment = get_experiment(experiment_id)
     filters = ListFilters.from_request(request)
     traces_url = reverse("experiment-traces", args=[experiment.pk])
-    queryset = _traces_queryset(experiment)
-    if filters.status:
-        queryset = queryset.filter(status=filters.status)
-    if since := RANGE_FILTERS[filters.range][1]:
-        queryset = queryset.filter(started_at__gte=timezone.now() - since)
-    filter_error = ""
-    try:
-        queryset = filter_traces(queryset, filters.q)
-    except FilterError as error:
-        filter_error = f"Filter: {error}"
+    drawn_at = timezone.now()  # before the query: a trace logged meanwhile is announced as new, not missed
+    queryset, filter_error = _filtered_traces(experiment, filters)
     traces, next_cursor = ([], None) if filter_error else page(queryset, time_field="started_at", cursor=filters.cursor or None, size=PAGE_SIZE)
     judges = trace_judges(experiment)
     rows = build_rows(experiment, traces, judges)
+    watch_new = not filters.cursor and not filter_error
     context = {
         "filters": filters,
         "traces_url": traces_url,
@@ -167,6 +180,7 @@ def traces_tab(request: HttpRequest, experiment_id: int) -> HttpResponse:
         "more_url": traces_url + filters.query(cursor=next_cursor) if next_cursor else "",
         "newest_url": traces_url + filters.query(cursor="") if filters.cursor else "",
         "poll_url": poll_url(experiment, rows),
+        "new_traces_url": reverse("trace-news", args=[experiment.pk]) + filters.query(since=str(_micros(drawn_at))) if watch_new else "",
         "status_links": [(label, traces_url + filters.query(status=key, cursor=""), key == filters.status) for key, label in STATUS_FILTERS],
         "range_links": [(label, traces_url + filters.query(range=key, cursor=""), key == filters.range) for key, (label, _) in RANGE_FILTERS.items()],
         "is_filtered": bool(filters.q or filters.status or filters.range),
@@ -176,6 +190,28 @@ def traces_tab(request: HttpRequest, experiment_id: int) -> HttpResponse:
     if is_partial_request(request, "trace-results"):
         return render_tab(request, experiment, "traces", "evalapp/traces/tab.html#trace-results", context)
     return render_tab(request, experiment, "traces", "evalapp/traces/tab.html", context)
+
+
+@login_required
+@require_GET
+def trace_news(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    """The notice over the first page of the table, polled while it is open: how many traces its filters select
+    were logged since the page was drawn ("3 new traces — show"), so new traces never move rows under the reader."""
+    experiment = get_experiment(experiment_id)
+    filters = ListFilters.from_request(request)
+    raw = request.GET.get("since", "")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 17):
+        return HttpResponseBadRequest("since: microseconds since 1970 (the page's drawing time) are required")
+    since = datetime.fromtimestamp(int(raw) / 1_000_000, tz=dt_timezone.utc)
+    queryset, filter_error = _filtered_traces(experiment, filters)
+    count = 0 if filter_error else queryset.filter(updated_at__gt=since, created_at__gt=since).order_by()[: MAX_NEW_COUNTED + 1].count()
+    context = {
+        "new_traces_url": request.get_full_path(),
+        "new_count": count,
+        "new_count_text": f"{MAX_NEW_COUNTED:,}+ new traces" if count > MAX_NEW_COUNTED else f"{count:,} new trace{pluralize(count)}",
+        "show_url": reverse("experiment-traces", args=[experiment.pk]) + filters.query(),
+    }
+    return render(request, "evalapp/traces/tab.html#new-traces", context)
 
 
 @login_required
@@ -555,6 +591,7 @@ def trace_feedback(request: HttpRequest, experiment_id: int, trace_id: str) -> H
 urlpatterns = [
     path("experiments/<int:experiment_id>/traces", traces_tab, name="experiment-traces"),
     path("experiments/<int:experiment_id>/trace-verdicts", trace_verdicts, name="trace-verdicts"),
+    path("experiments/<int:experiment_id>/trace-news", trace_news, name="trace-news"),
     path("experiments/<int:experiment_id>/traces/<str:trace_id>", trace_detail, name="trace-detail"),
     path("experiments/<int:experiment_id>/traces/<str:trace_id>/judge-again", judge_again, name="trace-judge-again"),
     path("experiments/<int:experiment_id>/traces/<str:trace_id>/feedback", trace_feedback, name="trace-feedback"),

@@ -263,7 +263,10 @@ def test_saving_creates_the_judge_through_the_action(editor_client, experiment, 
     assert list(judge.versions.values_list("version", flat=True)) == [1]
 
     tab = editor_client.get(tab_url(experiment)).content.decode()
-    assert "Created the judge answer quality (automatically evaluating new traces)." in tab
+    notice = "Created the judge answer quality (automatically evaluating new traces)."
+    # Inside the swapped part of the page, so the next tab switch takes the notice away.
+    assert notice in tab[tab.index('<div id="experiment-page">') :]
+    assert notice not in editor_client.get(tab_url(experiment)).content.decode()  # shown once
 
 
 def test_saving_without_htmx_redirects(editor_client, experiment, endpoint):

@@ -85,7 +85,8 @@ def test_full_page_and_htmx_tab_swap(editor_client, experiment, quiet_endpoint):
     assert full.status_code == fragment.status_code == 200
     assert "<html" in full.content.decode() and 'id="experiment-page"' in full.content.decode()
     assert "<html" not in fragment.content.decode() and "judge-card" in fragment.content.decode()
-    assert "evalapp/judges.css" in fragment.content.decode()  # the area's CSS comes with the swapped tab
+    # Every area's CSS is in the page's head, so a swapped-in tab is styled at once (no link in the fragment).
+    assert "evalapp/judges.css" in full.content.decode() and "evalapp/judges.css" not in fragment.content.decode()
     assert "HX-Request" in full["Vary"]
 
 

@@ -179,6 +179,49 @@ def test_load_more_continues_from_the_cursor_without_gaps_or_repeats(browser, ex
     assert trace_ids_shown(browser.get(tab_url(experiment), {"cursor": "not-a-cursor"}).content.decode())[0] == "t54"
 
 
+def news_url(html: str) -> str:
+    match = re.search(r'<div id="new-traces" class="new-traces" hx-get="([^"]+)" hx-trigger="every 5s[^"]*" hx-swap="outerHTML" hidden', html)
+    assert match, "no hidden new-traces notice polling on the first page"
+    return match.group(1).replace("&amp;", "&")
+
+
+def test_traces_logged_while_the_page_is_open_are_announced_not_inserted(browser, experiment):
+    with time_machine.travel(BASE_TIME, tick=False):
+        ingest(experiment, make_trace("before"))
+    with time_machine.travel(BASE_TIME + timedelta(minutes=1), tick=False):
+        watch = news_url(browser.get(tab_url(experiment), {"q": "trace.status = 'OK'"}).content.decode())
+        assert "q=trace.status" in watch  # the notice counts what the page's filters select
+        quiet = browser.get(watch).content.decode()
+    assert "new trace" not in quiet and "hidden" in quiet and f'hx-get="{watch.replace("&", "&amp;")}"' in quiet  # polls on
+    with time_machine.travel(BASE_TIME + timedelta(minutes=2), tick=False):
+        failed = make_trace("failed", minutes=2)
+        failed["spans"] = [{**failed["spans"][0], "status": "ERROR"}]
+        ingest(experiment, make_trace("new-1", minutes=1), make_trace("new-2", minutes=2), failed)
+    news = browser.get(watch).content.decode()
+    assert "2 new traces — show" in news and "hidden" not in news
+    shown = f"{tab_url(experiment)}?q=trace.status+%3D+%27OK%27"
+    assert f'<a href="{shown}" hx-get="{shown}" hx-target="#trace-results" hx-swap="outerHTML" hx-push-url="true">' in news
+    assert trace_ids_shown(browser.get(shown, headers=HX_RESULTS).content.decode()) == ["new-2", "new-1", "before"]
+
+
+def test_only_the_first_page_of_a_valid_filter_watches_for_new_traces(browser, experiment):
+    ingest(experiment, *[make_trace(f"t{n:02d}", minutes=n) for n in range(55)])
+    html = browser.get(tab_url(experiment)).content.decode()
+    news_url(html)
+    more = re.search(r'<tr id="more-row" class="more-row">.*?<a href="([^"]+)"', html, re.S).group(1).replace("&amp;", "&")
+    assert 'id="new-traces"' not in browser.get(more).content.decode()
+    assert 'id="new-traces"' not in browser.get(tab_url(experiment), {"q": "trace.bogus = 1"}).content.decode()
+    bad = reverse("trace-news", args=[experiment.pk])
+    for since in ("", "yesterday", "１２３", "9" * 40):
+        response = browser.get(bad, {"since": since})
+        assert response.status_code == 400 and b"since" in response.content
+
+
+def test_the_new_traces_notice_needs_a_login(client, experiment):
+    response = client.get(reverse("trace-news", args=[experiment.pk]), {"since": "1"})
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
 @pytest.mark.django_db(transaction=True)  # the workers' heartbeat thread writes too
 def test_pending_chips_poll_until_they_fill_in(browser, experiment, endpoint):
     t1, t2 = ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1))
