@@ -246,6 +246,7 @@ class Readable:
     messages: list[Message] = field(default_factory=list)
     rest: str = ""
     size: int = 0
+    label: str = ""  # for text taken out of a JSON object: the key it came from
 
 
 def pretty_json(value: Any) -> str:
@@ -298,9 +299,22 @@ def _messages(items: Any) -> list[Message] | None:
     return None if any(message is None for message in messages) else messages
 
 
+# Keys whose text is the point of an object ({"content": "..."} outputs), shown as text with the rest below.
+TEXT_KEYS = ("content", "text", "output", "answer", "response", "result", "query", "question", "input", "prompt")
+
+
+def _text_key(value: dict[str, Any]) -> str | None:
+    """The key of an object's main text: its only key if that holds text, else the first of TEXT_KEYS that does."""
+    if len(value) == 1:
+        key, item = next(iter(value.items()))
+        return key if isinstance(item, str) and isinstance(key, str) else None
+    return next((key for key in TEXT_KEYS if isinstance(value.get(key), str)), None)
+
+
 def readable(value: Any) -> Readable:
     """Chat messages (a list of them, {"messages": [...]}, one message, or a chat completion's choices) as a
-    conversation; plain text as text; anything else as pretty-printed JSON."""
+    conversation; plain text, or an object's main text (`{"content": "..."}`), as text; anything else as
+    pretty-printed JSON."""
     if value is None or value == "" or value == {} or value == []:
         return Readable("empty")
     if isinstance(value, str):
@@ -317,6 +331,9 @@ def readable(value: Any) -> Readable:
             return Readable("chat", messages=messages, rest=pretty_json(rest) if rest else "")
         if (message := _message(value)) is not None:
             return Readable("chat", messages=[message])
+        if (key := _text_key(value)) is not None:
+            rest = {other: item for other, item in value.items() if other != key}
+            return Readable("text", text=value[key], size=len(value[key]), rest=pretty_json(rest) if rest else "", label=key)
     text = pretty_json(value)
     return Readable("json", text=text, size=len(text))
 

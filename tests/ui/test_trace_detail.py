@@ -124,6 +124,15 @@ def test_chat_messages_read_as_a_conversation_and_json_is_pretty_and_collapsible
     assert re.search(r'<details class="json" open><summary>JSON · \d+ characters</summary><pre>\{\n  &quot;order&quot;: \{\n    &quot;id&quot;: 42,', html)
 
 
+def test_an_objects_main_text_reads_as_text_with_the_other_fields_below(browser, experiment):
+    (trace,) = ingest(experiment, make_trace("t1", request={"query": "Where is <b>my</b> order?"}, response={"content": "It ships today.", "finish_reason": "stop"}))
+    html = browser.get(page_url(trace)).content.decode()
+    assert '<div class="value-key muted small">query</div><div class="text-value">Where is &lt;b&gt;my&lt;/b&gt; order?</div>' in html
+    assert '<div class="value-key muted small">content</div><div class="text-value">It ships today.</div>' in html
+    assert '<details class="json"><summary>Other fields</summary><pre>{\n  &quot;finish_reason&quot;: &quot;stop&quot;\n}</pre></details>' in html
+    assert "&quot;content&quot;" not in html  # not shown as JSON
+
+
 def test_metadata_and_tags_are_tables(browser, experiment):
     (trace,) = ingest(experiment, make_trace("t1", metadata={"environment": "production", "release": "2026.11"}, tags={"team": "checkout"}))
     html = browser.get(page_url(trace)).content.decode()
