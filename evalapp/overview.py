@@ -52,6 +52,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from judges.models import Judge, JudgeVersion, OutputType, Scope
 from traces.models import Assessment, AssessmentSource, Experiment, Trace, TraceStatus
+from traces.payload import EARLIEST_TIME, LATEST_TIME, supported_utc
 
 NOT_APPLICABLE = "not_applicable"
 PRESETS: dict[str, timedelta] = {
@@ -143,10 +144,15 @@ def _parse_moment(field: str, raw: str, *, end_of_day: bool) -> datetime:
         raise RangeError([(field, f"{raw!r} is not a date; use YYYY-MM-DD or an ISO date-time like 2026-11-20T09:30Z")])
     if moment is None:
         assert isinstance(day, date)
+        if not EARLIEST_TIME.year <= day.year < LATEST_TIME.year:  # before adding a day to 9999-12-31
+            raise RangeError([(field, f"{day.isoformat()} is outside the years 1970–2099 that evalapp stores")])
         moment = datetime.combine(day + timedelta(days=1) if end_of_day else day, time(), tzinfo=UTC)
     elif timezone.is_naive(moment):
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return supported_utc(moment)
+    except ValueError as error:
+        raise RangeError([(field, str(error))]) from None
 
 
 def parse_range(params: Mapping[str, str], now: datetime | None = None) -> TimeRange:

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "traces.http.RefuseNulInUrlMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -147,7 +148,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Strict: NaN, Infinity, 1e400, NUL and lone surrogates are a 400 naming the problem (traces.strict_json).
+    "DEFAULT_PARSER_CLASSES": ["traces.http.JSONParser"],
     "EXCEPTION_HANDLER": "evalapp.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -168,6 +170,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Traces and spans both have a `status` with different choices; name the two enums instead of hashing them.
+    "ENUM_NAME_OVERRIDES": {
+        "TraceStatusEnum": "traces.models.TraceStatus",
+        "SpanStatusEnum": "traces.models.SpanStatus",
+    },
 }
 
 # django-q2 reads this once, at import. Tests switch to sync mode through EVALAPP_Q_SYNC, not override_settings.

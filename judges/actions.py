@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from judges.catalog import BUILTIN_JUDGES
@@ -18,6 +18,7 @@ from judges.runner import Outcome, definition_of, endpoint_config, evaluate_sess
 from judges.templating import TemplateError, validate_instructions
 from traces import filters
 from traces.models import Assessment, AssessmentSource, Experiment, Session, Trace
+from traces.payload import whole_number
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +58,12 @@ def _positive_int(errors: dict[str, str], field: str, value: Any, *, minimum: in
         if required:
             errors[field] = "is required"
         return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         errors[field] = "must be a whole number"
         return None
-    if isinstance(value, float) and not value.is_integer():
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
         errors[field] = "must be a whole number"
         return None
     if not minimum <= number <= maximum:
@@ -71,8 +72,12 @@ def _positive_int(errors: dict[str, str], field: str, value: Any, *, minimum: in
     return number
 
 
-def _decimal(errors: dict[str, str], field: str, value: Any) -> Decimal | None:
+def _decimal(errors: dict[str, str], field: str, value: Any, *, column: models.DecimalField) -> Decimal | None:
+    """An amount ≥ 0 that fits `column` once rounded to its decimal places (the database rounds it on save)."""
     if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        errors[field] = "must be a number"
         return None
     try:
         number = Decimal(str(value))
@@ -81,6 +86,11 @@ def _decimal(errors: dict[str, str], field: str, value: Any) -> Decimal | None:
         return None
     if not number.is_finite() or number < 0:
         errors[field] = "must be a number ≥ 0"
+        return None
+    limit = Decimal(1).scaleb(column.max_digits - column.decimal_places)
+    # Compared once rounded too (999999.9999999 rounds up to the limit); huge numbers first, which can't be rounded.
+    if number >= limit or number.quantize(Decimal(1).scaleb(-column.decimal_places)) >= limit:
+        errors[field] = f"must be less than {limit:,f}"
         return None
     return number
 
@@ -130,7 +140,7 @@ def _clean_endpoint(data: dict[str, Any], *, instance: ModelEndpoint | None) -> 
         clean["context_window"] = _positive_int(errors, "context_window", data["context_window"], minimum=1000, maximum=10_000_000, required=False)
     for field in ("input_cost_per_million", "output_cost_per_million"):
         if field in data:
-            clean[field] = _decimal(errors, field, data[field])
+            clean[field] = _decimal(errors, field, data[field], column=ModelEndpoint._meta.get_field(field))
     if "output_mode" in data:
         mode = data.get("output_mode") or OutputMode.AUTO
         if mode not in OutputMode.values:
@@ -225,10 +235,16 @@ JUDGE_FIELDS = (
 def _number_or_none(errors: dict[str, str], field: str, value: Any) -> float | None:
     if value in (None, ""):
         return None
+    if isinstance(value, bool):
+        errors[field] = "must be a number"
+        return None
     try:
         number = float(value)
     except (TypeError, ValueError):
         errors[field] = "must be a number"
+        return None
+    except OverflowError:  # an int beyond a float, e.g. 10**400
+        errors[field] = "must be a finite number"
         return None
     if number != number or number in (float("inf"), float("-inf")):
         errors[field] = "must be a finite number"
@@ -329,9 +345,13 @@ def clean_judge(experiment: Experiment, data: dict[str, Any], *, instance: Judge
         min_value = max_value = None
 
     endpoint = merged.get("endpoint")
-    if isinstance(endpoint, (int, str)) and str(endpoint).isdigit():
-        endpoint = ModelEndpoint.objects.filter(pk=int(endpoint)).first() or endpoint
-    if isinstance(endpoint, str) and not endpoint.isdigit():
+    # By id (a number or ASCII digits) or by name.
+    endpoint_pk = endpoint if isinstance(endpoint, int) and not isinstance(endpoint, bool) else None
+    if isinstance(endpoint, str):
+        endpoint_pk = whole_number(endpoint)
+    if endpoint_pk is not None:
+        endpoint = ModelEndpoint.objects.filter(pk=endpoint_pk).first() or endpoint
+    elif isinstance(endpoint, str):
         endpoint = ModelEndpoint.objects.filter(name=endpoint).first() or endpoint
     if not isinstance(endpoint, ModelEndpoint):
         errors["endpoint"] = "choose a model endpoint" if endpoint in (None, "") else f"no model endpoint {endpoint!r}"
@@ -357,7 +377,7 @@ def clean_judge(experiment: Experiment, data: dict[str, Any], *, instance: Judge
     else:
         idle = _positive_int(errors, "session_idle_seconds", idle, minimum=10, maximum=7 * 86400, required=False)
 
-    cap = _decimal(errors, "daily_cost_cap_usd", merged.get("daily_cost_cap_usd"))
+    cap = _decimal(errors, "daily_cost_cap_usd", merged.get("daily_cost_cap_usd"), column=Judge._meta.get_field("daily_cost_cap_usd"))
     active = merged.get("active", False)
     if not isinstance(active, bool):
         errors["active"] = "must be true or false"

@@ -149,7 +149,9 @@ class EndpointTestView(EditorAPIView):
 
 
 def _judge(experiment_id: int, name: str) -> Judge:
-    return get_object_or_404(Judge.objects.select_related("endpoint"), experiment_id=experiment_id, name=name)
+    # experiment__pk, not experiment_id: Django guards pk lookups against ids too big for the database (empty
+    # result → 404), not foreign-key lookups (OverflowError on SQLite).
+    return get_object_or_404(Judge.objects.select_related("endpoint"), experiment__pk=experiment_id, name=name)
 
 
 class JudgeListView(EditorAPIView):
@@ -257,6 +259,6 @@ class TraceJudgeStatesView(APIView):
 
 class SessionJudgeStatesView(APIView):
     def get(self, request: Request, experiment_id: int, session_id: str) -> Response:
-        session = get_object_or_404(Session, experiment_id=experiment_id, session_id=session_id)
-        judges = Judge.objects.filter(experiment_id=experiment_id, scope=Scope.SESSION).select_related("endpoint").order_by("name")
+        session = get_object_or_404(Session, experiment__pk=experiment_id, session_id=session_id)
+        judges = Judge.objects.filter(experiment_id=session.experiment_id, scope=Scope.SESSION).select_related("endpoint").order_by("name")
         return Response({"session_id": session.session_id, "judges": {judge.name: explain_session(judge, session).as_json() for judge in judges}})

@@ -151,7 +151,7 @@ def resolve(values: dict[str, Any], path: str) -> Any:
                 return MISSING
         if isinstance(current, dict) and part in current:
             current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+        elif isinstance(current, list) and part.isascii() and part.isdigit() and int(part) < len(current):
             current = current[int(part)]
         else:
             return MISSING

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from django.conf import settings
@@ -14,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from traces import otlp
+from traces import otlp, strict_json
 from traces.actions import create_experiment, ingest_traces
 from traces.feedback import FeedbackError, add_feedback
 from traces.filter_sql import filter_traces
@@ -22,7 +21,7 @@ from traces.filters import FilterError
 from traces.http import BodyError, read_body
 from traces.models import Assessment, AssessmentSource, Experiment, Session, Span, Trace
 from traces.pagination import CursorError, page
-from traces.payload import PayloadError, parse_timestamp, parse_trace_batch
+from traces.payload import PayloadError, parse_timestamp, parse_trace_batch, whole_number
 from traces.serializers import (
     AssessmentSerializer,
     ExperimentSerializer,
@@ -48,18 +47,18 @@ def _page_size(request: Request) -> int:
     raw = request.query_params.get("page_size")
     if raw is None:
         return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    size = whole_number(raw)
+    if size is None or not 1 <= size <= MAX_PAGE_SIZE:
         raise PayloadError([("page_size", f"must be a whole number from 1 to {MAX_PAGE_SIZE}")])
-    return int(raw)
+    return size
 
 
 def _time_param(request: Request, name: str):
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    value: object = raw
-    if raw.isdigit():
-        value = int(raw)
+    epoch_ms = whole_number(raw)
+    value: object = raw if epoch_ms is None else epoch_ms
     try:
         return parse_timestamp(value)
     except ValueError as error:
@@ -124,9 +123,9 @@ class TraceListView(APIView):
         if content_type not in ("application/json", ""):
             return _error(415, f"Content-Type {content_type!r} is not supported; send application/json.")
         try:
-            data = json.loads(body)
+            data = strict_json.loads(body, replace_unstorable_text=True)
         except ValueError as error:
-            return _error(400, f"Body is not valid JSON: {error}.")
+            return _error(400, strict_json.body_error(error))
         try:
             batch = parse_trace_batch(data, max_traces=settings.EVALAPP_MAX_TRACES_PER_REQUEST)
             result = ingest_traces(experiment, batch)
@@ -241,8 +240,9 @@ class AssessmentListView(APIView):
 
 class SessionDetailView(APIView):
     def get(self, request: Request, experiment_id: int, session_id: str) -> Response:
-        session = get_object_or_404(Session, experiment_id=experiment_id, session_id=session_id)
-        traces = Trace.objects.filter(experiment_id=experiment_id, session_id=session_id).order_by("started_at", "id")
+        experiment = get_object_or_404(Experiment, pk=experiment_id)  # by pk: an id too big for the database is a 404
+        session = get_object_or_404(Session, experiment=experiment, session_id=session_id)
+        traces = Trace.objects.filter(experiment=experiment, session_id=session_id).order_by("started_at", "id")
         return Response(
             {**SessionSerializer(session).data, "traces": TraceSummarySerializer(traces, many=True).data}
         )
@@ -279,15 +279,17 @@ class OtlpTracesView(APIView):
                 batch = otlp.decode_protobuf(body)
             else:
                 try:
-                    data = json.loads(body)
+                    data = strict_json.loads(body, replace_unstorable_text=True)
                 except ValueError as error:
-                    return fail(400, f"Body is not valid JSON: {error}.")
+                    return fail(400, strict_json.body_error(error))
                 batch = otlp.decode_json(data)
         except PayloadError as error:
             payload = error.as_json()
             return fail(400, payload["detail"], payload["errors"])
 
         header = request.headers.get("x-evalapp-experiment-id", "").strip()
+        if "\x00" in header:
+            return fail(400, "The x-evalapp-experiment-id header holds a NUL character; give an experiment id or name.")
         if header:
             named = header
         elif len(batch.experiment_ids) == 1:
@@ -300,9 +302,8 @@ class OtlpTracesView(APIView):
                 "No experiment given: set the x-evalapp-experiment-id header (an experiment id or name) "
                 f"or the resource attribute {otlp.EXPERIMENT_ATTRIBUTE}.",
             )
-        experiment = (
-            Experiment.objects.filter(pk=int(named)).first() if named.isdigit() else Experiment.objects.filter(name=named).first()
-        )
+        pk = whole_number(named)
+        experiment = Experiment.objects.filter(pk=pk).first() if pk is not None else Experiment.objects.filter(name=named).first()
         if experiment is None:
             return fail(404, f"Experiment {named!r} does not exist; create it first (POST /api/v1/experiments).")
         if not batch.traces:

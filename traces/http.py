@@ -1,10 +1,17 @@
-"""Reading request bodies for ingestion: size limits (413) and gzip/deflate, before anything is parsed."""
+"""What a request may hold: body size limits (413) and gzip/deflate for ingestion, the strict JSON parser every
+API view reads its body with, and no NUL characters in URLs."""
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
+from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from rest_framework import parsers
+from rest_framework.exceptions import ParseError
+
+from traces import strict_json
 
 
 class BodyError(Exception):
@@ -53,3 +60,31 @@ def read_body(request: HttpRequest, limit: int) -> bytes:
     if len(body) > limit or inflater.unconsumed_tail:
         raise too_large
     return body
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, through traces.strict_json: NaN, Infinity, 1e400, NUL and lone surrogates are a 400 that
+    names the problem, not a server error when the value reaches the database."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+        encoding = parsers.get_encoding(parser_context or {})
+        try:
+            return strict_json.loads(stream.read().decode(encoding))
+        except ValueError as error:  # UnicodeDecodeError too
+            raise ParseError(strict_json.body_error(error)) from None
+
+
+class RefuseNulInUrlMiddleware:
+    """A URL whose path or query string holds a NUL (%00) is a 400. PostgreSQL refuses NUL in text, so any lookup
+    with it would be a server error there, and no name, id or filter evalapp stores can hold one."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        in_query = any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists())
+        if "\x00" in request.path or in_query:
+            where = "path" if "\x00" in request.path else "query string"
+            message = f"The URL's {where} holds a NUL character (%00); no name, id or filter can contain one."
+            return JsonResponse({"detail": message}, status=400)
+        return self.get_response(request)

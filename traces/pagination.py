@@ -7,6 +7,8 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
+from traces.payload import supported_utc
+
 
 class CursorError(ValueError):
     pass
@@ -20,8 +22,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         moment_text, pk_text = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
-        return datetime.fromisoformat(moment_text), int(pk_text)
-    except (ValueError, UnicodeDecodeError):
+        moment = datetime.fromisoformat(moment_text)
+        # Cursors we hand out hold an aware time within the years we store and a row id (ASCII digits).
+        if moment.tzinfo is None or not (pk_text.isascii() and pk_text.isdigit()):
+            raise ValueError(cursor)
+        return supported_utc(moment), int(pk_text)
+    except ValueError:  # UnicodeDecodeError and binascii.Error too
         raise CursorError("cursor is not one this server handed out; start again without it") from None
 
 

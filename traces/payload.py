@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from traces.records import SPAN_STATUSES, SPAN_TYPES, TRACE_STATUSES, UNSET, SpanIn, TraceIn, stringify
+from traces.records import MAX_TOKEN_COUNT, SPAN_STATUSES, SPAN_TYPES, TRACE_STATUSES, UNSET, SpanIn, TraceIn, stringify
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
 MAX_ID_LENGTH = {"trace_id": 128, "span_id": 64, "parent_span_id": 64}
@@ -19,6 +19,10 @@ MAX_ERRORS = 50
 # Epoch milliseconds before 2001-09-09 are almost certainly seconds sent by mistake.
 MIN_EPOCH_MS = 1_000_000_000_000
 MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01
+# The times evalapp stores and queries: far enough for any trace, and clear of the calendar's ends, where an
+# offset or a day added pushes a datetime past year 1 or 9999 (OverflowError).
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 
 TRACE_FIELDS = (
     "trace_id",
@@ -76,6 +80,24 @@ class _Collector:
             self.errors.append((path, message))
 
 
+def whole_number(raw: str) -> int | None:
+    """`raw` as an int if it is up to 30 ASCII digits, else None ("²".isdigit() is True, but int("²") fails)."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 30:
+        return int(raw)
+    return None
+
+
+def supported_utc(moment: datetime) -> datetime:
+    """An aware datetime in UTC, if it lies in the years evalapp stores (1970–2099); else ValueError saying so."""
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is before year 1 in UTC
+        utc = None
+    if utc is None or not EARLIEST_TIME <= utc <= LATEST_TIME:
+        raise ValueError(f"{moment.isoformat()} is outside the years 1970–2099 that evalapp stores")
+    return utc
+
+
 def parse_timestamp(value: Any) -> datetime:
     """ISO 8601 with a timezone, or epoch milliseconds. Raises ValueError with a readable reason."""
     if isinstance(value, bool):
@@ -96,7 +118,7 @@ def parse_timestamp(value: Any) -> datetime:
             raise ValueError(f"{value!r} is not an ISO 8601 time (e.g. 2026-11-22T10:15:00Z)") from None
         if parsed.tzinfo is None:
             raise ValueError(f"{value!r} has no timezone; add 'Z' for UTC or an offset like +02:00")
-        return parsed.astimezone(UTC)
+        return supported_utc(parsed)
     raise ValueError("must be an ISO 8601 time with a timezone or epoch milliseconds")
 
 
@@ -261,8 +283,8 @@ def _parse_trace(collector: _Collector, path: str, item: Any) -> TraceIn | None:
                 count = usage.get(key)
                 if count is None:
                     continue
-                if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                    collector.add(f"{path}.token_usage.{key}", "must be a whole number ≥ 0")
+                if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_TOKEN_COUNT:
+                    collector.add(f"{path}.token_usage.{key}", f"must be a whole number from 0 to {MAX_TOKEN_COUNT:,}")
                 else:
                     tokens[key] = count
 
@@ -284,7 +306,7 @@ def _parse_trace(collector: _Collector, path: str, item: Any) -> TraceIn | None:
             continue
         seen[span.span_id] = index
         spans.append(span)
-    if not spans_raw and started_at is None:
+    if not spans_raw and item.get("start_time") is None:  # (an invalid one is reported as such)
         collector.add(f"{path}.start_time", "is required when a trace has no spans")
     if trace_id is None:
         return None

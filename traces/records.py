@@ -7,6 +7,7 @@ Pure Python (no Django): the JSON API and the OTLP decoder both produce `TraceIn
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -126,14 +127,25 @@ def _first_str(attributes: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     return None
 
 
+# Token counts are stored in 64-bit columns and added up per trace; no real trace comes near this. A span
+# attribute beyond it is ignored like other odd attributes; the JSON API refuses an explicit count beyond it.
+MAX_TOKEN_COUNT = 10**15
+
+
 def _as_int(value: Any) -> int | None:
+    """A token count from an attribute: a number or a string of ASCII digits ("²".isdigit() is True, too), in range."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
+    number: int | None = None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and math.isfinite(value):
+        number = int(value)
+    elif isinstance(value, str) and (text := value.strip()).isascii() and text.isdigit() and len(text) <= 16:
+        number = int(text)
+    if number is None or not 0 <= number <= MAX_TOKEN_COUNT:
+        return None
+    return number
 
 
 def span_token_usage(attributes: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
@@ -257,7 +269,8 @@ def _leaf_token_usage(spans: list[SpanIn]) -> tuple[int | None, int | None, int 
     for span_id in reporting - shadowed:
         for index, count in enumerate(usage[span_id]):
             if count is not None:
-                totals[index] = (totals[index] or 0) + count
+                # Capped so that even a flood of huge counts fits the 64-bit column.
+                totals[index] = min((totals[index] or 0) + count, MAX_TOKEN_COUNT)
     if totals[2] is None and (totals[0] is not None or totals[1] is not None):
         totals[2] = (totals[0] or 0) + (totals[1] or 0)
     return totals[0], totals[1], totals[2]

@@ -201,7 +201,7 @@ def test_experiments_can_be_created_and_listed(api):
     assert response.json()["name"] == "my-agent"
     duplicate = api.post("/api/v1/experiments", {"name": "my-agent"}, format="json")
     assert duplicate.status_code == 400
-    assert "name" in duplicate.json()["errors"]
+    assert duplicate.json()["errors"] == [{"field": "name", "message": "experiment with this name already exists."}]
     assert [e["name"] for e in api.get("/api/v1/experiments").json()["experiments"]] == ["my-agent"]
 
 

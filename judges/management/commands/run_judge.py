@@ -6,6 +6,7 @@ from judges.actions import ConfigError, run_judge_on_session, run_judge_on_trace
 from judges.llm import ERROR_TITLES
 from judges.models import Judge
 from traces.models import Session, Trace
+from traces.payload import whole_number
 
 
 class Command(BaseCommand):
@@ -19,7 +20,8 @@ class Command(BaseCommand):
         target.add_argument("--session", help="session id")
 
     def handle(self, *args, judge: str, experiment: str, trace: str | None, session: str | None, **options):
-        lookup = {"experiment_id": int(experiment)} if experiment.isdigit() else {"experiment__name": experiment}
+        pk = whole_number(experiment)
+        lookup = {"experiment__pk": pk} if pk is not None else {"experiment__name": experiment}
         found = Judge.objects.select_related("endpoint", "experiment").filter(name=judge, **lookup).first()
         if found is None:
             raise CommandError(f"No judge {judge!r} in experiment {experiment!r}.")
