@@ -36,10 +36,12 @@ from traces.filter_sql import filter_traces
 from traces.filters import FilterError
 from traces.models import Assessment, AssessmentSource, Experiment, Span, Trace
 from traces.pagination import CursorError, decode_cursor, page
+from traces.payload import whole_number
 
 PAGE_SIZE = 50
 MAX_POLLED_TRACES = 200
 MAX_NEW_COUNTED = 1000
+MAX_PK = 2**63 - 1  # a 64-bit primary key
 MAX_SPANS_SHOWN = 1000
 MAX_JSON_CHARS = 100_000
 ASSESSMENTS_CHANGED = "assessments-changed"
@@ -220,7 +222,8 @@ def trace_verdicts(request: HttpRequest, experiment_id: int) -> HttpResponse:
     """A table poller's answer: the cells of the traces it asked about (out of band), and itself again while any is
     still pending (an empty answer removes it, and the polling stops)."""
     experiment = get_experiment(experiment_id)
-    pks = [int(value) for value in request.GET.getlist("t")[:MAX_POLLED_TRACES] if value.isdigit()]
+    values = request.GET.getlist("t")[:MAX_POLLED_TRACES]
+    pks = [pk for value in values if (pk := whole_number(value)) is not None and pk <= MAX_PK]
     traces = list(_traces_queryset(experiment).filter(pk__in=pks).order_by("-started_at", "-pk"))
     rows = build_rows(experiment, traces, trace_judges(experiment))
     return render(request, "evalapp/traces/tab.html#verdicts", {"rows": rows, "poll_url": poll_url(experiment, rows)})

@@ -258,6 +258,9 @@ def test_the_poller_only_answers_for_its_own_experiment(browser, experiment, end
     other = create_experiment("other")
     html = browser.get(reverse("trace-verdicts", args=[other.pk]), {"t": [t1.pk, "x"]}).content.decode()
     assert f"verdict-{t1.pk}-" not in html
+    # Ids that aren't ASCII digits, or are too big for the database, are skipped.
+    response = browser.get(reverse("trace-verdicts", args=[experiment.pk]), {"t": ["²", "9" * 30, t1.pk]})
+    assert response.status_code == 200
 
 
 def test_trace_content_is_shown_as_text_never_as_html(browser, experiment, endpoint):
