@@ -232,6 +232,7 @@ class Evaluation(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"], name="evaluation_status_time"),
             models.Index(fields=["judge", "status"], name="evaluation_judge_status"),
+            models.Index(fields=["judge", "finished_at"], name="evaluation_judge_finished"),  # the Judges tab's 24 h
             models.Index(fields=["status", "lease_expires_at"], name="evaluation_lease"),
         ]
 

@@ -78,23 +78,35 @@ def format_cost(cost_usd: Decimal | None) -> str:
 
 
 def attach_stats(judges: list[Judge]) -> None:
-    """Sets `judge.stats` on each judge, from one GROUP BY query whatever the number of judges."""
+    """Sets `judge.stats` on each judge, from two GROUP BY queries whatever the number of judges: the last 24
+    hours (index on judge, finished_at) and what is queued now (index on judge, status). One query with
+    "recent OR queued" walked every evaluation of the judges (235 ms at 400,000 evaluations on SQLite)."""
     since = timezone.now() - timedelta(hours=24)
-    recent = Q(finished_at__gte=since)
-    busy = Q(status__in=[EvaluationStatus.PENDING, EvaluationStatus.RUNNING])
-    rows = (
-        Evaluation.objects.filter(Q(judge_id__in=[judge.pk for judge in judges]) & (recent | busy))
-        .values("judge_id")
-        .annotate(
-            judged=Count("pk", filter=recent & Q(status=EvaluationStatus.DONE)),
-            errors=Count("pk", filter=recent & Q(status=EvaluationStatus.ERROR) & ~Q(error_code=NOT_APPLICABLE)),
-            not_applicable=Count("pk", filter=recent & Q(status=EvaluationStatus.ERROR, error_code=NOT_APPLICABLE)),
-            cost_usd=Sum("cost_usd", filter=recent),
-            queued=Count("pk", filter=busy),
+    ids = [judge.pk for judge in judges]
+    rows: list[dict[str, Any]] = []
+    if judges:
+        rows = list(
+            Evaluation.objects.filter(judge_id__in=ids, finished_at__gte=since)
+            .values("judge_id")
+            .annotate(
+                judged=Count("pk", filter=Q(status=EvaluationStatus.DONE)),
+                errors=Count("pk", filter=Q(status=EvaluationStatus.ERROR) & ~Q(error_code=NOT_APPLICABLE)),
+                not_applicable=Count("pk", filter=Q(status=EvaluationStatus.ERROR, error_code=NOT_APPLICABLE)),
+                cost_usd=Sum("cost_usd"),
+            )
+            .order_by()
         )
-        if judges
-        else []
-    )
+        queued = dict(
+            Evaluation.objects.filter(judge_id__in=ids, status__in=[EvaluationStatus.PENDING, EvaluationStatus.RUNNING])
+            .values("judge_id")
+            .annotate(queued=Count("pk"))
+            .order_by()
+            .values_list("judge_id", "queued")
+        )
+        seen = {row["judge_id"] for row in rows}
+        rows += [{"judge_id": judge_id} for judge_id in queued if judge_id not in seen]
+        for row in rows:
+            row["queued"] = queued.get(row["judge_id"], 0)
     by_judge = {row.pop("judge_id"): JudgeStats(**row) for row in rows}
     for judge in judges:
         judge.stats = by_judge.get(judge.pk, JudgeStats())

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from judges.actions import create_endpoint, create_judge, pause_judge, run_judge_on_trace
 from judges.models import Evaluation, EvaluationStatus, Judge
@@ -136,6 +138,23 @@ def test_failed_calls_count_as_errors(editor_client, experiment, endpoint, stand
     assert "<strong>0</strong> judged" in card and "<strong>1</strong> error<" in card
 
 
+def test_the_card_counts_the_last_24_hours_and_what_is_queued_now(editor_client, experiment, endpoint):
+    ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1), make_trace("t3", minutes=2))
+    judge = create_judge(experiment, name="polite", instructions="Is {{ outputs }} polite?", endpoint=endpoint)
+    judge = Judge.objects.select_related("endpoint").get(pk=judge.pk)
+    for trace in Trace.objects.all():
+        run_judge_on_trace(judge, trace)
+    old, queued, recent = Evaluation.objects.order_by("pk")
+    Evaluation.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(hours=25))
+    Evaluation.objects.filter(pk=queued.pk).update(status=EvaluationStatus.PENDING, finished_at=None)
+    card = card_html(editor_client.get(tab_url(experiment)).content.decode(), judge)
+    assert "<strong>1</strong> judged" in card and "1 queued now" in card
+    # Only queued work: the card still says so.
+    Evaluation.objects.filter(pk=recent.pk).update(finished_at=timezone.now() - timedelta(days=2))
+    card = card_html(editor_client.get(tab_url(experiment)).content.decode(), judge)
+    assert "<strong>0</strong> judged" in card and "1 queued now" in card and "<strong>$0</strong> cost" in card
+
+
 def test_switch_on_and_off_from_the_card(editor_client, experiment, quiet_endpoint):
     judge = create_judge(experiment, name="polite", instructions="Is {{ outputs }} polite?", endpoint=quiet_endpoint)
     on = editor_client.post(toggle_url(judge), {"active": "on"}, **HX)
@@ -194,7 +213,7 @@ def test_query_count_is_pinned(editor_client, experiment, endpoint, django_asser
     for number in range(5):
         judge = create_judge(experiment, name=f"judge_{number}", instructions="Is {{ outputs }} ok?", endpoint=endpoint)
         run_judge_on_trace(Judge.objects.select_related("endpoint").get(pk=judge.pk), Trace.objects.get())
-    # session, user, editor group, experiment, judges with their endpoints, the statistics
-    with django_assert_max_num_queries(6):
+    # session, user, editor group, experiment, judges with their endpoints, the last 24 h, what is queued
+    with django_assert_max_num_queries(7):
         response = editor_client.get(tab_url(experiment))
     assert response.status_code == 200
