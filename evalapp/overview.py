@@ -38,13 +38,14 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import NotSupportedError, connection
+from django.db import NotSupportedError, connection, transaction
 from django.db.models import Aggregate, Case, CharField, Count, DateTimeField, FloatField, Func, IntegerField, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute
 from django.utils import timezone
@@ -646,6 +647,39 @@ def _performance(
     }
 
 
+@contextmanager
+def window_plans() -> Iterator[None]:
+    """On PostgreSQL, plans that start from the time window's rows: no merge joins, no parallel workers (for the
+    current transaction only). The traces and sessions of a recent window are the newest rows, but the planner
+    assumes ids spread evenly, so it merge-joins the assessments by session id from the very first one (117 ms
+    instead of 3 at 100,000 traces) and runs a parallel scan of the trace primary key instead of the
+    (experiment, time) index (61 ms instead of 30). One query (two inside an outer transaction, which gets its
+    settings back); nothing on SQLite."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    if not connection.in_atomic_block:
+        with transaction.atomic():  # the settings end with this transaction
+            _set_plan_settings("off", "0")
+            yield
+        return
+    previous = _set_plan_settings("off", "0")
+    yield
+    _set_plan_settings(*previous)
+
+
+def _set_plan_settings(merge_joins: str, parallel_workers: str) -> tuple[str, str]:
+    """Set both for the current transaction; returns the values they had."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('enable_mergejoin'), current_setting('max_parallel_workers_per_gather'),"
+            " set_config('enable_mergejoin', %s, true), set_config('max_parallel_workers_per_gather', %s, true)",
+            [merge_joins, parallel_workers],
+        )
+        previous = cursor.fetchone()
+    return previous[0], previous[1]
+
+
 def compute_overview(experiment: Experiment, time_range: TimeRange, now: datetime | None = None, *, rollups: bool | None = None) -> dict[str, Any]:
     """The aggregates behind the Overview tab and GET /api/v1/experiments/<id>/overview (shape documented there).
     Day buckets come from the hourly rollups (refreshing stale hours on the way), shorter ones from the raw rows;
@@ -655,6 +689,11 @@ def compute_overview(experiment: Experiment, time_range: TimeRange, now: datetim
         rollups = time_range.bucket == "day"
     if rollups and time_range.bucket == "minute":
         raise ValueError("hourly rollups can't make minute buckets")
+    with window_plans():
+        return _compute_overview(experiment, time_range, now, rollups)
+
+
+def _compute_overview(experiment: Experiment, time_range: TimeRange, now: datetime, rollups: bool) -> dict[str, Any]:
     buckets = time_range.buckets()
     judges = list(Judge.objects.filter(experiment=experiment).order_by("name"))
     scopes = (Scope.TRACE, Scope.SESSION)
@@ -695,13 +734,18 @@ def boolean_pass_rates(experiment_ids: list[int], since: datetime) -> dict[int, 
     experiments lets both walk the (experiment, time) indexes instead of every assessment ever made."""
     verdict = Q(source_type=AssessmentSource.LLM_JUDGE, valid=True, error_code="")
     counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for experiment_field, moment in (("trace__experiment_id", "trace__started_at"), ("session__experiment_id", "session__last_trace_at")):
-        rows = (
-            Assessment.objects.filter(verdict, **{f"{experiment_field}__in": experiment_ids, f"{moment}__gte": since})
-            .values(experiment_field)
-            .annotate(passes=Sum(JSONBool("value")), yes_no=Count(JSONBool("value")))
-            .order_by()
-        )
+    targets = (("trace__experiment_id", "trace__started_at"), ("session__experiment_id", "session__last_trace_at"))
+    with window_plans():
+        found = [
+            list(
+                Assessment.objects.filter(verdict, **{f"{experiment_field}__in": experiment_ids, f"{moment}__gte": since})
+                .values(experiment_field)
+                .annotate(passes=Sum(JSONBool("value")), yes_no=Count(JSONBool("value")))
+                .order_by()
+            )
+            for experiment_field, moment in targets
+        ]
+    for (experiment_field, _), rows in zip(targets, found, strict=True):
         for row in rows:
             counts[row[experiment_field]][0] += row["passes"] or 0
             counts[row[experiment_field]][1] += row["yes_no"]

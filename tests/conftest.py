@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from evalapp.actions import create_api_token
@@ -169,3 +170,9 @@ def _remove_sqlite_leftovers():
     if name and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         for leftover in glob.glob(f"{name}-*"):
             os.remove(leftover)
+
+
+def window_plan_queries() -> int:
+    """Queries evalapp.overview.window_plans adds inside a test's transaction: setting the PostgreSQL planner
+    options and restoring them (none on SQLite)."""
+    return 2 if connection.vendor == "postgresql" else 0
