@@ -12,8 +12,8 @@ class EvalappConfig(AppConfig):
 
         from evalapp import rollups
         from traces.models import Assessment
-        from traces.signals import traces_ingested
+        from traces.signals import traces_written
 
         # The Overview's hourly rollups go stale when what they sum changes (evalapp.rollups).
-        traces_ingested.connect(rollups.traces_ingested_receiver, dispatch_uid="overview-rollups-on-ingest")
+        traces_written.connect(rollups.traces_written_receiver, dispatch_uid="overview-rollups-on-ingest")
         post_save.connect(rollups.assessment_saved_receiver, sender=Assessment, dispatch_uid="overview-rollups-on-assessment")

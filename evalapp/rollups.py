@@ -6,7 +6,7 @@ Freshness: `version` counts the writes that touched the hour, `computed_version`
 computed at; equal means fresh. Writers bump `version` with one INSERT … ON CONFLICT DO UPDATE SET version =
 version + 1 (SQL that SQLite and PostgreSQL share):
 
-- after an ingest commits (traces.signals.traces_ingested): the hours of the batch's traces (their volume,
+- inside an ingest's transaction (traces.signals.traces_written): the hours of the batch's traces (their volume,
   latency and trace verdicts), of their sessions' last turn (where session verdicts sit), of each session's
   previous last turn (its verdicts move away from there with a new turn), and, for traces that existed before,
   of their spans' starts (a root span arriving late moves a trace's start; the old start was one of those);
@@ -16,11 +16,11 @@ version + 1 (SQL that SQLite and PostgreSQL share):
 
 A reader stores what it computed with `... WHERE version = <the version it read before computing>` (0 for a
 row that was missing), so a write landing during the computation leaves the hour stale, never wrongly fresh;
-the bumps come after (ingest) or with (assessments) the writes they announce, never before.
+the bumps commit with the writes they announce, never before.
 
 Not covered (such hours keep old numbers until touched again): a trace re-sent with an explicit start_time in
-another hour (its old hour still counts it); assessments deleted, or changed with QuerySet.update() other than
-the superseding above (nothing in the project does either today).
+another hour, or with its earliest span's start corrected (its old hour still counts it); assessments deleted,
+or changed with QuerySet.update() other than the superseding above (nothing in the project does either today).
 
 Never stored: the current hour and later ones (they change with every ingest) and the partial hours at a
 range's edges; those are summed from the raw rows on every request, in the same query as the stale hours.
@@ -88,8 +88,12 @@ def rollup_tallies(experiment: Any, time_range: TimeRange, categorical: Mapping[
     if len(runs) > MAX_RAW_INTERVALS:
         runs = _merge(edges + ([(stale[0], stale[-1] + HOUR)] if stale else []))
     raw = raw_tallies(experiment, runs, "hour", names=None, categorical=categorical, histogram=True)
-    if stale:
-        _store(experiment.pk, [(hour, read_versions.get(hour, 0), encode(raw.get(hour) or Tally(), wanted)) for hour in stale])
+    # Empty hours from before the experiment existed aren't stored (a range back to 1970 would write thousands of
+    # rows); summing them from the raw rows is an index lookup that finds nothing.
+    born = truncate(experiment.created_at, "hour")
+    kept = [hour for hour in stale if hour >= born or hour in raw]
+    if kept:
+        _store(experiment.pk, [(hour, read_versions.get(hour, 0), encode(raw.get(hour) or Tally(), wanted)) for hour in kept])
 
     summed: dict[datetime, Tally] = defaultdict(Tally)
     for hour, data in fresh.items():
@@ -254,11 +258,10 @@ def touch_assessment_hour(assessment: Assessment) -> None:
         cursor.execute(_bump_sql(select), [pk])
 
 
-def traces_ingested_receiver(sender: Any, *, experiment_id: int, trace_pks: list[int], session_pks: list[int], **kwargs: Any) -> None:
-    try:
-        touch_ingested_hours(trace_pks, session_pks)
-    except Exception:  # after the ingest's commit: don't fail the request, or keep the judges' receiver from running
-        logger.exception("could not mark the overview hours of %d ingested traces stale", len(trace_pks))
+def traces_written_receiver(sender: Any, *, experiment_id: int, trace_pks: list[int], session_pks: list[int], **kwargs: Any) -> None:
+    # Inside the ingest's transaction: the traces and their hours' stale marks commit (or roll back) together. A
+    # mark lost after the commit would leave the old numbers looking fresh for good.
+    touch_ingested_hours(trace_pks, session_pks)
 
 
 def assessment_saved_receiver(sender: Any, instance: Assessment, **kwargs: Any) -> None:

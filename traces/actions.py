@@ -14,7 +14,7 @@ from traces.bulk import upsert
 from traces.models import Experiment, Session, Span, Trace
 from traces.payload import PayloadError
 from traces.records import SpanIn, TraceFields, TraceIn, build_trace_fields
-from traces.signals import traces_ingested
+from traces.signals import traces_ingested, traces_written
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +101,12 @@ def ingest_traces(experiment: Experiment, batch: list[TraceIn]) -> IngestResult:
     result = IngestResult()
     if not batch:
         return result
-    now = timezone.now()
     with transaction.atomic():
         trace_ids = [trace.trace_id for trace in batch]
         _lock_trace_ids(trace_ids)
+        # After the locks (SQLite's write lock is taken at BEGIN): `created_at` is then as close to the commit as
+        # it can be, which is what "logged since" questions (the Traces tab's new-traces notice) rely on.
+        now = timezone.now()
         existing = {row.trace_id: row for row in Trace.objects.filter(trace_id__in=trace_ids)}
         conflicts = [
             (f"traces[{index}].trace_id", f"{trace.trace_id!r} already belongs to another experiment (id {existing[trace.trace_id].experiment_id})")
@@ -176,6 +178,7 @@ def ingest_traces(experiment: Experiment, batch: list[TraceIn]) -> IngestResult:
         result.trace_pks = list(pk_by_trace_id.values())
         result.session_pks = session_pks
         experiment_id = experiment.pk
+        traces_written.send(sender=Trace, experiment_id=experiment_id, trace_pks=result.trace_pks, session_pks=session_pks)
         transaction.on_commit(
             lambda: traces_ingested.send(
                 sender=Trace, experiment_id=experiment_id, trace_pks=result.trace_pks, session_pks=session_pks

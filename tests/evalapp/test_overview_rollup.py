@@ -21,7 +21,7 @@ from judges.actions import create_judge, run_judge_on_trace, update_judge
 from tests.conftest import window_plan_queries
 from traces.actions import ingest_traces
 from traces.feedback import add_feedback
-from traces.models import Assessment, AssessmentSource, Session, Trace
+from traces.models import Assessment, AssessmentSource, Experiment, Session, Trace
 from traces.payload import parse_trace_batch
 
 pytestmark = pytest.mark.django_db
@@ -374,3 +374,16 @@ def test_a_judge_that_becomes_categorical_gets_its_hours_recounted(computed, jud
     after = assert_same_as_raw(computed, parse_range({"range": "30d"}, NOW))
     notes = next(judge for judge in after["judges"] if judge["name"] == "notes")
     assert set(notes["categories"]) == {"fine", "meh"} and sum(notes["categories"].values()) == pytest.approx(1)
+
+
+def test_empty_hours_from_before_the_experiment_existed_are_not_stored(experiment):
+    Experiment.objects.filter(pk=experiment.pk).update(created_at=NOW - timedelta(days=2))
+    experiment.refresh_from_db()
+    ingest(experiment, logged("old", NOW - timedelta(days=5, minutes=30), 500))  # backfilled before it existed
+    compute_overview(experiment, parse_range({"from": "2025-11-25", "to": "2026-11-19"}, NOW), NOW)
+    stored = set(OverviewHour.objects.filter(experiment=experiment).values_list("hour", flat=True))
+    born = hour_of(NOW - timedelta(days=2))
+    # The one hour with a trace, then every closed hour since the experiment was created — not a year of hours.
+    assert hour_of(NOW - timedelta(days=5, minutes=30)) in stored
+    assert min(hour for hour in stored if hour != hour_of(NOW - timedelta(days=5, minutes=30))) == born
+    assert len(stored) == 1 + (datetime(2026, 11, 20, tzinfo=UTC) - born) // timedelta(hours=1)
