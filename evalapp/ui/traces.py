@@ -41,6 +41,7 @@ from traces.payload import whole_number
 PAGE_SIZE = 50
 MAX_POLLED_TRACES = 200
 MAX_NEW_COUNTED = 1000
+NEW_TRACES_SLACK = timedelta(seconds=30)
 MAX_PK = 2**63 - 1  # a 64-bit primary key
 MAX_SPANS_SHOWN = 1000
 MAX_JSON_CHARS = 100_000
@@ -156,6 +157,11 @@ def _filtered_traces(experiment: Experiment, filters: ListFilters):
         return queryset.none(), f"Filter: {error}"
 
 
+def _logged_since(queryset, since: datetime, limit: int) -> int:
+    """How many of the queryset's traces were logged (created) after `since`, counting up to limit + 1."""
+    return queryset.filter(updated_at__gt=since, created_at__gt=since).order_by()[: limit + 1].count()
+
+
 def _micros(moment: datetime) -> int:
     return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
@@ -166,12 +172,17 @@ def traces_tab(request: HttpRequest, experiment_id: int) -> HttpResponse:
     experiment = get_experiment(experiment_id)
     filters = ListFilters.from_request(request)
     traces_url = reverse("experiment-traces", args=[experiment.pk])
-    drawn_at = timezone.now()  # before the query: a trace logged meanwhile is announced as new, not missed
     queryset, filter_error = _filtered_traces(experiment, filters)
     traces, next_cursor = ([], None) if filter_error else page(queryset, time_field="started_at", cursor=filters.cursor or None, size=PAGE_SIZE)
     judges = trace_judges(experiment)
     rows = build_rows(experiment, traces, judges)
-    watch_new = not filters.cursor and not filter_error
+    new_traces_url = ""
+    if not filters.cursor and not filter_error:
+        # The notice counts traces logged after `since` beyond the `seen` ones logged after it already. Starting
+        # NEW_TRACES_SLACK back covers an ingest that was writing (not yet visible) while this page was drawn.
+        since = timezone.now() - NEW_TRACES_SLACK
+        seen = _logged_since(queryset, since, MAX_NEW_COUNTED)
+        new_traces_url = reverse("trace-news", args=[experiment.pk]) + filters.query(since=str(_micros(since)), seen=str(seen))
     context = {
         "filters": filters,
         "traces_url": traces_url,
@@ -182,7 +193,7 @@ def traces_tab(request: HttpRequest, experiment_id: int) -> HttpResponse:
         "more_url": traces_url + filters.query(cursor=next_cursor) if next_cursor else "",
         "newest_url": traces_url + filters.query(cursor="") if filters.cursor else "",
         "poll_url": poll_url(experiment, rows),
-        "new_traces_url": reverse("trace-news", args=[experiment.pk]) + filters.query(since=str(_micros(drawn_at))) if watch_new else "",
+        "new_traces_url": new_traces_url,
         "status_links": [(label, traces_url + filters.query(status=key, cursor=""), key == filters.status) for key, label in STATUS_FILTERS],
         "range_links": [(label, traces_url + filters.query(range=key, cursor=""), key == filters.range) for key, (label, _) in RANGE_FILTERS.items()],
         "is_filtered": bool(filters.q or filters.status or filters.range),
@@ -201,12 +212,16 @@ def trace_news(request: HttpRequest, experiment_id: int) -> HttpResponse:
     were logged since the page was drawn ("3 new traces — show"), so new traces never move rows under the reader."""
     experiment = get_experiment(experiment_id)
     filters = ListFilters.from_request(request)
-    raw = request.GET.get("since", "")
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 17):
-        return HttpResponseBadRequest("since: microseconds since 1970 (the page's drawing time) are required")
-    since = datetime.fromtimestamp(int(raw) / 1_000_000, tz=dt_timezone.utc)
+    raw_since, raw_seen = request.GET.get("since", ""), request.GET.get("seen", "0")
+    if not (raw_since.isascii() and raw_since.isdigit() and len(raw_since) <= 17):
+        return HttpResponseBadRequest("since: microseconds since 1970 (from the page's link) are required")
+    seen = whole_number(raw_seen)
+    if seen is None or seen > MAX_NEW_COUNTED + 1:
+        return HttpResponseBadRequest(f"seen: a whole number up to {MAX_NEW_COUNTED + 1:,} (from the page's link) is required")
+    since = datetime.fromtimestamp(int(raw_since) / 1_000_000, tz=dt_timezone.utc)
     queryset, filter_error = _filtered_traces(experiment, filters)
-    count = 0 if filter_error else queryset.filter(updated_at__gt=since, created_at__gt=since).order_by()[: MAX_NEW_COUNTED + 1].count()
+    # Below zero when traces the page counted have left a "last hour" filter since.
+    count = 0 if filter_error else max(0, _logged_since(queryset, since, MAX_NEW_COUNTED + seen) - seen)
     context = {
         "new_traces_url": request.get_full_path(),
         "new_count": count,

@@ -215,6 +215,25 @@ def test_only_the_first_page_of_a_valid_filter_watches_for_new_traces(browser, e
     for since in ("", "yesterday", "１２３", "9" * 40):
         response = browser.get(bad, {"since": since})
         assert response.status_code == 400 and b"since" in response.content
+    for seen in ("-1", "²", "5000"):
+        response = browser.get(bad, {"since": "1", "seen": seen})
+        assert response.status_code == 400 and b"seen" in response.content
+
+
+def test_a_trace_still_being_written_while_the_page_was_drawn_is_announced_too(browser, experiment):
+    with time_machine.travel(BASE_TIME, tick=False):
+        ingest(experiment, make_trace("old"))
+    with time_machine.travel(BASE_TIME + timedelta(minutes=5), tick=False):
+        ingest(experiment, make_trace("seen", minutes=5))  # logged just before the page: on it, not "new"
+        html = browser.get(tab_url(experiment)).content.decode()
+        assert trace_ids_shown(html) == ["seen", "old"]
+        watch = news_url(html)
+        assert "seen=1" in watch
+    # An ingest that began before the page was drawn (its created_at) but committed after it.
+    with time_machine.travel(BASE_TIME + timedelta(minutes=5) - timedelta(seconds=10), tick=False):
+        ingest(experiment, make_trace("late-commit", minutes=5))
+    with time_machine.travel(BASE_TIME + timedelta(minutes=5, seconds=5), tick=False):
+        assert "1 new trace — show" in browser.get(watch).content.decode()
 
 
 def test_the_new_traces_notice_needs_a_login(client, experiment):
@@ -280,7 +299,8 @@ def test_the_tab_needs_a_login(client, experiment):
 
 
 def test_fifty_rows_and_ten_judges_take_a_fixed_number_of_queries(browser, experiment, endpoint, django_assert_max_num_queries):
-    """No N+1: traces, judges, their latest verdicts, evaluations and (for span filters) spans are each one query."""
+    """No N+1: traces, judges, their latest verdicts, evaluations and (for span filters) spans are each one query,
+    plus the count of recently logged traces the new-traces notice starts from."""
     traces = ingest(experiment, *[make_trace(f"t{n:02d}", minutes=n, metadata={"environment": "production" if n % 3 else "staging"}) for n in range(60)])
     judges = [judge(experiment, endpoint, f"judge-{n}") for n in range(4)]
     judges.append(judge(experiment, endpoint, "tone", output_type="categorical", categories=["friendly", "rude"]))
@@ -298,7 +318,7 @@ def test_fifty_rows_and_ten_judges_take_a_fixed_number_of_queries(browser, exper
     start_job(judges[-1], trace_ids=newest[:10])  # some still pending
     assert Evaluation.objects.filter(status="done").count() == 50
 
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         html = browser.get(tab_url(experiment)).content.decode()
     assert len(trace_ids_shown(html)) == 50
     assert html.count('class="verdict"') == 500
@@ -306,7 +326,7 @@ def test_fifty_rows_and_ten_judges_take_a_fixed_number_of_queries(browser, exper
     assert html.count("chip-pending") >= 10 and "every 2s" in html
     for chip in ("chip-pass", "chip-category", "chip-none"):
         assert chip in html
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         browser.get(tab_url(experiment), {"q": "span.type = 'RETRIEVER' AND metadata.environment = 'production'"}, headers=HX_RESULTS)
 
 
