@@ -39,13 +39,13 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import NotSupportedError, connection, transaction
+from django.db import DatabaseError, NotSupportedError, connection, transaction
 from django.db.models import Aggregate, Case, CharField, Count, DateTimeField, FloatField, Func, IntegerField, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute
 from django.utils import timezone
@@ -664,7 +664,12 @@ def window_plans() -> Iterator[None]:
             yield
         return
     previous = _set_plan_settings("off", "0")
-    yield
+    try:
+        yield
+    except BaseException:
+        with suppress(DatabaseError):  # after a database error the transaction is aborted: that error is the news
+            _set_plan_settings(*previous)
+        raise
     _set_plan_settings(*previous)
 
 
