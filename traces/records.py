@@ -127,9 +127,10 @@ def _first_str(attributes: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     return None
 
 
-# Token counts are stored in 64-bit columns and added up per trace; no real trace comes near this. A span
-# attribute beyond it is ignored like other odd attributes; the JSON API refuses an explicit count beyond it.
-MAX_TOKEN_COUNT = 10**15
+# Per trace; no real trace comes near a billion tokens. Low enough that the Overview's 64-bit SUM over an
+# experiment's traces can't overflow (SQLite raises on that) before some 9 billion traces. A span attribute
+# beyond it is ignored like other odd attributes; the JSON API refuses an explicit count beyond it.
+MAX_TOKEN_COUNT = 10**9
 
 
 def _as_int(value: Any) -> int | None:

@@ -162,11 +162,14 @@ def test_a_number_json_can_parse_but_no_database_can_store_is_a_400(client, expe
     assert response.json()["detail"].startswith("Body is not valid JSON")
 
 
-def test_a_token_count_too_big_to_store_is_a_400(client, experiment):
-    trace = '{"trace_id": "t9", "start_time": "2026-11-20T12:00:00Z", "token_usage": {"input_tokens": 1%s}}' % ("0" * 30)
+@pytest.mark.parametrize("zeros", [30, 10])  # beyond 64 bits; beyond a billion, which would let sums overflow
+def test_a_token_count_too_big_to_store_is_a_400(client, experiment, zeros):
+    trace = '{"trace_id": "t9", "start_time": "2026-11-20T12:00:00Z", "token_usage": {"input_tokens": 1%s}}' % ("0" * zeros)
     response = ingest(client, experiment, trace)
     assert response.status_code == 400
-    assert response.json()["errors"][0]["field"] == "traces[0].token_usage.input_tokens"
+    assert response.json()["errors"][0] == {"field": "traces[0].token_usage.input_tokens", "message": "must be a whole number from 0 to 1,000,000,000"}
+    ok = '{"trace_id": "t9", "start_time": "2026-11-20T12:00:00Z", "token_usage": {"input_tokens": 1000000000}}'
+    assert ingest(client, experiment, ok).status_code == 200
 
 
 @pytest.mark.parametrize(
