@@ -15,6 +15,7 @@ from django import forms
 from judges.actions import ConfigError
 from judges.catalog import BUILTIN_JUDGES
 from judges.models import Judge, ModelEndpoint, OutputMode, OutputType, Scope
+from traces import strict_json
 
 
 def _text(required: bool = False, strip: bool = True) -> forms.CharField:
@@ -212,9 +213,9 @@ class EndpointForm(ActionForm):
         settings: dict[str, Any] = {field: data[field] for field in ("name", "model", "api_base", "output_mode", "is_standin", *self.NUMBER_FIELDS)}
         params_text = data["inference_params"].strip()
         try:
-            settings["inference_params"] = json.loads(params_text) if params_text else {}
-        except ValueError:
-            settings["inference_params"] = params_text  # not JSON: the action says what it must be
+            settings["inference_params"] = strict_json.loads(params_text) if params_text else {}
+        except ValueError:  # not JSON, or JSON no database stores (NaN, a NUL…): the action says what it must be
+            settings["inference_params"] = params_text
         if data["api_key"]:
             settings["api_key"] = data["api_key"]
         if endpoint is not None and data["clear_api_key"]:

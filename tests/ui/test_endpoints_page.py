@@ -142,6 +142,14 @@ def test_errors_show_next_to_their_field_keep_what_was_typed_but_not_the_key(edi
     assert ModelEndpoint.objects.count() == 1
 
 
+@pytest.mark.parametrize("params", ['{"temperature": NaN}', '{"stop": "\\u0000"}', '{"max_tokens": 1e400}'])
+def test_inference_params_no_database_stores_are_a_form_error(editor_client, db, params):
+    response = editor_client.post(NEW_URL, endpoint_data(name="fresh", inference_params=params), **HX_FORM)
+    assert response.status_code == 200
+    assert "must be a JSON object" in field_block(response.content.decode(), "id_inference_params")
+    assert not ModelEndpoint.objects.exists()
+
+
 def test_the_edit_page_never_shows_the_key(editor_client, endpoint):
     for headers in ({}, HX):
         response = editor_client.get(edit_url(endpoint), **headers)
