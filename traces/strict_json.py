@@ -19,6 +19,11 @@ from typing import Any
 # pair (not encodable as UTF-8).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
+# In the JSON text, what can decode to such text: a \u0000 or surrogate escape, or a raw NUL. Without any, the
+# decoded value isn't walked (8 ms for a 500 KiB body, four times the decoding). Harmless false alarms, e.g. an
+# escaped backslash before "u0000" or a proper surrogate pair, only cost the walk.
+_SUSPECT_TEXT = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})|\x00")
+_SUSPECT_BYTES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})|\x00")
 
 
 class JSONError(ValueError):
@@ -109,6 +114,15 @@ def replace_unstorable(value: Any) -> Any:
     return value
 
 
+def _may_hold_unstorable(data: str | bytes) -> bool:
+    """Whether JSON text could decode to a NUL or a lone surrogate. Two substring searches (memchr speed) settle it
+    for most bodies; only one with \\u escapes pays for the regular expression."""
+    escape, nul, suspect = ("\\u", "\x00", _SUSPECT_TEXT) if isinstance(data, str) else (b"\\u", b"\x00", _SUSPECT_BYTES)
+    if nul in data:
+        return True
+    return escape in data and suspect.search(data) is not None
+
+
 def loads(data: str | bytes, *, replace_unstorable_text: bool = False) -> Any:
     """Like json.loads, but a JSONError (a ValueError) for NaN/Infinity, numbers beyond a 64-bit float and nesting
     too deep to decode; and for NUL characters and lone surrogates, unless `replace_unstorable_text` (then they
@@ -117,6 +131,8 @@ def loads(data: str | bytes, *, replace_unstorable_text: bool = False) -> Any:
         value = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise JSONError("it is nested too deeply") from None
+    if not _may_hold_unstorable(data):
+        return value
     if replace_unstorable_text:
         return replace_unstorable(value)
     problem = unstorable_text(value)
