@@ -213,12 +213,13 @@ def trace_news(request: HttpRequest, experiment_id: int) -> HttpResponse:
     experiment = get_experiment(experiment_id)
     filters = ListFilters.from_request(request)
     raw_since, raw_seen = request.GET.get("since", ""), request.GET.get("seen", "0")
-    if not (raw_since.isascii() and raw_since.isdigit() and len(raw_since) <= 17):
+    since_micros = whole_number(raw_since)
+    if since_micros is None or since_micros >= 10**17:
         return HttpResponseBadRequest("since: microseconds since 1970 (from the page's link) are required")
     seen = whole_number(raw_seen)
     if seen is None or seen > MAX_NEW_COUNTED + 1:
         return HttpResponseBadRequest(f"seen: a whole number up to {MAX_NEW_COUNTED + 1:,} (from the page's link) is required")
-    since = datetime.fromtimestamp(int(raw_since) / 1_000_000, tz=dt_timezone.utc)
+    since = datetime.fromtimestamp(since_micros / 1_000_000, tz=dt_timezone.utc)
     queryset, filter_error = _filtered_traces(experiment, filters)
     # Below zero when traces the page counted have left a "last hour" filter since.
     count = 0 if filter_error else max(0, _logged_since(queryset, since, MAX_NEW_COUNTED + seen) - seen)

@@ -50,12 +50,29 @@ def page(browser):
 @pytest.fixture
 def logged_in(page, live_server, user):
     """`page`, logged in as the editor "pat"."""
+    return log_in(page, live_server, "pat", "pat-password-123")
+
+
+def log_in(page, live_server, username: str, password: str):
     page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", "pat")
-    page.fill("input[name=password]", "pat-password-123")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
     return page
+
+
+def post_traces(live_server, experiment, token: str, traces: list) -> None:
+    """Log traces through the JSON API, as an application would."""
+    import requests
+
+    response = requests.post(
+        f"{live_server.url}/api/v1/experiments/{experiment.pk}/traces",
+        json={"traces": traces},
+        headers={"Authorization": f"Token {token}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
 
 
 def screenshot(page, name: str) -> None:

@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import requests
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
@@ -20,7 +19,7 @@ from evalapp.management.commands.demo import build_traces
 from judges import engine
 from judges.actions import create_endpoint, create_judge
 from judges.models import Evaluation, Judge
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import post_traces, screenshot
 from tests.e2e.test_workers import clusters, wait_for  # noqa: F401
 from traces.actions import ingest_traces
 from traces.models import Assessment, Trace
@@ -175,13 +174,7 @@ def test_pm_creates_a_judge_and_watches_it_judge_new_traces(logged_in, live_serv
         for span in trace.spans:
             span.started_at += shift
             span.ended_at += shift
-    response = requests.post(
-        f"{live_server.url}/api/v1/experiments/{experiment.pk}/traces",
-        json={"traces": [as_api_json(trace) for trace in new_traces]},
-        headers={"Authorization": f"Token {token}"},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
+    post_traces(live_server, experiment, token, [as_api_json(trace) for trace in new_traces])
     # The open page announces them (it polls while visible) and shows them on a click: an htmx swap, no reload.
     page.get_by_role("link", name=f"{len(new_traces)} new traces — show").click()
     expect(page.locator("#new-traces")).to_be_hidden()

@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 
 from judges.actions import create_judge
 from judges.models import Judge, ModelEndpoint
+from tests.browser.conftest import log_in
 from tests.conftest import make_trace
 from traces.actions import ingest_traces
 from traces.models import Assessment
@@ -20,12 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def as_viewer(page: Page, live_server, viewer) -> Page:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", "vic")
-    page.fill("input[name=password]", "vic-password-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    return page
+    return log_in(page, live_server, "vic", "vic-password-123")
 
 
 @pytest.fixture

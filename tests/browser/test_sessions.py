@@ -7,11 +7,11 @@ import re
 import time
 
 import pytest
-import requests
 from playwright.sync_api import expect
 
 from judges import engine
 from judges.actions import create_judge
+from tests.browser.conftest import post_traces
 from tests.conftest import make_trace
 from traces.models import Assessment
 
@@ -35,13 +35,7 @@ def test_countdown_ticks_then_the_verdict_appears_and_the_conversation_shows_its
     create_judge(
         experiment, name="frustration", scope="session", builtin_key="UserFrustration", endpoint=endpoint, active=True, session_idle_seconds=IDLE_SECONDS
     )
-    response = requests.post(
-        f"{live_server.url}/api/v1/experiments/{experiment.pk}/traces",
-        json={"traces": conversations()},
-        headers={"Authorization": f"Token {token}"},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
+    post_traces(live_server, experiment, token, conversations())
     logged_at = time.monotonic()
 
     page = logged_in

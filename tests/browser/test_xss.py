@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import requests
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import post_traces
 from traces.feedback import add_feedback
 from traces.models import Session, Trace
 
@@ -71,13 +71,7 @@ def hostile(experiment, endpoint, token, live_server, user):
     from judges.actions import create_judge
 
     create_judge(experiment, name="helpful", instructions="Is {{ outputs }} a helpful answer to {{ inputs }}?", endpoint=endpoint)
-    response = requests.post(
-        f"{live_server.url}/api/v1/experiments/{experiment.pk}/traces",
-        json={"traces": hostile_traces()},
-        headers={"Authorization": f"Token {token}"},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
+    post_traces(live_server, experiment, token, hostile_traces())
     trace = Trace.objects.get(trace_id="xss-1")
     add_feedback(user=user, name="thumbs", value=False, rationale=f"rude: {SCRIPT} {IMG}", trace=trace)
     add_feedback(user=user, name="thumbs", value=False, rationale=f"whole chat: {SCRIPT}", session=Session.objects.get(session_id="conv-xss"))
