@@ -10,7 +10,7 @@ Targets (issue 5): p95 ≤ 150 ms for the Traces tab (first page and a filtered 
 ≤ 400 ms for the Overview tab; the Judges tab and a trace's page are held to 150 ms too. PostgreSQL uses a scratch database `evalapp_bench_pages` on 127.0.0.1 (dropped and
 re-created; `--postgres-url postgres://user@/db?host=/socket/dir&port=5433` for a unix socket); SQLite a temp file.
 Data is written with bulk inserts (this measures reading, not ingesting), which bypass the Overview's hourly
-rollups (evalapp.rollups): the first 30-day Overview after loading sums every hour from the raw rows ("cold"),
+rollups (evalapp.overview.rollups): the first 30-day Overview after loading sums every hour from the raw rows ("cold"),
 later ones read the stored hours. Then 1,000 more traces over the last three hours, and their verdicts, go in
 through the real ingest action and Assessment saves (a steady state: a few hours stale), and the 30-day Overview
 is measured again: its first request recomputes the stale hours.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import secrets
 import sys
 import tempfile
 import time
@@ -49,6 +50,8 @@ def setup_database(args) -> None:
     os.environ.pop("REDIS_URL", None)
     os.environ["EVALAPP_VAR_DIR"] = tempfile.mkdtemp(prefix="evalapp-bench-pages-")
     os.environ["EVALAPP_LOG_LEVEL"] = "WARNING"
+    os.environ["EVALAPP_ENDPOINT_ALLOWED_HOSTS"] = "127.0.0.1"  # the stand-in model answers on loopback
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # settings refuse to start without one (DEBUG is off)
     os.environ["DJANGO_SETTINGS_MODULE"] = "evalapp.settings"
     if args.db == "postgres":
         import psycopg

@@ -4,6 +4,12 @@
     time from each ingest response to each assessment row, p50/p95. Target p95 ≤ 2.5 s.
 (b) throughput: 2,000 traces already stored, then a judge is switched on (backfill) with endpoint concurrency
     32; judgements per second until all are done. Bound: 32 / 0.5 s = 64/s; target ≥ 80% of it.
+(c) live verdicts while a look-back runs: 1,000 traces stored, a judge switched on (its one-hour look-back), and
+    meanwhile 5 traces/s arrive for a live judge on the same endpoint: receipt → assessment p95 of the live traces
+    (the server's own clock: the trace row's created_at to the assessment's). Target p95 ≤ 2.5 s.
+(d) bursts: an OpenTelemetry exporter with its default 5 s delay sends ~50 traces at once; 8 bursts of 50, one
+    judge, the endpoint at its default settings (the adaptive limit starts at 8): receipt → assessment p95.
+    Target ≤ 1.5 s with a 0.5 s judge.
 
     .venv/bin/python bench/scoring.py --db sqlite
     .venv/bin/python bench/scoring.py --db postgres          # PostgreSQL + Redis broker
@@ -15,6 +21,7 @@ import argparse
 import http.client
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -72,13 +79,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes per qcluster")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--standin-port", type=int, default=8912)
+    parser.add_argument("--only", default="abcd", help="which parts to run, e.g. --only cd")
     args = parser.parse_args()
 
     env = dict(os.environ)
     for key in ("DATABASE_URL", "REDIS_URL"):
         env.pop(key, None)
     scratch = tempfile.mkdtemp(prefix="evalapp-scoring-")
-    env.update(EVALAPP_VAR_DIR=scratch, EVALAPP_LOG_LEVEL="WARNING", EVALAPP_Q_WORKERS=str(args.workers), EVALAPP_Q_QUEUE=f"bench-{os.getpid()}")
+    env.update(EVALAPP_VAR_DIR=scratch, EVALAPP_LOG_LEVEL="WARNING", EVALAPP_Q_WORKERS=str(args.workers), EVALAPP_Q_QUEUE=f"bench-{os.getpid()}",
+               EVALAPP_ENDPOINT_ALLOWED_HOSTS="127.0.0.1")  # the stand-in model answers on loopback
+    env.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # settings refuse to start without one (DEBUG is off)
     if args.db == "postgres":
         import psycopg
 
@@ -98,9 +108,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from judges.actions import create_endpoint, create_judge, update_judge
-    from traces.actions import create_experiment
-    from traces.models import Assessment
+    from judges.endpoint_actions import create_endpoint
 
     processes = []
     logs = Path(scratch)
@@ -127,62 +135,14 @@ def main() -> None:
               f"{args.clusters} qcluster(s) × {args.workers} workers; endpoint concurrency {args.concurrency}", flush=True)
         time.sleep(6)  # let the workers import everything before the clock starts
 
-        # (a) latency under a steady stream
-        experiment = create_experiment("latency")
-        for name, fields in {
-            "helpful": {"instructions": "Is {{ outputs }} a helpful answer to {{ inputs }}?"},
-            "relevance": {"builtin_key": "RelevanceToQuery"},
-            "pii": {"builtin_key": "PIILeakage"},
-        }.items():
-            create_judge(experiment, name=name, endpoint=endpoint, active=True, **fields)
-        connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
-        answered: dict[str, float] = {}
-        total = int(args.rate * args.seconds)
-        began = time.time()
-        for n in range(total):
-            target = began + n / args.rate
-            if (pause := target - time.time()) > 0:
-                time.sleep(pause)
-            trace_id = f"lat-{n}"
-            connection.request("POST", f"/api/v1/experiments/{experiment.pk}/traces", body=json.dumps({"traces": [trace_body(trace_id, n)]}),
-                               headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
-            response = connection.getresponse()
-            response.read()
-            if response.status != 200:
-                raise SystemExit(f"ingest answered {response.status}")
-            answered[trace_id] = time.time()
-        expected = total * 3
-        deadline = time.time() + 120
-        while Assessment.objects.filter(trace__experiment=experiment).count() < expected and time.time() < deadline:
-            time.sleep(0.5)
-        rows = list(Assessment.objects.filter(trace__experiment=experiment).values_list("trace__trace_id", "created_at", "error_code"))
-        latencies = [created.timestamp() - answered[trace_id] for trace_id, created, _ in rows]
-        errors = sum(1 for *_, code in rows if code)
-        print(f"(a) {total} traces at {args.rate:g}/s × 3 judges: {len(rows)}/{expected} assessments ({errors} errors); "
-              f"ingest response → assessment p50 {percentile(latencies, 0.5):.2f} s, p95 {percentile(latencies, 0.95):.2f} s, "
-              f"max {max(latencies):.2f} s", flush=True)
-
-        # (b) throughput on a backlog
-        backlog = create_experiment("backlog")
-        judge = create_judge(backlog, name="helpful", instructions="Is {{ outputs }} a helpful answer to {{ inputs }}?", endpoint=endpoint, active=False)
-        for start in range(0, args.backlog, 200):
-            body = json.dumps({"traces": [trace_body(f"bl-{n}", n) for n in range(start, min(start + 200, args.backlog))]})
-            connection.request("POST", f"/api/v1/experiments/{backlog.pk}/traces", body=body, headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
-            connection.getresponse().read()
-        began = time.time()
-        update_judge(judge, active=True)  # backfill: everything logged in the last hour
-        deadline = began + 600
-        done = 0
-        while time.time() < deadline:
-            done = Assessment.objects.filter(trace__experiment=backlog).count()
-            if done >= args.backlog:
-                break
-            time.sleep(0.25)
-        elapsed = time.time() - began
-        bound = args.concurrency / (args.latency_ms / 1000)
-        rate = done / elapsed
-        print(f"(b) backlog of {args.backlog}: {done} judged in {elapsed:.1f} s = {rate:.1f} judgements/s "
-              f"({rate / bound:.0%} of the {bound:.0f}/s bound)", flush=True)
+        if "a" in args.only:
+            steady_stream(args, connection_factory(args), token, endpoint)
+        if "b" in args.only:
+            backlog_throughput(args, connection_factory(args), token, endpoint)
+        if "c" in args.only:
+            live_during_look_back(args, token)
+        if "d" in args.only:
+            bursts(args, token)
     finally:
         for process in processes:
             process.terminate()
@@ -191,6 +151,153 @@ def main() -> None:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def connection_factory(args) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
+
+
+def post(connection: http.client.HTTPConnection, token: str, experiment_id: int, traces: list[dict]) -> None:
+    connection.request("POST", f"/api/v1/experiments/{experiment_id}/traces", body=json.dumps({"traces": traces}),
+                       headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
+    response = connection.getresponse()
+    response.read()
+    if response.status != 200:
+        raise SystemExit(f"ingest answered {response.status}")
+
+
+def server_latencies(experiment, expected: int, seconds: float = 180) -> tuple[list[float], int]:
+    """Receipt (the trace row written) → assessment, by the server's clock, once `expected` assessments exist."""
+    from traces.models import Assessment
+
+    deadline = time.time() + seconds
+    while Assessment.objects.filter(trace__experiment=experiment).count() < expected and time.time() < deadline:
+        time.sleep(0.25)
+    rows = list(Assessment.objects.filter(trace__experiment=experiment).values_list("trace__created_at", "created_at", "error_code"))
+    return [(created - received).total_seconds() for received, created, _ in rows], sum(1 for *_, code in rows if code)
+
+
+def live_during_look_back(args, token: str) -> None:
+    from judges.actions import create_judge, update_judge
+    from judges.endpoint_actions import create_endpoint
+    from traces.actions import create_experiment
+
+    endpoint = create_endpoint(name="bench stand-in (c)", model="openai/evalapp-standin", api_base=f"http://127.0.0.1:{args.standin_port}/v1",
+                               api_key="bench", max_concurrency=args.concurrency, timeout_seconds=30, is_standin=True)
+    connection = connection_factory(args)
+    old = create_experiment("look-back")
+    for start in range(0, 1000, 200):
+        post(connection, token, old.pk, [trace_body(f"lb-{n}", n) for n in range(start, start + 200)])
+    look_back = create_judge(old, name="helpful", instructions="Is {{ outputs }} a helpful answer to {{ inputs }}?", endpoint=endpoint, active=False)
+    live = create_experiment("live")
+    create_judge(live, name="helpful", instructions="Is {{ outputs }} a helpful answer to {{ inputs }}?", endpoint=endpoint, active=True)
+    update_judge(look_back, active=True)  # 1,000 traces of look-back queued now
+    began, total = time.time(), 100
+    for n in range(total):  # 5 traces/s for 20 s
+        if (pause := began + n / 5 - time.time()) > 0:
+            time.sleep(pause)
+        post(connection, token, live.pk, [trace_body(f"live-{n}", n)])
+    latencies, errors = server_latencies(live, total)
+    print(f"(c) {total} live traces at 5/s during a 1,000-trace look-back (endpoint concurrency {args.concurrency}): "
+          f"{len(latencies)}/{total} judged ({errors} errors); receipt → assessment p50 {percentile(latencies, 0.5):.2f} s, "
+          f"p95 {percentile(latencies, 0.95):.2f} s, max {max(latencies):.2f} s", flush=True)
+
+
+def bursts(args, token: str) -> None:
+    from judges.actions import create_judge
+    from judges.endpoint_actions import create_endpoint
+    from traces.actions import create_experiment
+
+    endpoint = create_endpoint(name="bench stand-in (d)", model="openai/evalapp-standin", api_base=f"http://127.0.0.1:{args.standin_port}/v1",
+                               api_key="bench", timeout_seconds=30, is_standin=True)  # default concurrency settings
+    experiment = create_experiment("bursts")
+    create_judge(experiment, name="helpful", instructions="Is {{ outputs }} a helpful answer to {{ inputs }}?", endpoint=endpoint, active=True)
+    connection = connection_factory(args)
+    rounds, size = 8, 50
+    for burst in range(rounds):
+        post(connection, token, experiment.pk, [trace_body(f"burst-{burst}-{n}", n) for n in range(size)])
+        time.sleep(5)
+    latencies, errors = server_latencies(experiment, rounds * size)
+    print(f"(d) {rounds} bursts of {size} traces 5 s apart, one judge, default endpoint settings: {len(latencies)}/{rounds * size} judged "
+          f"({errors} errors); receipt → assessment p50 {percentile(latencies, 0.5):.2f} s, p95 {percentile(latencies, 0.95):.2f} s, "
+          f"max {max(latencies):.2f} s", flush=True)
+    from traces.models import Assessment
+
+    by_burst: dict[int, list[float]] = {}
+    for trace_id, received, created in Assessment.objects.filter(trace__experiment=experiment).values_list("trace__trace_id", "trace__created_at", "created_at"):
+        by_burst.setdefault(int(trace_id.split("-")[1]), []).append((created - received).total_seconds())
+    print("    p95 per burst (the first starts at the endpoint's initial limit): "
+          + ", ".join(f"{percentile(values, 0.95):.2f}" for _, values in sorted(by_burst.items())) + " s", flush=True)
+
+
+def steady_stream(args, connection, token: str, endpoint) -> None:
+    """(a) latency under a steady stream"""
+    from judges.actions import create_judge
+    from traces.actions import create_experiment
+    from traces.models import Assessment
+
+    experiment = create_experiment("latency")
+    for name, fields in {
+        "helpful": {"instructions": "Is {{ outputs }} a helpful answer to {{ inputs }}?"},
+        "relevance": {"builtin_key": "RelevanceToQuery"},
+        "pii": {"builtin_key": "PIILeakage"},
+    }.items():
+        create_judge(experiment, name=name, endpoint=endpoint, active=True, **fields)
+    connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
+    answered: dict[str, float] = {}
+    total = int(args.rate * args.seconds)
+    began = time.time()
+    for n in range(total):
+        target = began + n / args.rate
+        if (pause := target - time.time()) > 0:
+            time.sleep(pause)
+        trace_id = f"lat-{n}"
+        connection.request("POST", f"/api/v1/experiments/{experiment.pk}/traces", body=json.dumps({"traces": [trace_body(trace_id, n)]}),
+                           headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"ingest answered {response.status}")
+        answered[trace_id] = time.time()
+    expected = total * 3
+    deadline = time.time() + 120
+    while Assessment.objects.filter(trace__experiment=experiment).count() < expected and time.time() < deadline:
+        time.sleep(0.5)
+    rows = list(Assessment.objects.filter(trace__experiment=experiment).values_list("trace__trace_id", "created_at", "error_code"))
+    latencies = [created.timestamp() - answered[trace_id] for trace_id, created, _ in rows]
+    errors = sum(1 for *_, code in rows if code)
+    print(f"(a) {total} traces at {args.rate:g}/s × 3 judges: {len(rows)}/{expected} assessments ({errors} errors); "
+          f"ingest response → assessment p50 {percentile(latencies, 0.5):.2f} s, p95 {percentile(latencies, 0.95):.2f} s, "
+          f"max {max(latencies):.2f} s", flush=True)
+
+
+
+def backlog_throughput(args, connection, token: str, endpoint) -> None:
+    """(b) throughput on a backlog"""
+    from judges.actions import create_judge, update_judge
+    from traces.actions import create_experiment
+    from traces.models import Assessment
+
+    backlog = create_experiment("backlog")
+    judge = create_judge(backlog, name="helpful", instructions="Is {{ outputs }} a helpful answer to {{ inputs }}?", endpoint=endpoint, active=False)
+    for start in range(0, args.backlog, 200):
+        body = json.dumps({"traces": [trace_body(f"bl-{n}", n) for n in range(start, min(start + 200, args.backlog))]})
+        connection.request("POST", f"/api/v1/experiments/{backlog.pk}/traces", body=body, headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
+        connection.getresponse().read()
+    began = time.time()
+    update_judge(judge, active=True)  # backfill: everything logged in the last hour
+    deadline = began + 600
+    done = 0
+    while time.time() < deadline:
+        done = Assessment.objects.filter(trace__experiment=backlog).count()
+        if done >= args.backlog:
+            break
+        time.sleep(0.25)
+    elapsed = time.time() - began
+    bound = args.concurrency / (args.latency_ms / 1000)
+    rate = done / elapsed
+    print(f"(b) backlog of {args.backlog}: {done} judged in {elapsed:.1f} s = {rate:.1f} judgements/s "
+          f"({rate / bound:.0%} of the {bound:.0f}/s bound)", flush=True)
 
 
 if __name__ == "__main__":

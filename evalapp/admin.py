@@ -1,17 +1,2 @@
-from __future__ import annotations
-
-from django.contrib import admin
-
-from evalapp.models import ApiToken
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    # The hash is not useful to anyone and the token itself is never stored.
-    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
-    fields = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["user", "prefix", "created_at", "last_used_at"]
-    list_select_related = ["user"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
+"""evalapp registers nothing in the admin: its one model, OverviewHour, is a cache of sums that is rebuilt from the
+raw rows. API tokens and the editors group are administered through the accounts app (accounts/admin.py)."""

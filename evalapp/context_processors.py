@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from evalapp.roles import can_edit
+from accounts.roles import can_edit
 
 
 def roles(request) -> dict:

@@ -6,8 +6,11 @@ fails at start-up instead of silently falling back to a default.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -62,6 +65,19 @@ def env_list(name: str, default: list[str], environ: Mapping[str, str] = os.envi
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_hosts(name: str, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Comma-separated host names (`.example.com` for a domain and every name under it), IP addresses and networks
+    (`10.1.0.0/16`): the allowed list of judges.egress. A bad entry is refused by its text."""
+    from judges.egress import parse_allowed
+
+    entries = env_list(name, [], environ=environ)
+    try:
+        parse_allowed(entries)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name}: {error}") from None
+    return entries
+
+
 def env_choice(name: str, default: str, choices: tuple[str, ...], environ: Mapping[str, str] = os.environ) -> str:
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
@@ -70,6 +86,48 @@ def env_choice(name: str, default: str, choices: tuple[str, ...], environ: Mappi
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={raw!r} is not one of {', '.join(choices)}")
     return value
+
+
+def secret_key(*, debug: bool, development_key: str, key_file: Path, environ: Mapping[str, str] = os.environ) -> str:
+    """SECRET_KEY from the environment, else from `key_file` (`./run app` writes a random one there, once, for the
+    embedded setup). The development key, public in this repository, is accepted with DEBUG on only."""
+    key = environ.get("SECRET_KEY", "").strip()
+    source = "SECRET_KEY"
+    if not key:
+        try:
+            key = key_file.read_text().strip()
+        except FileNotFoundError:
+            key = ""
+        source = str(key_file)
+    if key and key != development_key:
+        return key
+    if debug:
+        return development_key
+    how = (
+        "set SECRET_KEY to a long random string, the same for every web and worker process of the deployment "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(50))'); `./run app` keeps one in var/secret_key "
+        "for the embedded setup, and DEBUG=1 allows the development key on your own machine"
+    )
+    if key:
+        raise ImproperlyConfigured(f"SECRET_KEY (from {source}) is the development key, which is public, and DEBUG is off: {how}.")
+    raise ImproperlyConfigured(f"SECRET_KEY is not set and DEBUG is off: {how}.")
+
+
+def env_fernet_keys(name: str, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Comma-separated Fernet keys (32 url-safe base64-encoded bytes each). A bad one is refused by its position,
+    never echoed: it is a secret."""
+    keys = env_list(name, [], environ=environ)
+    for position, key in enumerate(keys, start=1):
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            raise ImproperlyConfigured(
+                f"{name}: key {position} of {len(keys)} is not a Fernet key (32 url-safe base64-encoded bytes); make one "
+                "with python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            )
+    return keys
 
 
 def sqlite_database(path: str, test_path: str | None = None) -> dict:

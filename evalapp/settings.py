@@ -16,11 +16,16 @@ from evalapp.envconf import (
     database_from_url,
     env_bool,
     env_choice,
+    env_fernet_keys,
+    env_hosts,
     env_int,
     env_list,
     env_str,
+    secret_key,
     sqlite_database,
 )
+from traces.filters import HIGHEST_LIMITS as HIGHEST_FILTER_LIMITS
+from traces.filters import FilterLimits
 
 # litellm fetches its model price map from the Internet at import unless told to use its bundled copy.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -30,8 +35,9 @@ VAR_DIR = Path(env_str("EVALAPP_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
-# A development key only; deployments set SECRET_KEY. Never used for secrets at rest when EVALAPP_SECRET_KEY is set.
-SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-change-me-4b1d2c0e9a7f")
+# Public, so accepted only with DEBUG on (envconf.secret_key); API keys stored under it earlier stay readable.
+DEV_SECRET_KEY = "dev-only-insecure-key-change-me-4b1d2c0e9a7f"
+SECRET_KEY = secret_key(debug=DEBUG, development_key=DEV_SECRET_KEY, key_file=VAR_DIR / "secret_key")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -49,13 +55,17 @@ INSTALLED_APPS = [
     "django_q",
     "django_htmx",
     "template_partials",
+    "accounts",
     "evalapp",
     "traces",
     "judges",
+    "datasets",
+    "standin",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "evalapp.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "traces.http.RefuseNulInUrlMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -65,6 +75,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so its process_exception sees a view's exception first: a database that is down is a 503.
+    "evalapp.middleware.DatabaseOutageMiddleware",
 ]
 
 ROOT_URLCONF = "evalapp.urls"
@@ -130,20 +142,63 @@ LOGOUT_REDIRECT_URL = "login"
 # Ingestion: one limit for the request body, compressed or not (a gzip body is also limited once inflated).
 EVALAPP_MAX_BODY_BYTES = env_int("EVALAPP_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
 EVALAPP_MAX_TRACES_PER_REQUEST = env_int("EVALAPP_MAX_TRACES_PER_REQUEST", 1000, minimum=1)
+# OTLP over gRPC (`manage.py otlp_grpc`, started by `./run app` unless 0): the port it listens on.
+EVALAPP_OTLP_GRPC_PORT = env_int("EVALAPP_OTLP_GRPC_PORT", 4317, minimum=0, maximum=65535)
+# A dataset upload (CSV or JSON Lines, on the page or the API): larger files are refused with a 413.
+EVALAPP_DATASET_MAX_UPLOAD_BYTES = env_int("EVALAPP_DATASET_MAX_UPLOAD_BYTES", 16 * 1024 * 1024, minimum=1024)
 # Django refuses bigger form bodies with a bare 400; our ingest views answer 413 themselves before reading.
 DATA_UPLOAD_MAX_MEMORY_SIZE = EVALAPP_MAX_BODY_BYTES + 1024
+# The filter language: a judge's filter runs on every trace ingested, so one filter's work is bounded for everyone.
+_default_filter_limits, _highest_filter_limits = FilterLimits(), HIGHEST_FILTER_LIMITS
+EVALAPP_FILTER_MAX_LENGTH = env_int(
+    "EVALAPP_FILTER_MAX_LENGTH", _default_filter_limits.max_length, minimum=100, maximum=_highest_filter_limits.max_length
+)
+EVALAPP_FILTER_MAX_CONDITIONS = env_int(
+    "EVALAPP_FILTER_MAX_CONDITIONS", _default_filter_limits.max_conditions, minimum=1, maximum=_highest_filter_limits.max_conditions
+)
+EVALAPP_FILTER_MAX_DEPTH = env_int(
+    "EVALAPP_FILTER_MAX_DEPTH", _default_filter_limits.max_depth, minimum=1, maximum=_highest_filter_limits.max_depth
+)
+EVALAPP_FILTER_MAX_LIKE_LENGTH = env_int(
+    "EVALAPP_FILTER_MAX_LIKE_LENGTH", _default_filter_limits.max_like_length, minimum=1, maximum=_highest_filter_limits.max_like_length
+)
+EVALAPP_FILTER_MAX_LIKE_WILDCARDS = env_int(
+    "EVALAPP_FILTER_MAX_LIKE_WILDCARDS",
+    _default_filter_limits.max_like_wildcards,
+    minimum=0,
+    maximum=_highest_filter_limits.max_like_wildcards,
+)
 EVALAPP_SESSION_IDLE_SECONDS = env_int("EVALAPP_SESSION_IDLE_SECONDS", 300, minimum=1)
 # How long a worker's claim on judging work lasts without a heartbeat; a killed worker's work is reclaimed after it.
 EVALAPP_LEASE_SECONDS = env_int("EVALAPP_LEASE_SECONDS", 60, minimum=3)
 # A judging task keeps taking pending work for up to this long, with this many model calls in flight.
 EVALAPP_DRAIN_SECONDS = env_int("EVALAPP_DRAIN_SECONDS", 120, minimum=1)
-EVALAPP_DRAIN_CONCURRENCY = env_int("EVALAPP_DRAIN_CONCURRENCY", 32, minimum=1, maximum=256)
+# The exact prompt and raw answer of each LLM verdict are kept this many days (0: not kept at all).
+EVALAPP_PROMPT_RETENTION_DAYS = env_int("EVALAPP_PROMPT_RETENTION_DAYS", 30, minimum=0)
+# Traces (with their spans, verdicts and evaluations) older than this many days are deleted by the sweep, in
+# experiments that don't set their own retention; 0 keeps everything.
+EVALAPP_RETENTION_DAYS = env_int("EVALAPP_RETENTION_DAYS", 0, minimum=0, maximum=36500)
+EVALAPP_DRAIN_CONCURRENCY = env_int("EVALAPP_DRAIN_CONCURRENCY", 64, minimum=1, maximum=256)
+# Secrets at rest (model API keys, judges.secrets): Fernet keys; the first encrypts, all decrypt.
+EVALAPP_ENCRYPTION_KEYS = env_fernet_keys("EVALAPP_ENCRYPTION_KEYS")
+# The older way: keys derived from these strings (else from SECRET_KEY). Still read, so what they encrypted stays
+# readable; the derived key encrypts only while EVALAPP_ENCRYPTION_KEYS is unset.
 EVALAPP_SECRET_KEY = env_str("EVALAPP_SECRET_KEY", "")
 EVALAPP_SECRET_KEY_FALLBACKS = env_list("EVALAPP_SECRET_KEY_FALLBACKS", [])
+# Where model endpoints may point (judges.egress): public addresses, plus these hosts, addresses and networks
+# (loopback, link-local and the like only through this list), plus private networks when allowed.
+EVALAPP_ENDPOINT_ALLOWED_HOSTS = env_hosts("EVALAPP_ENDPOINT_ALLOWED_HOSTS")
+EVALAPP_ENDPOINT_ALLOW_PRIVATE = env_bool("EVALAPP_ENDPOINT_ALLOW_PRIVATE", False)
+# Failed logins and API-token authentications (accounts.throttle): limits per window, and the proxies in front.
+EVALAPP_AUTH_FAILURE_WINDOW_SECONDS = env_int("EVALAPP_AUTH_FAILURE_WINDOW_SECONDS", 900, minimum=10, maximum=86400)
+EVALAPP_LOGIN_FAILURES_PER_ACCOUNT = env_int("EVALAPP_LOGIN_FAILURES_PER_ACCOUNT", 10, minimum=1)
+EVALAPP_LOGIN_FAILURES_PER_ADDRESS = env_int("EVALAPP_LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)
+EVALAPP_TOKEN_FAILURES_PER_ADDRESS = env_int("EVALAPP_TOKEN_FAILURES_PER_ADDRESS", 20, minimum=1)
+EVALAPP_PROXY_COUNT = env_int("EVALAPP_PROXY_COUNT", 0, minimum=0, maximum=10)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "evalapp.auth.ApiTokenAuthentication",
+        "accounts.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -161,7 +216,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "evalapp API",
     "DESCRIPTION": "Experiments, traces, sessions, LLM judges, model endpoints, assessments and overview aggregates. "
     "Authenticate with `Authorization: Token <token>` (create one with `python manage.py create_token <user>`). "
-    "Errors are JSON: `{\"detail\": ..., \"errors\": [{\"field\": ..., \"message\": ...}]}`.",
+    'Errors are JSON: `{"detail": ..., "errors": [{"field": ..., "message": ...}]}`.',
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
@@ -174,6 +229,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TraceStatusEnum": "traces.models.TraceStatus",
         "SpanStatusEnum": "traces.models.SpanStatus",
+        "AgreementStatusEnum": ["ok", "insufficient"],
     },
 }
 
@@ -200,24 +256,97 @@ Q_CLUSTER: dict = {
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
+    Q_CLUSTER["broker_class"] = "judges.brokers.PatientRedis"
 else:
     Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["broker_class"] = "judges.brokers.PatientORM"
+# A 503 for a database that is down says when to try again (OTLP exporters honour it).
+EVALAPP_RETRY_AFTER_SECONDS = env_int("EVALAPP_RETRY_AFTER_SECONDS", 30, minimum=1, maximum=3600)
+
+# "throttle" counts failed logins (accounts.throttle) for every web process at once: Redis when there is one, else
+# a table of the database (made by accounts' migration 0003). MAX_ENTRIES is high so that a spray of usernames
+# cannot push the counts out (the table deletes expired rows first).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "evalapp-throttle"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "evalapp_throttle", "OPTIONS": {"MAX_ENTRIES": 100_000}}
+    ),
+}
 
 LOG_LEVEL = env_choice("EVALAPP_LOG_LEVEL", "INFO", LOG_LEVELS)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # While the database or Redis is down, django-q2's tracebacks about it become one line a minute.
+    "filters": {"quiet_outage": {"()": "judges.quiet_log.QuietOutageFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "evalapp": {"level": LOG_LEVEL},
         "traces": {"level": LOG_LEVEL},
         "judges": {"level": LOG_LEVEL},
-        "django-q": {"level": env_choice("EVALAPP_Q_LOG_LEVEL", "WARNING", LOG_LEVELS)},
+        "accounts": {"level": LOG_LEVEL},  # accounts.audit: failed and refused logins and tokens
+        "datasets": {"level": LOG_LEVEL},
+        "django-q": {"level": env_choice("EVALAPP_Q_LOG_LEVEL", "WARNING", LOG_LEVELS), "filters": ["quiet_outage"]},
     },
 }
 
 if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
-    X_FRAME_OPTIONS = "DENY"
+X_FRAME_OPTIONS = "DENY"
+
+# Behind HTTPS (README: "Production settings"). EVALAPP_HTTPS=true redirects plain HTTP (except /healthz, which load
+# balancers probe over HTTP), sends cookies only over HTTPS and asks browsers for HTTPS from then on (HSTS).
+EVALAPP_HTTPS = env_bool("EVALAPP_HTTPS", False)
+SECURE_SSL_REDIRECT = EVALAPP_HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = EVALAPP_HTTPS
+SECURE_HSTS_SECONDS = env_int("EVALAPP_HSTS_SECONDS", 365 * 24 * 3600 if EVALAPP_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("EVALAPP_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading commits the whole domain to HTTPS in browsers' built-in lists: the domain's owner opts in.
+SECURE_HSTS_PRELOAD = env_bool("EVALAPP_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# TLS ended at a proxy in front: trust its X-Forwarded-Proto (only when the proxy sets it on every request).
+if env_bool("EVALAPP_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# A login lasts this long (then the next page asks for the password again).
+SESSION_COOKIE_AGE = env_int("EVALAPP_SESSION_HOURS", 24, minimum=1, maximum=24 * 90) * 3600
+
+# Sent on every response (evalapp.middleware). Scripts only from our own static files: no inline <script>, no
+# on...= attributes, no eval (so no htmx hx-on or trigger filters), plotly.js from our static files. Styles:
+# stylesheets from our files, and two <style> elements plotly.js adds, allowed by their hashes: an empty one it
+# fills through the CSSOM (which CSP does not govern) and the fixed stylesheet of its map library (plotly 7.1.0's
+# bundle; another version may change it, and the browser tests then report the violation with the new hash).
+# htmx's indicator styles are in app.css instead of its <style>. style="" attributes are allowed
+# (style-src-attr 'unsafe-inline'): templates set widths (bars, waterfalls) with them; they can't run code.
+PLOTLY_STYLE_HASHES = [
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",  # an empty <style>
+    "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='",  # maplibre-gl's stylesheet, inside plotly.min.js
+]
+CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", *PLOTLY_STYLE_HASHES],
+    "style-src-attr": ["'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+
+# Alerts (evalapp.alerts): where links in notifications point, and how e-mail goes out. The console backend
+# prints mail to the worker's log (the demo's setting); set EVALAPP_EMAIL_HOST for SMTP.
+EVALAPP_BASE_URL = env_str("EVALAPP_BASE_URL", "http://127.0.0.1:8000")
+EMAIL_HOST = env_str("EVALAPP_EMAIL_HOST", "")
+EMAIL_PORT = env_int("EVALAPP_EMAIL_PORT", 587, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EVALAPP_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EVALAPP_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EVALAPP_EMAIL_TLS", True)
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env_str("EVALAPP_EMAIL_FROM", "evalapp <alerts@localhost>")

@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -15,29 +15,56 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
-from evalapp.overview import boolean_pass_rates
-from evalapp.roles import can_edit
+from accounts.roles import can_edit
+from evalapp.overview.compute import boolean_pass_rates
+from evalapp.ui.deletion import deleting_now
 from judges.models import Judge
-from traces.actions import create_experiment
+from judges.queue import broker_problem
+from judges.sweep import sweep_health
+from traces.actions import ExperimentNameTaken, create_experiment
+from traces.database import check_database
 from traces.models import Experiment, Trace
 
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})
+    """For load balancers and operators: which dependency is down. The database down is "down" and a 503 (nothing
+    can be stored or shown); the broker (Redis, when REDIS_URL is set) down or the background sweep stopped (no
+    worker serves its queue) is "degraded" and a 200: the web side still serves and stores, and the sweep queues
+    what was missed once they are back."""
+    database_problem = check_database()
+    if database_problem:
+        body = {"status": "down", "database": "down", "problems": [f"database: {database_problem}"]}
+        if settings.REDIS_URL:
+            broker = broker_problem()
+            body["broker"] = "down" if broker else "ok"
+            body["problems"] += [f"broker: {broker}"] if broker else []
+        body["sweep"] = {"ok": None, "message": "unknown while the database is down"}
+        response = JsonResponse(body, status=503)
+        response["Retry-After"] = str(settings.EVALAPP_RETRY_AFTER_SECONDS)
+        response._has_been_logged = True  # the outage is what /healthz reports, not an error of its own
+        return response
+    body: dict = {"status": "ok", "database": "ok", "problems": []}
+    if settings.REDIS_URL:
+        broker = broker_problem()
+        body["broker"] = "down" if broker else "ok"
+        if broker:
+            body["problems"].append(f"broker: {broker}; ingest still stores, and the sweep queues the judging once it is back")
+    health = sweep_health()
+    sweep = {"ok": health.ok, "last_run": health.last_run.isoformat() if health.last_run else None}
+    if health.message:
+        sweep["message"] = health.message
+        if not health.ok:
+            body["problems"].append(f"sweep: {health.message}")
+    body["sweep"] = sweep
+    if body["problems"]:
+        body["status"] = "degraded"
+    return JsonResponse(body)
 
 
 class ExperimentForm(forms.Form):
     name = forms.CharField(max_length=Experiment._meta.get_field("name").max_length, strip=True)
     description = forms.CharField(required=False, strip=True, widget=forms.Textarea(attrs={"rows": 2}))
-
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"]
-        if Experiment.objects.filter(name=name).exists():
-            raise forms.ValidationError(f"An experiment named {name!r} already exists; pick another name.")
-        return name
 
 
 def _list_context(form: ExperimentForm | None) -> dict:
@@ -54,7 +81,7 @@ def _list_context(form: ExperimentForm | None) -> dict:
     pass_rates = boolean_pass_rates([experiment.pk for experiment in experiments], since)
     for experiment in experiments:
         experiment.pass_rate_24h = pass_rates.get(experiment.pk)
-    return {"experiments": experiments, "form": form}
+    return {"experiments": experiments, "form": form, "deleting": deleting_now()}
 
 
 @login_required
@@ -71,10 +98,9 @@ def experiment_create(request: HttpRequest) -> HttpResponse:
     form = ExperimentForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            with transaction.atomic():
-                experiment = create_experiment(form.cleaned_data["name"], form.cleaned_data["description"])
-        except IntegrityError:  # created by someone else since the form was checked
-            form.add_error("name", f"An experiment named {form.cleaned_data['name']!r} already exists; pick another name.")
+            experiment = create_experiment(form.cleaned_data["name"], form.cleaned_data["description"])
+        except ExperimentNameTaken as error:
+            form.add_error("name", str(error))
         else:
             target = reverse("experiment-overview", args=[experiment.pk])
             return HttpResponseClientRedirect(target) if request.htmx else redirect(target)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from evalapp_client.client import Client
+from evalapp_client.datasets import Dataset, DatasetRecord
 from evalapp_client.errors import (
     AuthenticationError,
     BadRequestError,
@@ -40,6 +41,8 @@ __all__ = [
     "BadRequestError",
     "Client",
     "ConnectionCheck",
+    "Dataset",
+    "DatasetRecord",
     "EvalappConnectionError",
     "EvalappError",
     "Experiment",

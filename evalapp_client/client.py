@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from evalapp_client.builtins import BUILTIN_SCOPES, default_judge_name, resolve_builtin
+from evalapp_client.datasets import DatasetsMixin
 from evalapp_client.errors import BadRequestError, NotFoundError
 from evalapp_client.transport import Http
 from evalapp_client.types import (
@@ -47,7 +48,7 @@ def _time_param(value: TimeArg) -> str | None:
     return str(value)
 
 
-class Client:
+class Client(DatasetsMixin):
     """A connection to one evalapp server.
 
     `base_url` defaults to `$EVALAPP_URL` (else http://127.0.0.1:8000), `token` to `$EVALAPP_TOKEN`. `timeout`
@@ -283,6 +284,22 @@ class Client:
                 page_size=page_size,
             )
         )
+
+    def export_traces(
+        self,
+        experiment: ExperimentRef,
+        path: str | os.PathLike[str],
+        *,
+        format: str = "csv",
+        filter_string: str | None = None,
+        since: TimeArg = None,
+        until: TimeArg = None,
+    ) -> int:
+        """Every trace the filter selects, with each trace judge's latest verdict (value, rationale, version, error),
+        written to `path` as CSV or JSON Lines (`format="jsonl"`), streamed; returns the bytes written."""
+        params = {"format": format, "filter_string": filter_string, "since": _time_param(since), "until": _time_param(until)}
+        with open(path, "wb") as into:
+            return self._http.download(f"{API}/experiments/{self._experiment_id(experiment)}/traces/export", params, into)
 
     def search_sessions(
         self,

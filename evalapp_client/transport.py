@@ -75,12 +75,18 @@ class Http:
         params: dict[str, Any] | None = None,
         body: Any = None,
         compress: bool = False,
+        raw: bytes | None = None,
+        content_type: str = "",
     ) -> Any:
         """The decoded JSON answer (None for 204). Raises EvalappError for 4xx/5xx and unreachable servers.
-        `params` left None are not sent; `compress` gzips a body over 256 KiB (the ingest endpoint reads gzip)."""
+        `params` left None are not sent; `compress` gzips a body over 256 KiB (the ingest endpoint reads gzip);
+        `raw` is sent as it is, as `content_type` (an uploaded file)."""
         headers: dict[str, str] = {}
         content: bytes | None = None
-        if body is not None:
+        if raw is not None:
+            content = raw
+            headers["Content-Type"] = content_type
+        elif body is not None:
             content = dumps(body)
             headers["Content-Type"] = "application/json"
             if compress and len(content) > GZIP_ABOVE_BYTES:
@@ -114,6 +120,29 @@ class Http:
                 method=method,
                 path=path,
             ) from None
+
+    def download(self, path: str, params: dict[str, Any], into: Any) -> int:
+        """Stream a GET answer's bytes into the binary file `into`, a piece at a time; returns how many were written.
+        Errors are raised as for `request` (the body of a 4xx is read to say what was wrong)."""
+        query = {key: value for key, value in params.items() if value is not None}
+        try:
+            with self._client.stream("GET", path, params=query or None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    try:
+                        answer = response.json()
+                    except ValueError:
+                        answer = None
+                    raise error_for(response.status_code, answer, response.text, method="GET", path=path)
+                written = 0
+                for piece in response.iter_bytes():
+                    into.write(piece)
+                    written += len(piece)
+                return written
+        except httpx.TimeoutException as error:
+            raise EvalappConnectionError(f"no answer from {self.base_url} in time ({type(error).__name__})", method="GET", path=path) from error
+        except httpx.TransportError as error:
+            raise EvalappConnectionError(f"could not reach {self.base_url}: {error}", method="GET", path=path) from error
 
     def pages(self, path: str, key: str, params: dict[str, Any], max_results: int | None, page_size: int) -> Iterator[dict[str, Any]]:
         """The rows under `key`, page after page (following `next_cursor`), fetched as they are consumed."""

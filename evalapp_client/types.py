@@ -9,12 +9,20 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from evalapp_client.errors import JobTimeoutError
 
-if TYPE_CHECKING:
-    from evalapp_client.client import Client
+
+class ClientLike(Protocol):
+    """What a Judge or a Job asks of the `evalapp_client.Client` that made it. Spelled out here, not imported, so
+    the types don't depend on the client that depends on them."""
+
+    def get_job(self, job_id: str) -> Job: ...
+
+    def _judge_fields(self, fields: dict[str, Any]) -> dict[str, Any]: ...
+
+    def _judge_call(self, method: str, judge: Judge, suffix: str, body: dict[str, Any] | None) -> Any: ...
 
 _DATETIME_FIELDS = {"created_at", "updated_at", "enabled_at"}
 
@@ -151,10 +159,10 @@ class Job:
     created_at: datetime | None = None
     results: list[JobResult] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    _client: Client | None = field(default=None, repr=False, compare=False)
+    _client: ClientLike | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], client: Client | None = None) -> Job:
+    def from_json(cls, data: dict[str, Any], client: ClientLike | None = None) -> Job:
         job = from_json(cls, data, _client=client)
         job.results = [from_json(JobResult, item) for item in data.get("results") or []]
         return job
@@ -188,7 +196,7 @@ class Job:
             if spec.name != "_client":
                 setattr(self, spec.name, getattr(other, spec.name))
 
-    def _bound(self) -> Client:
+    def _bound(self) -> ClientLike:
         if self._client is None:
             raise RuntimeError("this Job was built without a client; get it from Client.get_job or Judge.run")
         return self._client
@@ -223,7 +231,7 @@ class Judge:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    _client: Client | None = field(default=None, repr=False, compare=False)
+    _client: ClientLike | None = field(default=None, repr=False, compare=False)
 
     @property
     def sampling_config(self) -> SamplingConfig:
@@ -262,6 +270,14 @@ class Judge:
         body = self._bound()._judge_call("GET", self, "/versions", None)
         return [from_json(JudgeVersion, item) for item in body.get("versions", [])]
 
+    def agreement(self, *, version: int | None = None, page: int = 1) -> dict[str, Any]:
+        """How the judge agrees with people's labels (HUMAN feedback under its name), as the API's JSON: per
+        version `n`, `status` ("ok" or "insufficient" below 20 pairs), `accuracy`, `kappa`, `mae`, `spearman`
+        (each `{"value", "low", "high"}`, a 95% bootstrap interval) and `confusion`; `inter_annotator` (a first
+        vs a second person); and one page of `disagreements` of `version` (default: the current one)."""
+        query = {"page": page, **({"version": version} if version is not None else {})}
+        return self._bound()._judge_call("GET", self, "/agreement?" + "&".join(f"{k}={v}" for k, v in query.items()), None)
+
     def run(self, trace_ids: list[str] | None = None, *, session_ids: list[str] | None = None) -> Job:
         """Judge these traces (trace judges) or sessions (session judges) now, whatever the sampling config and
         on/off; returns the job to `wait()` on. Up to 500 ids per job."""
@@ -277,7 +293,7 @@ class Judge:
                 setattr(self, spec.name, getattr(fresh, spec.name))
         return self
 
-    def _bound(self) -> Client:
+    def _bound(self) -> ClientLike:
         if self._client is None:
             raise RuntimeError("this Judge was built without a client; get it from Client.get_judge or register_judge")
         return self._client

@@ -3,7 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from judges.actions import ENDPOINT_FIELDS, ConfigError, _clean_endpoint, create_endpoint, update_endpoint
+from judges.endpoint_actions import ENDPOINT_FIELDS, clean_endpoint, create_endpoint, update_endpoint
+from judges.errors import ConfigError
 from judges.models import Evaluation, Judge, JudgeVersion, ModelEndpoint
 
 
@@ -24,7 +25,7 @@ class ModelEndpointForm(forms.ModelForm):
         data = {field: cleaned.get(field) for field in ENDPOINT_FIELDS if field in cleaned}
         try:
             # The same rules as every other way in (limits, reserved inference params, unique name).
-            _clean_endpoint(data, instance=self.instance if self.instance.pk else None)
+            clean_endpoint(data, instance=self.instance if self.instance.pk else None, allow_server_key=True)
         except ConfigError as error:
             for field, message in error.errors.items():
                 self.add_error(field if field in self.fields else None, message)
@@ -43,9 +44,9 @@ class ModelEndpointAdmin(admin.ModelAdmin):
         if form.cleaned_data.get("api_key"):
             data["api_key"] = form.cleaned_data["api_key"]
         if change:
-            saved = update_endpoint(ModelEndpoint.objects.get(pk=obj.pk), **data)
+            saved = update_endpoint(ModelEndpoint.objects.get(pk=obj.pk), allow_server_key=True, user=request.user, **data)
         else:
-            saved = create_endpoint(**data)
+            saved = create_endpoint(allow_server_key=True, user=request.user, **data)
         obj.pk = saved.pk
         obj.refresh_from_db()
 

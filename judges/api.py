@@ -14,27 +14,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from evalapp.roles import EditorOrReadOnly
-from judges.actions import (
-    ENDPOINT_FIELDS,
-    JUDGE_FIELDS,
-    ConfigError,
-    check_connection,
-    create_endpoint,
-    create_judge,
-    delete_judge,
-    update_endpoint,
-    update_judge,
-)
-from judges.catalog import BUILTIN_JUDGES
-from judges.explain import explain_session, explain_trace
-from judges.jobs import job_json, start_job
+from accounts.roles import EditorOrReadOnly
+from judges import agreement_schema, api_schema, endpoint_schema
+from judges.actions import JUDGE_FIELDS, create_judge, delete_judge, update_judge
+from judges.endpoint_actions import ENDPOINT_FIELDS, check_connection, create_endpoint, update_endpoint
+from judges.errors import ConfigError
+from judges.labels import report
+from judges.manual import job_json, start_job
 from judges.models import Judge, ModelEndpoint, Scope
+from judges.states import session_state, trace_state
 from traces.models import Experiment, Session, Trace
 
 
 class EditorAPIView(APIView):
-    """Reads for everyone logged in; changes for editors only (evalapp.roles)."""
+    """Reads for everyone logged in; changes for editors only (accounts.roles)."""
 
     permission_classes = [IsAuthenticated, EditorOrReadOnly]
 
@@ -62,55 +55,19 @@ def _object(request: Request, allowed: tuple[str, ...] | None = None) -> dict[st
 
 
 def endpoint_json(endpoint: ModelEndpoint) -> dict[str, Any]:
-    return {
-        "id": endpoint.pk,
-        "name": endpoint.name,
-        "model": endpoint.model,
-        "api_base": endpoint.api_base,
-        "has_api_key": endpoint.has_api_key,  # the key itself is write-only
-        "inference_params": endpoint.inference_params,
-        "max_concurrency": endpoint.max_concurrency,
-        "requests_per_minute": endpoint.requests_per_minute,
-        "timeout_seconds": endpoint.timeout_seconds,
-        "max_retries": endpoint.max_retries,
-        "input_cost_per_million": str(endpoint.input_cost_per_million) if endpoint.input_cost_per_million is not None else None,
-        "output_cost_per_million": str(endpoint.output_cost_per_million) if endpoint.output_cost_per_million is not None else None,
-        "context_window": endpoint.context_window,
-        "output_mode": endpoint.output_mode,
-        "detected_output_mode": endpoint.detected_output_mode,
-        "is_standin": endpoint.is_standin,
-    }
+    return endpoint_schema.EndpointSerializer(endpoint).data  # the key itself is write-only: never a field
 
 
 def judge_json(judge: Judge) -> dict[str, Any]:
-    builtin = BUILTIN_JUDGES.get(judge.builtin_key)
-    return {
-        "id": judge.pk,
-        "experiment_id": judge.experiment_id,
-        "name": judge.name,
-        "scope": judge.scope,
-        "builtin_key": judge.builtin_key or None,
-        "description": builtin.description if builtin else "",
-        "instructions": judge.instructions,
-        "output_type": judge.output_type,
-        "categories": judge.categories,
-        "min_value": judge.min_value,
-        "max_value": judge.max_value,
-        "endpoint": judge.endpoint.name,
-        "model": judge.endpoint.model,
-        "sample_rate": judge.sample_rate,
-        "filter_string": judge.filter_string,
-        "active": judge.active,
-        "enabled_at": judge.enabled_at,
-        "session_idle_seconds": judge.idle_seconds() if judge.scope == Scope.SESSION else None,
-        "daily_cost_cap_usd": str(judge.daily_cost_cap_usd) if judge.daily_cost_cap_usd is not None else None,
-        "paused_reason": judge.paused_reason or None,
-        "version": judge.version,
-        "created_at": judge.created_at,
-        "updated_at": judge.updated_at,
-    }
+    return api_schema.JudgeSerializer(judge).data
 
 
+def _job(progress: dict[str, Any] | None) -> dict[str, Any]:
+    """A job's progress (judges.manual.job_json, which the backfill page reads too) as the API documents it."""
+    return api_schema.JobSerializer(progress).data
+
+
+@endpoint_schema.endpoint_list
 class EndpointListView(EditorAPIView):
     def get(self, request: Request) -> Response:
         return Response({"endpoints": [endpoint_json(e) for e in ModelEndpoint.objects.order_by("name")]})
@@ -120,12 +77,13 @@ class EndpointListView(EditorAPIView):
         if isinstance(data, Response):
             return data
         try:
-            endpoint = create_endpoint(**data)
+            endpoint = create_endpoint(allow_server_key=request.user.is_staff, user=request.user, **data)
         except ConfigError as error:
             return _config_error(error)
         return Response(endpoint_json(endpoint), status=status.HTTP_201_CREATED)
 
 
+@endpoint_schema.endpoint_detail
 class EndpointDetailView(EditorAPIView):
     def get(self, request: Request, endpoint_id: int) -> Response:
         return Response(endpoint_json(get_object_or_404(ModelEndpoint, pk=endpoint_id)))
@@ -136,12 +94,13 @@ class EndpointDetailView(EditorAPIView):
         if isinstance(data, Response):
             return data
         try:
-            endpoint = update_endpoint(endpoint, **data)
+            endpoint = update_endpoint(endpoint, allow_server_key=request.user.is_staff, user=request.user, **data)
         except ConfigError as error:
             return _config_error(error)
         return Response(endpoint_json(endpoint))
 
 
+@endpoint_schema.endpoint_test
 class EndpointTestView(EditorAPIView):
     def post(self, request: Request, endpoint_id: int) -> Response:
         ok, message = check_connection(get_object_or_404(ModelEndpoint, pk=endpoint_id))
@@ -154,6 +113,7 @@ def _judge(experiment_id: int, name: str) -> Judge:
     return get_object_or_404(Judge.objects.select_related("endpoint"), experiment__pk=experiment_id, name=name)
 
 
+@api_schema.judge_list
 class JudgeListView(EditorAPIView):
     def get(self, request: Request, experiment_id: int) -> Response:
         experiment = get_object_or_404(Experiment, pk=experiment_id)
@@ -172,6 +132,7 @@ class JudgeListView(EditorAPIView):
         return Response(judge_json(judge), status=status.HTTP_201_CREATED)
 
 
+@api_schema.judge_detail
 class JudgeDetailView(EditorAPIView):
     def get(self, request: Request, experiment_id: int, name: str) -> Response:
         return Response(judge_json(_judge(experiment_id, name)))
@@ -189,13 +150,14 @@ class JudgeDetailView(EditorAPIView):
 
     def delete(self, request: Request, experiment_id: int, name: str) -> Response:
         judge = _judge(experiment_id, name)
-        delete_judge(judge)
+        delete_judge(judge, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 SAMPLING_FIELDS = ("sample_rate", "filter_string", "session_idle_seconds")
 
 
+@api_schema.judge_start
 class JudgeStartView(EditorAPIView):
     """Switch automatic evaluation on, optionally with a new sampling config (MLflow's `start`/`update`)."""
 
@@ -211,12 +173,14 @@ class JudgeStartView(EditorAPIView):
         return Response(judge_json(judge))
 
 
+@api_schema.judge_stop
 class JudgeStopView(EditorAPIView):
     def post(self, request: Request, experiment_id: int, name: str) -> Response:
         judge = update_judge(_judge(experiment_id, name), user=request.user, active=False)
         return Response(judge_json(judge))
 
 
+@api_schema.judge_versions
 class JudgeVersionsView(EditorAPIView):
     def get(self, request: Request, experiment_id: int, name: str) -> Response:
         judge = _judge(experiment_id, name)
@@ -225,6 +189,7 @@ class JudgeVersionsView(EditorAPIView):
         )
 
 
+@api_schema.judge_run
 class JudgeRunView(EditorAPIView):
     """Judge these traces or sessions now, by hand (whatever the sampling config or on/off): 202 with a job to poll."""
 
@@ -237,28 +202,49 @@ class JudgeRunView(EditorAPIView):
             job = start_job(judge, trace_ids=data.get("trace_ids"), session_ids=data.get("session_ids"))
         except ConfigError as error:
             return _config_error(error)
-        return Response(job_json(job), status=status.HTTP_202_ACCEPTED, headers={"Location": f"/api/v1/jobs/{job}"})
+        return Response(_job(job_json(job)), status=status.HTTP_202_ACCEPTED, headers={"Location": f"/api/v1/jobs/{job}"})
 
 
+@api_schema.job
 class JobView(APIView):
     def get(self, request: Request, job_id: uuid.UUID) -> Response:
         body = job_json(job_id)
         if body is None:
             return Response({"detail": f"no job {job_id}"}, status=status.HTTP_404_NOT_FOUND)
-        return Response(body)
+        return Response(_job(body))
 
 
+@api_schema.trace_judge_states
 class TraceJudgeStatesView(APIView):
     """For one trace, every trace judge of its experiment: judged (value), pending, error, or why not."""
 
     def get(self, request: Request, trace_id: str) -> Response:
         trace = get_object_or_404(Trace, trace_id=trace_id)
         judges = Judge.objects.filter(experiment_id=trace.experiment_id, scope=Scope.TRACE).select_related("endpoint").order_by("name")
-        return Response({"trace_id": trace.trace_id, "judges": {judge.name: explain_trace(judge, trace).as_json() for judge in judges}})
+        return Response({"trace_id": trace.trace_id, "judges": {judge.name: trace_state(judge, trace).as_json() for judge in judges}})
 
 
+@api_schema.session_judge_states
 class SessionJudgeStatesView(APIView):
     def get(self, request: Request, experiment_id: int, session_id: str) -> Response:
         session = get_object_or_404(Session, experiment__pk=experiment_id, session_id=session_id)
         judges = Judge.objects.filter(experiment_id=session.experiment_id, scope=Scope.SESSION).select_related("endpoint").order_by("name")
-        return Response({"session_id": session.session_id, "judges": {judge.name: explain_session(judge, session).as_json() for judge in judges}})
+        return Response({"session_id": session.session_id, "judges": {judge.name: session_state(judge, session).as_json() for judge in judges}})
+
+
+@agreement_schema.judge_agreement
+class JudgeAgreementView(APIView):
+    """How the judge agrees with people's labels, per version, with the disagreements (judges.labels.report)."""
+
+    def get(self, request: Request, experiment_id: int, name: str) -> Response:
+        judge = _judge(experiment_id, name)
+        errors = {}
+        version = request.query_params.get("version")
+        page = request.query_params.get("page", "1")
+        if version is not None and not (version.isdigit() and 1 <= int(version) <= judge.version):
+            errors["version"] = f"no version {version!r} of {judge.name}; it has versions 1 to {judge.version}"
+        if not page.isdigit() or not 1 <= int(page) <= 100_000:
+            errors["page"] = "a page number from 1"
+        if errors:
+            return _config_error(ConfigError(errors))
+        return Response(report(judge, int(version) if version else None, int(page)))

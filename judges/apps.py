@@ -17,10 +17,12 @@ class JudgesConfig(AppConfig):
     verbose_name = "Judges"
 
     def ready(self) -> None:
-        from judges.tasks import traces_ingested_receiver
-        from traces.signals import traces_ingested
+        from judges import receivers
+        from traces.signals import experiment_deleting, feedback_value_rule, traces_ingested
 
-        traces_ingested.connect(traces_ingested_receiver, dispatch_uid="judges-on-ingest")
+        traces_ingested.connect(receivers.traces_ingested, dispatch_uid="judges-on-ingest")
+        experiment_deleting.connect(receivers.experiment_deleting, dispatch_uid="judges-delete-experiment")
+        feedback_value_rule.connect(receivers.feedback_value_rule, dispatch_uid="judges-feedback-values")
         post_migrate.connect(_create_schedule, sender=self, dispatch_uid="judges-schedule")
         if "qcluster" in sys.argv[1:2]:
             # litellm takes seconds to import; do it once before the workers fork, not on each one's first judgement.

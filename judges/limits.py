@@ -9,10 +9,20 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError
-from django.db.models import F, Q
+from django.db.models import Case, F, FloatField, Q, Value, When
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
-from judges.models import EndpointMinute, EndpointSlot, ModelEndpoint
+from judges.llm import RATE_LIMITED, CallResult
+from judges.models import ADAPTIVE_START, EndpointMinute, EndpointSlot, ModelEndpoint
+
+# The working concurrency limit of an endpoint that has not answered yet; it then adapts between 1 and the
+# endpoint's max_concurrency (its ceiling).
+INITIAL_LIMIT = float(ADAPTIVE_START)
+# A call slower than this many times the fastest lately means the provider is queueing: back off.
+SLOW_FACTOR = 3.0
+# Lower the limit at most this often, so one burst of 429s halves it once, not once per call.
+LOWER_EVERY = timedelta(seconds=2)
 
 _known_slots: set[tuple[int, int]] = set()
 _known_lock = threading.Lock()
@@ -33,8 +43,12 @@ def ensure_slots(endpoint: ModelEndpoint) -> None:
 def try_acquire(endpoint: ModelEndpoint, holder: str) -> int | None:
     now = timezone.now()
     free = Q(holder="") | Q(expires_at__lt=now)
+    # Below the adaptive limit (read from the row every worker updates, not from this possibly stale object).
+    working = Coalesce(F("endpoint__adaptive_limit"), Value(INITIAL_LIMIT), output_field=FloatField())
     candidates = list(
-        EndpointSlot.objects.filter(free, endpoint=endpoint, slot__lt=endpoint.max_concurrency).values_list("pk", flat=True)[:8]
+        EndpointSlot.objects.filter(free, endpoint=endpoint, slot__lt=endpoint.max_concurrency)
+        .filter(slot__lt=working)
+        .values_list("pk", flat=True)[:8]
     )
     if not candidates and not EndpointSlot.objects.filter(endpoint=endpoint).exists():
         # The slots this process remembers creating are gone (a rolled-back transaction, an endpoint re-created
@@ -74,3 +88,49 @@ def take_minute_budget(endpoint: ModelEndpoint) -> float:
         if EndpointMinute.objects.filter(endpoint=endpoint, minute=minute, calls__lt=endpoint.requests_per_minute).update(calls=F("calls") + 1):
             return 0.0
     return 60 - (now - minute).total_seconds()
+
+
+# --- the adaptive limit (additive increase, multiplicative decrease) ------------------------------------
+
+
+def _lower(endpoint_pk: int, now) -> None:
+    recently = Q(limit_lowered_at__isnull=False) & Q(limit_lowered_at__gt=now - LOWER_EVERY)
+    current = Coalesce(F("adaptive_limit"), Value(INITIAL_LIMIT), output_field=FloatField())
+    ModelEndpoint.objects.filter(pk=endpoint_pk).exclude(recently).update(
+        adaptive_limit=Greatest(Value(1.0), current / 2, output_field=FloatField()), limit_lowered_at=now
+    )
+
+
+def record_call(endpoint: ModelEndpoint, result: CallResult) -> None:
+    """Adapt the endpoint's working limit to how its provider answered, in one UPDATE: +1 for every quick answer
+    (so a round of N quick answers doubles it, up to the ceiling); halved on a 429 or an answer far slower than the
+    fastest lately (at most once per LOWER_EVERY, so one burst halves it once)."""
+    now = timezone.now()
+    if result.error_code == RATE_LIMITED:
+        _lower(endpoint.pk, now)
+        return
+    if not result.ok or not result.latency_ms:
+        return
+    latency = float(result.latency_ms)
+    floor = Coalesce(F("latency_floor_ms"), Value(latency), output_field=FloatField())
+    current = Coalesce(F("adaptive_limit"), Value(INITIAL_LIMIT), output_field=FloatField())
+    slow = Q(latency_floor_ms__lt=latency / SLOW_FACTOR) & (Q(limit_lowered_at__isnull=True) | Q(limit_lowered_at__lte=now - LOWER_EVERY))
+    quick = Q(latency_floor_ms__isnull=True) | Q(latency_floor_ms__gte=latency / SLOW_FACTOR)
+    ModelEndpoint.objects.filter(pk=endpoint.pk).update(
+        # The floor follows the fastest answers, drifting up 2% a call so a provider that got slower for good
+        # isn't taken for a queueing one forever.
+        latency_floor_ms=Least(floor * 1.02 + 1, Value(latency), output_field=FloatField()),
+        adaptive_limit=Case(
+            When(slow, then=Greatest(Value(1.0), current / 2, output_field=FloatField())),
+            When(quick, then=Least(F("max_concurrency") * 1.0, current + 1, output_field=FloatField())),
+            default=F("adaptive_limit"),
+            output_field=FloatField(),
+        ),
+        limit_lowered_at=Case(When(slow, then=Value(now)), default=F("limit_lowered_at")),
+    )
+
+
+def working_limit(endpoint: ModelEndpoint) -> int:
+    """How many calls may be in flight now (for pages and messages)."""
+    limit = ModelEndpoint.objects.filter(pk=endpoint.pk).values_list("adaptive_limit", flat=True).first()
+    return max(1, min(endpoint.max_concurrency, int(limit if limit is not None else INITIAL_LIMIT)))

@@ -1,7 +1,7 @@
 """The one place that calls a judge model: litellm with structured output and fallbacks, bounded retries of
 transient failures, token/cost/latency accounting, and failures classified into codes a user can act on.
 
-No Django here: callers pass an `EndpointConfig` (judges.runner builds it from a ModelEndpoint).
+No Django here: callers pass an `EndpointConfig` (judges.preparation builds it from a ModelEndpoint).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from judges import egress
+from judges.egress import EgressPolicy, EgressRefused
 from judges.outputs import InvalidAnswer, OutputSpec, extract_answer
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -78,6 +80,8 @@ class EndpointConfig:
     input_cost_per_million: Decimal | None = None
     output_cost_per_million: Decimal | None = None
     context_window: int | None = None
+    # Where the call may connect (judges.egress); the default allows public addresses only.
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
 
     def context_tokens(self) -> int:
         if self.context_window:
@@ -96,6 +100,9 @@ class CallResult:
     raw_content: str = ""
     error_code: str = ""
     error_message: str = ""
+    # The provider's exception class and HTTP status, for a summary that repeats nothing the far end sent.
+    error_class: str = ""
+    http_status: int | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: Decimal | None = None
@@ -116,6 +123,8 @@ class _Failure(Exception):
         self.message = message
         self.retry_after = retry_after
         self.unsupported_format = unsupported_format
+        self.error_class = ""
+        self.http_status: int | None = None
 
 
 def _redact(text: str, secret: str) -> str:
@@ -144,6 +153,14 @@ _FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|structured 
 
 
 def classify(error: Exception, api_key: str = "") -> _Failure:
+    failure = _classify(error, api_key)
+    failure.error_class = type(error).__name__
+    status = getattr(error, "status_code", None)
+    failure.http_status = status if isinstance(status, int) else None
+    return failure
+
+
+def _classify(error: Exception, api_key: str) -> _Failure:
     litellm = get_litellm()
     message = getattr(error, "message", None) or str(error)
     # "litellm.RateLimitError: RateLimitError: OpenAIException - <the provider's words>" → the provider's words
@@ -195,6 +212,21 @@ def _cost(config: EndpointConfig, response: Any, input_tokens: int | None, outpu
     return Decimal(str(value)).quantize(Decimal("0.00000001")) if value else None
 
 
+def estimate_cost(config: EndpointConfig, messages: list[dict[str, str]], *, output_tokens: int = 150) -> Decimal | None:
+    """What a call will likely cost, before it is made: the prompt at ~3 characters a token (on the high side) and a
+    judge's short answer; None when the model's prices are unknown."""
+    input_tokens = sum(len(message.get("content") or "") for message in messages) // 3 + 10
+    if config.input_cost_per_million is not None or config.output_cost_per_million is not None:
+        cost = Decimal(input_tokens) * Decimal(config.input_cost_per_million or 0) / Decimal(1_000_000)
+        cost += Decimal(output_tokens) * Decimal(config.output_cost_per_million or 0) / Decimal(1_000_000)
+        return cost.quantize(Decimal("0.00000001"))
+    try:
+        prompt, completion = get_litellm().cost_per_token(model=config.model, prompt_tokens=input_tokens, completion_tokens=output_tokens)
+    except Exception:  # a model litellm has no price for
+        return None
+    return Decimal(str(prompt + completion)).quantize(Decimal("0.00000001"))
+
+
 def _backoff(attempt: int, retry_after: float | None) -> float:
     if retry_after is not None:
         return min(MAX_BACKOFF_SECONDS, retry_after + random.uniform(0, 0.25))
@@ -208,33 +240,25 @@ def _modes(config: EndpointConfig) -> list[str]:
     return list(OUTPUT_MODES[OUTPUT_MODES.index(start) :])
 
 
-def complete(
-    config: EndpointConfig,
-    messages: list[dict[str, str]],
-    spec: OutputSpec | None,
-    *,
-    max_tokens: int | None = None,
-    sleep=time.sleep,
-) -> CallResult:
-    """Call the model, retrying transient failures (honouring Retry-After) up to `config.max_retries` times and
-    falling back from JSON schema to JSON mode to plain text when the model refuses a response format."""
-    litellm = get_litellm()
-    result = CallResult()
-    modes = _modes(config) if spec is not None else ["text"]
-    mode_index = 0
-    started = time.monotonic()
-    transient_failures = 0
-    while True:
-        mode = modes[mode_index]
-        params: dict[str, Any] = {"temperature": 0, **config.inference_params}
-        if max_tokens is not None:
-            params["max_tokens"] = max_tokens
-        response_format = _response_format(mode, spec) if spec is not None else None
-        if response_format is not None:
-            params["response_format"] = response_format
-        result.attempts += 1
+def backoff_sleep(seconds: float) -> None:
+    """The wait between retries (a module-level hook, so tests can skip the waiting on every path)."""
+    time.sleep(seconds)
+
+
+def _egress_refusal(config: EndpointConfig) -> EgressRefused | None:
+    """The endpoint's address checked before anything is sent (the rule applies again to every connection)."""
+    try:
+        config.egress.check_url(config.api_base)
+    except EgressRefused as refusal:
+        return refusal
+    return None
+
+
+def _call(config: EndpointConfig, messages: list[dict[str, str]], params: dict[str, Any]) -> Any:
+    """One request to the provider; every connection it opens obeys the endpoint's egress rule."""
+    with egress.guarded(config.egress):
         try:
-            response = litellm.completion(
+            return get_litellm().completion(
                 model=config.model,
                 messages=messages,
                 api_base=config.api_base or None,
@@ -244,8 +268,52 @@ def complete(
                 num_retries=0,
                 **params,
             )
+        except Exception as error:
+            refusal = egress.refused()
+            if refusal is not None:  # a redirect or a changed DNS answer led somewhere refused
+                raise _Failure(CONFIGURATION, str(refusal)) from error
+            raise
+
+
+def _params(config: EndpointConfig, mode: str, spec: OutputSpec | None, max_tokens: int | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"temperature": 0, **config.inference_params}
+    if max_tokens is not None:
+        params["max_tokens"] = max_tokens
+    response_format = _response_format(mode, spec) if spec is not None else None
+    if response_format is not None:
+        params["response_format"] = response_format
+    return params
+
+
+def complete(
+    config: EndpointConfig,
+    messages: list[dict[str, str]],
+    spec: OutputSpec | None,
+    *,
+    max_tokens: int | None = None,
+) -> CallResult:
+    """Call the model, retrying transient failures (honouring Retry-After) up to `config.max_retries` times and
+    falling back from JSON schema to JSON mode to plain text when the model refuses a response format. An address
+    the egress rule refuses ends as a configuration error, and nothing is sent."""
+    result = CallResult()
+    refusal = _egress_refusal(config)
+    if refusal is not None:
+        result.error_code, result.error_message = CONFIGURATION, str(refusal)
+        logger.warning("model call to %s refused: %s", config.model, refusal)
+        return result
+    modes = _modes(config) if spec is not None else ["text"]
+    mode_index = 0
+    started = time.monotonic()
+    transient_failures = 0
+    while True:
+        mode = modes[mode_index]
+        result.attempts += 1
+        try:
+            response = _call(config, messages, _params(config, mode, spec, max_tokens))
         except Exception as error:  # noqa: BLE001 — every provider failure is classified below
-            failure = classify(error, config.api_key)
+            failure = error if isinstance(error, _Failure) else classify(error, config.api_key)
+            if failure.code == TIMEOUT:  # litellm's words ("litellm.Timeout: APITimeoutError - Request timed out. Error_str: …") say less
+                failure.message = f"no answer from {config.model} within the endpoint's timeout ({config.timeout_seconds:g} s)"
             if failure.unsupported_format and mode_index + 1 < len(modes):
                 logger.info("model %s refused response format %s; falling back to %s", config.model, mode, modes[mode_index + 1])
                 mode_index += 1
@@ -254,12 +322,15 @@ def complete(
                 delay = _backoff(transient_failures, failure.retry_after)
                 transient_failures += 1
                 logger.debug("%s from %s (attempt %d); retrying in %.1fs", failure.code, config.model, result.attempts, delay)
-                sleep(delay)
+                backoff_sleep(delay)
                 continue
             result.error_code, result.error_message = failure.code, failure.message
+            result.error_class, result.http_status = failure.error_class, failure.http_status
             result.retry_after_seconds = failure.retry_after
             if failure.code in TRANSIENT and transient_failures:
                 result.error_message += f" (after {transient_failures + 1} attempts)"
+            if failure.code == CONFIGURATION and not failure.error_class:
+                logger.warning("model call to %s refused: %s", config.model, failure.message)
             break
         result.output_mode = mode
         usage = getattr(response, "usage", None)

@@ -1,84 +1,87 @@
-"""django-q2 task entry points. Each carries only ids; the Evaluation rows say what is left to do."""
+"""The entry points the broker calls (django-q2 tasks), and nothing else calls them by name. Each carries only
+ids; the Evaluation rows say what is left to do. Queue them with judges.queue."""
 
 from __future__ import annotations
 
 import logging
 
-from django.db import transaction
-from django_q.models import Schedule
-from django_q.tasks import async_task
+from django.db import InterfaceError, OperationalError
 
-from judges import engine
+from judges import queue, selection, try_runs, worker
+from judges import sweep as sweeping
+from traces import deletion
+from traces.database import database_unavailable, describe
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 64
+DELETE_TASK_SECONDS = 120.0  # well inside the broker's task timeout (EVALAPP_Q_TIMEOUT); then a fresh task goes on
 SWEEP_SCHEDULE = "evalapp: sweep judging work"
 
 
-def enqueue(function: str, *args, name: str = "") -> None:
-    async_task(f"judges.tasks.{function}", *args, task_name=name or None, q_options={"ack_failure": True})
+def judge_evaluations(ids: list[int]) -> int:
+    """Judge these, then whatever else is pending (see judges.worker.drain). The database going away ends the
+    task with a line, not a traceback: what it had claimed is reclaimed when its lease runs out, and the sweep
+    queues the rest once the database is back."""
+    try:
+        return worker.drain(ids)
+    except (OperationalError, InterfaceError) as error:
+        if not database_unavailable(error):
+            raise
+        logger.warning("judging stopped: the database is unavailable (%s); the sweep takes the work up again once it is back", describe(error))
+        return 0
 
 
 def enqueue_judging(ids: list[int]) -> None:
+    """Queue judging for these pending evaluations when the current transaction commits, a task per chunk."""
     for start in range(0, len(ids), CHUNK):
-        enqueue("judge_evaluations", ids[start : start + CHUNK])
-
-
-def on_ingest(experiment_id: int, trace_pks: list[int]) -> int:
-    """Fallback when selecting at ingest failed: select here, then judge."""
-    ids = engine.select_traces(experiment_id, trace_pks)
-    return engine.drain(ids) if ids else 0
-
-
-def judge_evaluations(ids: list[int]) -> int:
-    """Judge these, then whatever else is pending (see engine.drain)."""
-    return engine.drain(ids)
+        queue.enqueue_on_commit(judge_evaluations, ids[start : start + CHUNK])
 
 
 def backfill(judge_id: int) -> int:
-    ids = engine.backfill_judge(judge_id)
+    """A judge was created or switched on: select its one-hour look-back and queue the judging."""
+    ids = selection.backfill_judge(judge_id)
     enqueue_judging(ids)
     return len(ids)
 
 
+def delete_experiment(experiment_id: int) -> bool:
+    """Delete a marked experiment (traces.deletion); not finished in DELETE_TASK_SECONDS, queue the rest as a new
+    task. Whatever happens to it, the sweep goes on with it."""
+    done = deletion.delete_marked(experiment_id, seconds=DELETE_TASK_SECONDS)
+    if not done:
+        queue.enqueue_on_commit(delete_experiment, experiment_id)
+    return done
+
+
+def enqueue_experiment_deletion(experiment_id: int) -> None:
+    queue.enqueue_on_commit(delete_experiment, experiment_id)
+
+
+def run_try(run_id: str) -> bool:
+    """A "Try it" of the judge form (judges.try_runs)."""
+    return try_runs.run(run_id)
+
+
+def enqueue_try(run_id: str) -> None:
+    queue.enqueue_on_commit(run_try, run_id)
+
+
 def sweep() -> dict:
-    report = engine.sweep()
+    report = sweeping.sweep()
     enqueue_judging(report.pending_ids)
     return {
         "traces_examined": report.traces_examined,
+        "traces_expired": report.traces_expired,
+        "experiments_deleted": report.experiments_deleted,
         "sessions_selected": report.sessions_selected,
         "reclaimed": report.reclaimed,
         "abandoned": report.abandoned,
+        "endpoints_resumed": report.endpoints_resumed,
         "enqueued": len(report.pending_ids),
     }
 
 
 def ensure_schedule() -> None:
     """Idempotent: the every-minute sweep that reclaims leases, judges idle sessions and catches misses."""
-    Schedule.objects.update_or_create(
-        name=SWEEP_SCHEDULE,
-        defaults={"func": "judges.tasks.sweep", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
-    )
-
-
-def traces_ingested_receiver(sender, *, experiment_id: int, trace_pks: list[int], session_pks: list[int], **kwargs) -> None:
-    """Signal receiver (traces → judges): select the batch's work and queue it. Ingest never waits for judging;
-    with no active trace judge this costs one query."""
-    try:
-        # Selecting is a couple of queries: done here, the pending rows exist the moment ingest returns.
-        ids = engine.select_traces(experiment_id, trace_pks)
-        if ids:
-            enqueue_judging(ids)
-    except Exception:  # the database or broker had a hiccup: the sweep will find these traces
-        logger.exception("could not select or enqueue judging for %d traces; the sweep will pick them up", len(trace_pks))
-
-
-def after_commit(function: str, *args) -> None:
-    def send() -> None:
-        try:
-            enqueue(function, *args)
-        except Exception:  # the broker is down: the change is saved, and the sweep will do the work
-            logger.exception("could not enqueue %s%r; the sweep will catch up", function, args)
-
-    transaction.on_commit(send)
+    queue.schedule_every_minute(SWEEP_SCHEDULE, sweep)

@@ -14,6 +14,7 @@ api_urlpatterns = [
     path("experiments/<int:experiment_id>/judges/<str:name>/stop", api.JudgeStopView.as_view(), name="api-judge-stop"),
     path("experiments/<int:experiment_id>/judges/<str:name>/versions", api.JudgeVersionsView.as_view(), name="api-judge-versions"),
     path("experiments/<int:experiment_id>/judges/<str:name>/run", api.JudgeRunView.as_view(), name="api-judge-run"),
+    path("experiments/<int:experiment_id>/judges/<str:name>/agreement", api.JudgeAgreementView.as_view(), name="api-judge-agreement"),
     path("jobs/<uuid:job_id>", api.JobView.as_view(), name="api-job"),
     path("traces/<str:trace_id>/judges", api.TraceJudgeStatesView.as_view(), name="api-trace-judges"),
     path(

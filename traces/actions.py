@@ -5,52 +5,20 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection, transaction
-from django.db.models import Case, Count, F, Max, Min, OuterRef, Subquery, Value, When
-from django.db.models.functions import Coalesce
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from traces.bulk import upsert
 from traces.models import Experiment, Session, Span, Trace
 from traces.payload import PayloadError
-from traces.records import SpanIn, TraceFields, TraceIn, build_trace_fields
+from traces.records import STORED_SPAN_FIELDS, STORED_TRACE_FIELDS, SpanIn, TraceFields, TraceIn, build_trace_fields
 from traces.signals import traces_ingested, traces_written
 
 logger = logging.getLogger(__name__)
 
-TRACE_UPDATE_FIELDS = [
-    "name",
-    "status",
-    "started_at",
-    "ended_at",
-    "duration_ms",
-    "request",
-    "response",
-    "request_preview",
-    "response_preview",
-    "metadata",
-    "tags",
-    "session_id",
-    "user_id",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "span_count",
-    "updated_at",
-]
-SPAN_UPDATE_FIELDS = [
-    "parent_span_id",
-    "name",
-    "span_type",
-    "started_at",
-    "ended_at",
-    "status",
-    "status_message",
-    "inputs",
-    "outputs",
-    "attributes",
-    "events",
-]
+# Re-sending a trace or a span updates everything stored about it but its identity (and a trace's created_at).
+TRACE_UPDATE_FIELDS = [*STORED_TRACE_FIELDS, "updated_at"]
+SPAN_UPDATE_FIELDS = [name for name in STORED_SPAN_FIELDS if name != "span_id"]
 
 
 @dataclass
@@ -66,29 +34,36 @@ class IngestResult:
         return {"created": self.created, "updated": self.updated, "spans": self.spans, "trace_ids": self.trace_ids}
 
 
+class ExperimentNameTaken(ValueError):
+    """The name is already an experiment's; the message says so in words a form or an API error can show."""
+
+    def __init__(self, name: str, *, deleting: bool = False):
+        if deleting:
+            super().__init__(f"An experiment named {name!r} is being deleted; pick another name, or use this one once it is gone.")
+        else:
+            super().__init__(f"An experiment named {name!r} already exists; pick another name.")
+        self.name = name
+
+
 def create_experiment(name: str, description: str = "") -> Experiment:
-    return Experiment.objects.create(name=name.strip(), description=description.strip())
+    """A new experiment, name and description trimmed. Raises ExperimentNameTaken if the name is in use, also when
+    another request took it between the check and the insert."""
+    name = name.strip()
+    if (taken := Experiment.all_objects.filter(name=name).first()) is not None:
+        raise ExperimentNameTaken(name, deleting=taken.deleting_since is not None)
+    try:
+        with transaction.atomic():
+            return Experiment.objects.create(name=name, description=description.strip())
+    except IntegrityError:  # the unique constraint on the name: created by someone else since the check
+        raise ExperimentNameTaken(name) from None
 
 
 def _span_from_row(row: Span) -> SpanIn:
-    return SpanIn(
-        span_id=row.span_id,
-        parent_span_id=row.parent_span_id,
-        name=row.name,
-        span_type=row.span_type,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        status=row.status,
-        status_message=row.status_message,
-        inputs=row.inputs,
-        outputs=row.outputs,
-        attributes=row.attributes,
-        events=row.events,
-    )
+    return SpanIn(**{name: getattr(row, name) for name in STORED_SPAN_FIELDS})
 
 
 def _fields_from_row(row: Trace) -> TraceFields:
-    return TraceFields(**{name: getattr(row, name) for name in TraceFields.__dataclass_fields__})
+    return TraceFields(**{name: getattr(row, name) for name in STORED_TRACE_FIELDS})
 
 
 def ingest_traces(experiment: Experiment, batch: list[TraceIn]) -> IngestResult:
@@ -116,32 +91,7 @@ def ingest_traces(experiment: Experiment, batch: list[TraceIn]) -> IngestResult:
         if conflicts:
             raise PayloadError(conflicts)
 
-        known_spans: dict[int, dict[str, SpanIn]] = {}
-        if existing:
-            for row in Span.objects.filter(trace__in=[row.pk for row in existing.values()]):
-                known_spans.setdefault(row.trace_id, {})[row.span_id] = _span_from_row(row)
-
-        touched_sessions: set[str] = set()
-        rows: list[dict] = []
-        for trace in batch:
-            old = existing.get(trace.trace_id)
-            spans = dict(known_spans.get(old.pk, {})) if old else {}
-            for span in trace.spans:
-                spans[span.span_id] = span
-            fields = build_trace_fields(trace, list(spans.values()), _fields_from_row(old) if old else None)
-            if old and old.session_id and old.session_id != fields.session_id:
-                touched_sessions.add(old.session_id)
-            if fields.session_id:
-                touched_sessions.add(fields.session_id)
-            rows.append(
-                {
-                    "trace_id": trace.trace_id,
-                    "experiment_id": experiment.pk,
-                    "created_at": old.created_at if old else now,
-                    "updated_at": now,
-                    **fields.__dict__,
-                }
-            )
+        rows, touched_sessions = _trace_rows(experiment, batch, existing, now)
         pk_by_trace_id = {
             trace_id: pk
             for pk, trace_id in upsert(
@@ -149,21 +99,7 @@ def ingest_traces(experiment: Experiment, batch: list[TraceIn]) -> IngestResult:
             )
         }
         span_rows = [
-            {
-                "trace_id": pk_by_trace_id[trace.trace_id],
-                "span_id": span.span_id,
-                "parent_span_id": span.parent_span_id,
-                "name": span.name,
-                "span_type": span.span_type,
-                "started_at": span.started_at,
-                "ended_at": span.ended_at,
-                "status": span.status,
-                "status_message": span.status_message,
-                "inputs": span.inputs,
-                "outputs": span.outputs,
-                "attributes": span.attributes,
-                "events": span.events,
-            }
+            {"trace_id": pk_by_trace_id[trace.trace_id], **{name: getattr(span, name) for name in STORED_SPAN_FIELDS}}
             for trace in batch
             for span in trace.spans
         ]
@@ -195,6 +131,37 @@ def ingest_traces(experiment: Experiment, batch: list[TraceIn]) -> IngestResult:
     return result
 
 
+def _trace_rows(experiment: Experiment, batch: list[TraceIn], existing: dict[str, Trace], now: datetime) -> tuple[list[dict], set[str]]:
+    """The batch's trace rows, each rebuilt from all its spans known (stored and new), and the session ids they
+    touch (a trace that moved to another session touches its old one too)."""
+    known_spans: dict[int, dict[str, SpanIn]] = {}
+    if existing:
+        for row in Span.objects.filter(trace__in=[row.pk for row in existing.values()]):
+            known_spans.setdefault(row.trace_id, {})[row.span_id] = _span_from_row(row)
+    touched_sessions: set[str] = set()
+    rows: list[dict] = []
+    for trace in batch:
+        old = existing.get(trace.trace_id)
+        spans = dict(known_spans.get(old.pk, {})) if old else {}
+        for span in trace.spans:
+            spans[span.span_id] = span
+        fields = build_trace_fields(trace, list(spans.values()), _fields_from_row(old) if old else None)
+        if old and old.session_id and old.session_id != fields.session_id:
+            touched_sessions.add(old.session_id)
+        if fields.session_id:
+            touched_sessions.add(fields.session_id)
+        rows.append(
+            {
+                "trace_id": trace.trace_id,
+                "experiment_id": experiment.pk,
+                "created_at": old.created_at if old else now,
+                "updated_at": now,
+                **fields.__dict__,
+            }
+        )
+    return rows, touched_sessions
+
+
 def _lock_trace_ids(trace_ids: list[str]) -> None:
     """Serialize concurrent ingests of the same trace (spans of one trace sent by two requests at once), so each
     builds the trace from the other's committed spans. SQLite's IMMEDIATE transactions already serialize all
@@ -210,39 +177,46 @@ def _recount_sessions(experiment: Experiment, touched: set[str], fresh: set[str]
     """Bring the touched sessions' first/last time and trace count in line with the traces table.
 
     Counting (rather than incrementing) keeps re-sends from double counting. The session rows are created if
-    missing and locked first, so two concurrent ingests into one session serialize on PostgreSQL too.
+    missing and locked first, so two concurrent ingests into one session serialize on PostgreSQL too; the counts
+    are taken after the lock (a statement of its own: a snapshot that sees the other ingest's commit).
+
+    Three statements in SQL both databases share (the ORM built and compiled the same ones in about as long as the
+    database took to run them, on every request).
     """
     if not touched:
         return []
     ordered = sorted(touched)
-    Session.objects.bulk_create(
-        [
-            Session(experiment=experiment, session_id=session_id, first_trace_at=now, last_trace_at=now, last_ingested_at=now)
-            for session_id in ordered
-        ],
-        ignore_conflicts=True,
-    )
-    sessions = list(
-        Session.objects.select_for_update().filter(experiment=experiment, session_id__in=ordered).order_by("session_id")
-    )
-    # One UPDATE with correlated aggregates (served by the experiment+session+time index): much cheaper than
-    # reading the aggregates back and writing each row.
-    of_session = Trace.objects.filter(experiment_id=OuterRef("experiment_id"), session_id=OuterRef("session_id"))
-
-    def aggregate(function, column: str):
-        return Subquery(of_session.values("session_id").annotate(result=function(column)).values("result")[:1])
-
-    Session.objects.filter(pk__in=[session.pk for session in sessions]).update(
-        first_trace_at=Coalesce(aggregate(Min, "started_at"), F("first_trace_at")),
-        last_trace_at=Coalesce(aggregate(Max, "started_at"), F("last_trace_at")),
-        trace_count=Coalesce(aggregate(Count, "id"), Value(0)),
-        user_id=Coalesce(aggregate(Max, "user_id"), Value("")),
-        last_ingested_at=Case(When(session_id__in=sorted(fresh), then=Value(now)), default=F("last_ingested_at")),
-    )
-    empty = set(
-        Session.objects.filter(pk__in=[session.pk for session in sessions], trace_count=0).values_list("pk", flat=True)
-    )
+    quote = connection.ops.quote_name
+    sessions, traces = quote(Session._meta.db_table), quote(Trace._meta.db_table)
+    at = connection.ops.adapt_datetimefield_value(now)
+    names = ", ".join(["%s"] * len(ordered))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {sessions} (experiment_id, session_id, user_id, first_trace_at, last_trace_at, trace_count, last_ingested_at)"
+            f" VALUES {', '.join(['(%s, %s, %s, %s, %s, %s, %s)'] * len(ordered))}"
+            " ON CONFLICT (experiment_id, session_id) DO NOTHING",
+            [value for session_id in ordered for value in (experiment.pk, session_id, "", at, at, 0, at)],
+        )
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        cursor.execute(f"SELECT id FROM {sessions} WHERE experiment_id = %s AND session_id IN ({names}) ORDER BY session_id{lock}", [experiment.pk, *ordered])
+        pks = [pk for (pk,) in cursor.fetchall()]
+        # Correlated aggregates, served by the experiment+session+time index: far cheaper than reading the
+        # aggregates back and writing each row.
+        of_session = f"FROM {traces} t WHERE t.experiment_id = {sessions}.experiment_id AND t.session_id = {sessions}.session_id"
+        fresh_names = sorted(fresh) or [""]
+        cursor.execute(
+            f"UPDATE {sessions} SET"
+            f" first_trace_at = COALESCE((SELECT MIN(t.started_at) {of_session}), first_trace_at),"
+            f" last_trace_at = COALESCE((SELECT MAX(t.started_at) {of_session}), last_trace_at),"
+            f" trace_count = (SELECT COUNT(*) {of_session}),"
+            f" user_id = COALESCE((SELECT MAX(t.user_id) {of_session}), ''),"
+            f" last_ingested_at = CASE WHEN session_id IN ({', '.join(['%s'] * len(fresh_names))}) THEN %s ELSE last_ingested_at END"
+            f" WHERE id IN ({', '.join(['%s'] * len(pks))}) RETURNING id, trace_count",
+            [*fresh_names, at, *pks],
+        )
+        counted = cursor.fetchall()
+    empty = {pk for pk, count in counted if count == 0}
     if empty:
         # A session whose traces all moved to another session id; kept if something was said about it.
         Session.objects.filter(pk__in=empty, assessments__isnull=True).delete()
-    return [session.pk for session in sessions if session.pk not in empty]
+    return [pk for pk in pks if pk not in empty]

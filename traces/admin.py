@@ -20,6 +20,11 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_display = ["name", "description", "created_at"]
     search_fields = ["name"]
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # One request deleting every trace at once would hold ingest up: use the experiment's Delete… page or
+        # DELETE /api/v1/experiments/<id>, which delete in batches (traces.deletion).
+        return False
+
 
 @admin.register(Trace)
 class TraceAdmin(ReadMostlyAdmin):

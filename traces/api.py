@@ -9,17 +9,20 @@ from django.db.models import Prefetch, Q
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from traces import otlp, strict_json
-from traces.actions import create_experiment, ingest_traces
+from accounts.roles import can_edit
+from traces import api_schema, deletion, otlp, otlp_schema, strict_json
+from traces.actions import ExperimentNameTaken, create_experiment, ingest_traces
 from traces.feedback import FeedbackError, add_feedback
 from traces.filter_sql import filter_traces
 from traces.filters import FilterError
 from traces.http import BodyError, read_body
 from traces.models import Assessment, AssessmentSource, Experiment, Session, Span, Trace
+from traces.otlp_receiver import GRPC_CODES, ExportRefused, store_export
 from traces.pagination import CursorError, page
 from traces.payload import PayloadError, parse_timestamp, parse_trace_batch, whole_number
 from traces.serializers import (
@@ -65,6 +68,7 @@ def _time_param(request: Request, name: str):
         raise PayloadError([(name, str(error))]) from None
 
 
+@api_schema.experiment_list
 class ExperimentListView(APIView):
     def get(self, request: Request) -> Response:
         experiments = Experiment.objects.order_by("name")
@@ -73,16 +77,54 @@ class ExperimentListView(APIView):
     def post(self, request: Request) -> Response:
         serializer = ExperimentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        experiment = create_experiment(serializer.validated_data["name"], serializer.validated_data.get("description", ""))
+        try:
+            experiment = create_experiment(serializer.validated_data["name"], serializer.validated_data.get("description", ""))
+        except ExperimentNameTaken as error:
+            raise ValidationError({"name": [str(error)]}) from None
         return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
 
 
+def _gone(experiment: Experiment) -> JsonResponse:
+    progress = deletion.progress(experiment)
+    message = f"Experiment {experiment.name!r} is being deleted ({progress.traces_left} traces left); it takes no more traces."
+    return JsonResponse({"detail": message, **progress.as_json()}, status=410)
+
+
+def _live_experiment(experiment_id: int) -> Experiment | JsonResponse:
+    """The experiment, a 410 saying how far its deletion is, or 404."""
+    if (deleting := deletion.being_deleted(pk=experiment_id)) is not None:
+        return _gone(deleting)
+    return get_object_or_404(Experiment, pk=experiment_id)
+
+
+@api_schema.experiment_detail
 class ExperimentDetailView(APIView):
     def get(self, request: Request, experiment_id: int) -> Response:
-        experiment = get_object_or_404(Experiment, pk=experiment_id)
+        experiment = _live_experiment(experiment_id)
+        if isinstance(experiment, JsonResponse):
+            return experiment
         return Response(ExperimentSerializer(experiment).data)
 
+    def delete(self, request: Request, experiment_id: int) -> HttpResponse:
+        """Editors only; the experiment's name, exactly, in `confirm_name` (body or query). 202 with the progress:
+        the deletion goes on in the background; GET answers 410 with the progress until it is gone, then 404."""
+        if not can_edit(request.user):
+            return _error(403, "Your account is a viewer: it can't delete experiments. Ask an editor or an admin.")
+        if (deleting := deletion.being_deleted(pk=experiment_id)) is not None:
+            return JsonResponse(deletion.progress(deleting).as_json(), status=202)
+        experiment = get_object_or_404(Experiment, pk=experiment_id)
+        confirm = request.data.get("confirm_name") if isinstance(request.data, dict) else None
+        confirm = confirm if confirm is not None else request.query_params.get("confirm_name")
+        if not isinstance(confirm, str) or not confirm:
+            return _error(400, "Send the experiment's name in confirm_name to confirm the deletion.", [{"field": "confirm_name", "message": "required"}])
+        try:
+            experiment = deletion.request_deletion(experiment, confirm, by=request.user.get_username())
+        except deletion.NameMismatch as error:
+            return _error(400, str(error), [{"field": "confirm_name", "message": str(error)}])
+        return JsonResponse(deletion.progress(experiment).as_json(), status=202)
 
+
+@api_schema.trace_list
 class TraceListView(APIView):
     """GET: newest first, keyset-paginated. POST: ingest a batch (see README for the schema)."""
 
@@ -114,7 +156,9 @@ class TraceListView(APIView):
         return Response({"traces": TraceSummarySerializer(rows, many=True).data, "next_cursor": next_cursor})
 
     def post(self, request: Request, experiment_id: int) -> HttpResponse:
-        experiment = get_object_or_404(Experiment, pk=experiment_id)
+        experiment = _live_experiment(experiment_id)
+        if isinstance(experiment, JsonResponse):
+            return experiment
         try:
             body = read_body(request._request, settings.EVALAPP_MAX_BODY_BYTES)
         except BodyError as error:
@@ -134,6 +178,7 @@ class TraceListView(APIView):
         return JsonResponse(result.as_json(), status=200)
 
 
+@api_schema.trace_detail
 class TraceDetailView(APIView):
     def get(self, request: Request, trace_id: str) -> Response:
         trace = get_object_or_404(
@@ -146,6 +191,7 @@ class TraceDetailView(APIView):
         return Response(TraceDetailSerializer(trace).data)
 
 
+@api_schema.session_list
 class SessionListView(APIView):
     def get(self, request: Request, experiment_id: int) -> Response:
         experiment = get_object_or_404(Experiment, pk=experiment_id)
@@ -178,6 +224,7 @@ class SessionListView(APIView):
 ASSESSMENT_FIELDS = ("trace_id", "session_id", "name", "value", "rationale")
 
 
+@api_schema.assessment_list
 class AssessmentListView(APIView):
     """GET: assessments of an experiment, newest first, by trace, session, judge (name) or source.
     POST: a person's feedback on a trace or a session (a HUMAN assessment)."""
@@ -238,6 +285,7 @@ class AssessmentListView(APIView):
         return Response(AssessmentSerializer(assessment).data, status=status.HTTP_201_CREATED)
 
 
+@api_schema.session_detail
 class SessionDetailView(APIView):
     def get(self, request: Request, experiment_id: int, session_id: str) -> Response:
         experiment = get_object_or_404(Experiment, pk=experiment_id)  # by pk: an id too big for the database is a 404
@@ -248,6 +296,7 @@ class SessionDetailView(APIView):
         )
 
 
+@otlp_schema.otlp_traces
 class OtlpTracesView(APIView):
     """OTLP/HTTP `POST /v1/traces`: protobuf or JSON, optionally gzip. The experiment comes from the
     `x-evalapp-experiment-id` header (an id or a name) or the resource attribute `evalapp.experiment.id`."""
@@ -262,7 +311,7 @@ class OtlpTracesView(APIView):
             if is_protobuf:
                 from google.rpc.status_pb2 import Status
 
-                grpc_code = {400: 3, 401: 16, 404: 5, 413: 8, 415: 3}.get(status_code, 13)
+                grpc_code = GRPC_CODES.get(status_code, 13)
                 return HttpResponse(
                     Status(code=grpc_code, message=message).SerializeToString(),
                     status=status_code,
@@ -287,34 +336,10 @@ class OtlpTracesView(APIView):
             payload = error.as_json()
             return fail(400, payload["detail"], payload["errors"])
 
-        header = request.headers.get("x-evalapp-experiment-id", "").strip()
-        if "\x00" in header:
-            return fail(400, "The x-evalapp-experiment-id header holds a NUL character; give an experiment id or name.")
-        if header:
-            named = header
-        elif len(batch.experiment_ids) == 1:
-            named = next(iter(batch.experiment_ids))
-        elif len(batch.experiment_ids) > 1:
-            return fail(400, f"The request names several experiments ({', '.join(sorted(batch.experiment_ids))}); send one per request.")
-        else:
-            return fail(
-                400,
-                "No experiment given: set the x-evalapp-experiment-id header (an experiment id or name) "
-                f"or the resource attribute {otlp.EXPERIMENT_ATTRIBUTE}.",
-            )
-        pk = whole_number(named)
-        experiment = Experiment.objects.filter(pk=pk).first() if pk is not None else Experiment.objects.filter(name=named).first()
-        if experiment is None:
-            return fail(404, f"Experiment {named!r} does not exist; create it first (POST /api/v1/experiments).")
-        if not batch.traces:
-            return self._success(is_protobuf)
-        if len(batch.traces) > settings.EVALAPP_MAX_TRACES_PER_REQUEST:
-            return fail(400, f"The request holds {len(batch.traces)} traces; the limit is {settings.EVALAPP_MAX_TRACES_PER_REQUEST}.")
         try:
-            ingest_traces(experiment, batch.traces)
-        except PayloadError as error:
-            payload = error.as_json()
-            return fail(400, payload["detail"], payload["errors"])
+            store_export(batch, request.headers.get("x-evalapp-experiment-id", ""))
+        except ExportRefused as error:
+            return fail(error.status, error.message, error.errors)
         return self._success(is_protobuf)
 
     @staticmethod

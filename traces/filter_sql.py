@@ -2,47 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from django.db.models import CharField, Exists, F, FloatField, Func, OuterRef, Q
+from django.db import NotSupportedError
+from django.db.models import CharField, Exists, F, FloatField, Func, Lookup, OuterRef, Q
 from django.db.models.functions import Cast
-from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, In, IRegex, IsNull, LessThan, LessThanOrEqual, Regex
+from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, In, IsNull, LessThan, LessThanOrEqual
 
-from traces import filters
-from traces.models import Span, Trace
+from traces import filters, verdicts
+from traces.json_sql import JSONBool, JSONNumber, JSONText
+from traces.like import fold_case
+from traces.models import Assessment, AssessmentSource, Span, Trace
 
 _LOOKUPS = {"=": Exact, "<": LessThan, "<=": LessThanOrEqual, ">": GreaterThan, ">=": GreaterThanOrEqual}
-ONE_MS = timedelta(milliseconds=1)
+NOTHING = Q(pk__in=[])
+EVERYTHING = Q(pk__isnull=False)
 
 
 def _ms(value: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=value)
+    return filters.EPOCH + timedelta(milliseconds=value)
 
 
 def _timestamp(op: str, value) -> Q:
-    """Whole-millisecond semantics, as in memory: timestamp_ms = floor(started_at in ms)."""
-    if op == "=":
-        return Q(started_at__gte=_ms(value), started_at__lt=_ms(value) + ONE_MS)
-    if op == "!=":
-        return ~_timestamp("=", value)
-    if op == "<":
-        return Q(started_at__lt=_ms(value))
-    if op == "<=":
-        return Q(started_at__lt=_ms(value) + ONE_MS)
-    if op == ">":
-        return Q(started_at__gte=_ms(value) + ONE_MS)
-    if op == ">=":
-        return Q(started_at__gte=_ms(value))
-    if op == "IN":
-        combined = Q(pk__in=[])
-        for item in value:
-            combined |= _timestamp("=", item)
-        return combined
-    if op == "NOT IN":
-        return ~_timestamp("IN", value)
-    if op == "IS NULL":
-        return Q(pk__in=[])
-    return Q(pk__isnull=False)  # IS NOT NULL: every trace has a start time
+    """Whole-millisecond semantics, as in memory: timestamp_ms = floor(started_at in ms). The millisecond after
+    the last one the parser accepts (year 9999) is past what a datetime can hold: nothing starts that late."""
+    if op in ("IS NULL", "IS NOT NULL"):
+        return NOTHING if op == "IS NULL" else EVERYTHING  # every trace has a start time
+    if op in ("IN", "NOT IN"):
+        either = Q(*[_timestamp("=", item) for item in value], _connector=Q.OR)
+        return either if op == "IN" else ~either
+    at_or_after, before = Q(started_at__gte=_ms(value)), Q(started_at__lt=_ms(value))
+    if value < filters.MAX_TIMESTAMP_MS:
+        after, up_to = Q(started_at__gte=_ms(value + 1)), Q(started_at__lt=_ms(value + 1))
+    else:
+        after, up_to = NOTHING, EVERYTHING
+    return {"=": at_or_after & up_to, "!=": before | after, "<": before, "<=": up_to, ">": after, ">=": at_or_after}[op]
 
 
 class JsonKeyText(Func):
@@ -60,6 +54,43 @@ class JsonKeyText(Func):
         if connection.vendor == "postgresql":
             return f"({column_sql} ->> %s)", [*params, self.key]
         return f"JSON_EXTRACT({column_sql}, %s)", [*params, '$."' + self.key + '"']
+
+
+class Like(Lookup):
+    """The filter language's LIKE as the database's own pattern matching, which never backtracks: PostgreSQL's
+    LIKE ... ESCAPE (a pg_trgm index can serve it), and SQLite's GLOB, which is case-sensitive where SQLite's LIKE
+    is not. Only `%` and `_` are wildcards, as in memory (traces.like)."""
+
+    lookup_name = "filter_like"  # built directly, not registered on any field
+    prepare_rhs = False
+    case_sensitive = True
+
+    def as_sql(self, compiler, connection):
+        lhs_sql, params = self.process_lhs(compiler, connection)
+        pattern: str = self.rhs
+        if connection.vendor == "postgresql":
+            operator = "LIKE" if self.case_sensitive else "ILIKE"
+            return f"{lhs_sql} {operator} %s ESCAPE '\\'", [*params, pattern.replace("\\", "\\\\")]
+        if connection.vendor == "sqlite":
+            if not self.case_sensitive:
+                # The same case folding as in memory, registered on each SQLite connection by traces.apps.
+                lhs_sql, pattern = f"{FOLD_CASE_FUNCTION}({lhs_sql})", fold_case(pattern)
+            return f"{lhs_sql} GLOB %s", [*params, glob_pattern(pattern)]
+        raise NotSupportedError(f"the filter language's LIKE is not implemented for {connection.vendor}")
+
+
+class ILike(Like):
+    lookup_name = "filter_ilike"
+    case_sensitive = False
+
+
+FOLD_CASE_FUNCTION = "evalapp_fold_case"
+_GLOB = {"%": "*", "_": "?", "*": "[*]", "?": "[?]", "[": "[[]"}
+
+
+def glob_pattern(like_pattern: str) -> str:
+    """A LIKE pattern as an SQLite GLOB pattern: % → *, _ → ?, and GLOB's own *, ? and [ made literal."""
+    return "".join(_GLOB.get(char, char) for char in like_pattern)
 
 
 def _atom(expression, op: str, value, *, empty_is_null: bool) -> Q:
@@ -82,16 +113,57 @@ def _atom(expression, op: str, value, *, empty_is_null: bool) -> Q:
     elif op == "NOT IN":
         condition = ~Q(In(expression, list(value)))
     elif op == "LIKE":
-        condition = Q(Regex(expression, filters.like_regex(value)))
+        condition = Q(Like(expression, value))
     elif op == "ILIKE":
-        condition = Q(IRegex(expression, filters.like_regex(value)))
+        condition = Q(ILike(expression, value))
     else:
         condition = Q(_LOOKUPS[op](expression, value))
     return present & condition
 
 
+def _present(expression) -> Q:
+    return Q(IsNull(expression, False))
+
+
+def _verdict_compares(target, *, equal: bool) -> Q:
+    """The verdict (an Assessment row's JSON `value`) is of a kind `target` compares with (traces.verdicts) and
+    equals it (or, with equal=False, differs from it). Every branch says its kind is present, so no NULL ever
+    reaches a NOT: SQL's three values then give what memory's two do."""
+    def compared(expression, value) -> Q:
+        same = Q(Exact(expression, value))
+        return _present(expression) & (same if equal else ~same)
+
+    if isinstance(target, (int, float)):
+        return compared(JSONNumber("value"), float(target))
+    as_bool = verdicts.as_bool(target)
+    text = compared(JSONText("value"), target)
+    return text if as_bool is None else text | compared(JSONBool("value"), int(as_bool))
+
+
+def _verdict(node: filters.Comparison) -> Q:
+    """Exists a judge's latest valid verdict (no error) on the trace that compares as asked; IS NULL: none exists."""
+    verdict = Assessment.objects.filter(
+        trace=OuterRef("pk"), name=node.field.name, source_type=AssessmentSource.LLM_JUDGE, valid=True, error_code=""
+    )
+    if node.op in ("IS NULL", "IS NOT NULL"):
+        return ~Q(Exists(verdict)) if node.op == "IS NULL" else Q(Exists(verdict))
+    if node.op in ("=", "!="):
+        condition = _verdict_compares(node.value, equal=node.op == "=")
+    elif node.op == "IN":
+        condition = Q(*[_verdict_compares(item, equal=True) for item in node.value], _connector=Q.OR)
+    elif node.op == "NOT IN":
+        condition = Q(*[_verdict_compares(item, equal=False) for item in node.value])
+    elif isinstance(node.value, (int, float)):
+        condition = _present(JSONNumber("value")) & Q(_LOOKUPS[node.op](JSONNumber("value"), float(node.value)))
+    else:
+        return NOTHING  # text ordered with < or >: no verdict compares so (as in memory)
+    return Q(Exists(verdict.filter(condition)))
+
+
 def _comparison(node: filters.Comparison) -> Q:
     field = node.field
+    if field.source == "assessment":
+        return _verdict(node)
     if field.source == "trace":
         if field.name == "timestamp_ms":
             return _timestamp(node.op, node.value)
@@ -106,10 +178,11 @@ def _comparison(node: filters.Comparison) -> Q:
 
 
 def to_q(node) -> Q:
+    """One Q per node: a chain of 200 ORs is one Q with 200 children, not 200 nested ones."""
     if isinstance(node, filters.And):
-        return to_q(node.left) & to_q(node.right)
+        return Q(*[to_q(operand) for operand in node.operands])
     if isinstance(node, filters.Or):
-        return to_q(node.left) | to_q(node.right)
+        return Q(*[to_q(operand) for operand in node.operands], _connector=Q.OR)
     if isinstance(node, filters.Not):
         return ~to_q(node.operand)
     return _comparison(node)

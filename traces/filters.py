@@ -4,8 +4,8 @@
     (tags.team != 'infra' OR trace.execution_time_ms > 1500) AND NOT span.type = 'TOOL'
     metadata.`mlflow.trace.session` IS NOT NULL
 
-One parser; two back ends that must agree (a property test checks it): `matches()` here for decisions made in
-memory, and traces.filter_sql for database queries. Every comparison is two-valued: a missing value (no such
+One parser; two back ends that must agree (a property test checks it): traces.filter_memory for decisions made
+in memory, and traces.filter_sql for database queries. Every comparison is two-valued: a missing value (no such
 metadata key, no duration yet) makes a comparison false, and only IS NULL is true for it.
 """
 
@@ -14,16 +14,36 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 NUMBER_OPS = ("=", "!=", "<", "<=", ">", ">=", "IN", "NOT IN")
+VERDICT_OPS = NUMBER_OPS  # a verdict is yes/no, a number or a text (traces.verdicts)
 NULL_OPS = ("IS NULL", "IS NOT NULL")
 TRACE_STATUSES = ("OK", "ERROR", "IN_PROGRESS")
 MAX_TIMESTAMP_MS = 253_402_300_799_999
 MAX_NUMBER = 1e15
+MAX_DIGITS = 30  # before any exponent: past MAX_NUMBER anyway, and Python won't read an int past 4,300 digits
+
+
+@dataclass(frozen=True)
+class FilterLimits:
+    """How much work one filter may cause. A judge's filter runs on every trace ingested, so these bound the cost
+    of ingesting for everyone. The settings EVALAPP_FILTER_* set them (traces.apps installs them at start-up)."""
+
+    max_length: int = 4000  # characters in the whole filter
+    max_conditions: int = 100  # comparisons; each value of an IN list counts as one
+    max_depth: int = 20  # parentheses and NOTs nested in one another
+    max_like_length: int = 200  # characters in one LIKE/ILIKE pattern
+    max_like_wildcards: int = 20  # % and _ in one pattern
+
+
+LIMITS = FilterLimits()
+# The most the settings may raise them to. Evaluation recurses once per level of nesting, so depth stays far from
+# Python's recursion limit; SQLite refuses an expression nested more than 1,000 deep, and n ORs nest n deep there.
+HIGHEST_LIMITS = FilterLimits(max_length=100_000, max_conditions=500, max_depth=50, max_like_length=10_000, max_like_wildcards=1_000)
 
 
 @dataclass(frozen=True)
@@ -49,7 +69,7 @@ SPAN_FIELDS: dict[str, FieldInfo] = {
 # Metadata keys that MLflow clients use for what we keep in columns.
 METADATA_ALIASES = {"mlflow.trace.session": "session_id", "mlflow.trace.user": "user_id"}
 ALL_FIELD_NAMES = (
-    [f"trace.{name}" for name in TRACE_FIELDS] + [f"span.{name}" for name in SPAN_FIELDS] + ["metadata.<key>", "tags.<key>"]
+    [f"trace.{name}" for name in TRACE_FIELDS] + [f"span.{name}" for name in SPAN_FIELDS] + ["metadata.<key>", "tags.<key>", "assessment.<judge>"]
 )
 
 
@@ -64,7 +84,7 @@ class FilterError(ValueError):
 
 @dataclass(frozen=True)
 class Field:
-    """What a comparison looks at. `source` is trace | span | metadata | tags."""
+    """What a comparison looks at. `source` is trace | span | metadata | tags | assessment."""
 
     source: str
     name: str
@@ -83,14 +103,12 @@ class Comparison:
 
 @dataclass(frozen=True)
 class And:
-    left: Any
-    right: Any
+    operands: tuple  # two or more; `a AND b AND c` is one And, so a long chain is one level, not a deep tree
 
 
 @dataclass(frozen=True)
 class Or:
-    left: Any
-    right: Any
+    operands: tuple  # two or more, as And
 
 
 @dataclass(frozen=True)
@@ -145,6 +163,8 @@ def tokenize(text: str) -> list[Token]:
         if kind == "string":
             tokens.append(Token("string", chunk, position, _unquote(chunk)))
         elif kind == "number":
+            if len(re.match(r"-?0*(\d*)", chunk).group(1)) > MAX_DIGITS:
+                raise FilterError(f"{chunk[:12]}… is out of range (at most {MAX_NUMBER:.0e} either way)", position)
             number = float(chunk)
             tokens.append(Token("number", chunk, position, int(chunk) if re.fullmatch(r"-?\d+", chunk) else number))
         elif kind == "ident":
@@ -191,6 +211,9 @@ def _field(token: Token) -> Field:
             column = METADATA_ALIASES[key]
             return Field("trace", column, TRACE_FIELDS[column])
         return Field(source, key, FieldInfo("string", key))
+    if prefix in ("assessment", "assessments") and len(parts) >= 2:
+        name = ".".join(parts[1:])
+        return Field("assessment", name, FieldInfo("verdict", name))
     if prefix in ("trace", "attributes", "attribute") and len(parts) == 2:
         name = parts[1].lower()
         if name in TRACE_FIELDS:
@@ -205,10 +228,15 @@ def _field(token: Token) -> Field:
 
 
 class _Parser:
-    def __init__(self, text: str):
+    def __init__(self, text: str, limits: FilterLimits):
+        if len(text) > limits.max_length:
+            raise FilterError(f"the filter is {len(text):,} characters long; the limit is {limits.max_length:,}", limits.max_length)
         self.text = text
+        self.limits = limits
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0  # parentheses and NOTs open around the current token
+        self.conditions = 0
 
     @property
     def current(self) -> Token:
@@ -236,30 +264,45 @@ class _Parser:
         return node
 
     def parse_or(self):
-        node = self.parse_and()
+        operands = [self.parse_and()]
         while self.keyword("OR"):
-            node = Or(node, self.parse_and())
-        return node
+            operands.append(self.parse_and())
+        return _joined(Or, operands)
 
     def parse_and(self):
-        node = self.parse_not()
+        operands = [self.parse_not()]
         while self.keyword("AND"):
-            node = And(node, self.parse_not())
-        return node
+            operands.append(self.parse_not())
+        return _joined(And, operands)
 
     def parse_not(self):
+        token = self.current
         if self.keyword("NOT"):
-            return Not(self.parse_not())
+            self.enter(token)
+            node = Not(self.parse_not())
+            self.depth -= 1
+            return node
         return self.parse_primary()
+
+    def enter(self, token: Token) -> None:
+        """One level deeper (a parenthesis or NOT); refused past the limit before the parser recurses further."""
+        self.depth += 1
+        if self.depth > self.limits.max_depth:
+            raise FilterError(
+                f"parentheses and NOT are nested more than {self.limits.max_depth} deep; the limit is {self.limits.max_depth}",
+                token.position,
+            )
 
     def parse_primary(self):
         token = self.current
         if token.kind == "lparen":
+            self.enter(token)
             self.advance()
             node = self.parse_or()
             if self.current.kind != "rparen":
                 raise FilterError("missing ')'", self.current.position)
             self.advance()
+            self.depth -= 1
             return node
         if token.kind != "ident":
             what = "the end of the filter" if token.kind == "end" else f"'{token.text}'"
@@ -293,10 +336,10 @@ class _Parser:
                 f"expected an operator after {field} (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN, IS NULL), found {what}",
                 op_token.position,
             )
-        allowed = STRING_OPS if field.info.kind == "string" else NUMBER_OPS
+        allowed = {"string": STRING_OPS, "verdict": VERDICT_OPS}.get(field.info.kind, NUMBER_OPS)
         if op not in allowed:
             raise FilterError(
-                f"{op} can't be used with {field}, which is {'text' if field.info.kind == 'string' else 'a number'}; "
+                f"{op} can't be used with {field}, which is {_kind_words(field)}; "
                 f"use {', '.join(allowed)}",
                 op_token.position,
             )
@@ -304,7 +347,17 @@ class _Parser:
             value = self.parse_list(field)
         else:
             value = self.parse_value(field, pattern=op in ("LIKE", "ILIKE"))
+        self.count_conditions(len(value) if op in ("IN", "NOT IN") else 1, field_token)
         return Comparison(field, op, value)
+
+    def count_conditions(self, count: int, token: Token) -> None:
+        self.conditions += count
+        if self.conditions > self.limits.max_conditions:
+            raise FilterError(
+                f"the filter has more than {self.limits.max_conditions} conditions (each value of an IN list counts as "
+                f"one); the limit is {self.limits.max_conditions}",
+                token.position,
+            )
 
     def parse_list(self, field: Field) -> tuple:
         if self.current.kind != "lparen":
@@ -321,6 +374,8 @@ class _Parser:
 
     def parse_value(self, field: Field, *, pattern: bool = False):
         token = self.current
+        if field.info.kind == "verdict":
+            return self.parse_verdict(field, token)
         if field.info.kind == "string":
             if token.kind == "number":
                 raise FilterError(f"{field} is text; quote the value: '{token.text}'", token.position)
@@ -331,6 +386,8 @@ class _Parser:
                 close = difflib.get_close_matches(token.value.upper(), TRACE_STATUSES, n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 raise FilterError(f"'{token.value}' is not a trace status (OK, ERROR, IN_PROGRESS){hint}", token.position)
+            if pattern:
+                self.check_pattern(token)
             if str(field) == "span.type" and not pattern:
                 return token.value.upper()
             return token.value
@@ -346,10 +403,47 @@ class _Parser:
             raise FilterError(f"{token.text} is out of range (at most {MAX_NUMBER:.0e} either way)", token.position)
         return token.value
 
+    def parse_verdict(self, field: Field, token: Token):
+        """A verdict is compared with a quoted text ('no', 'rude') or a number (3, 0.5)."""
+        if token.kind not in ("string", "number"):
+            raise FilterError(f"expected a value for {field} such as 'yes', 'no', 'rude' or 3, found '{token.text or 'the end'}'", token.position)
+        self.advance()
+        if token.kind == "number" and (not math.isfinite(token.value) or abs(token.value) > MAX_NUMBER):
+            raise FilterError(f"{token.text} is out of range (at most {MAX_NUMBER:.0e} either way)", token.position)
+        return token.value
 
-def parse(text: str):
-    """The filter's syntax tree; FilterError (with the 0-based `position`) if it is not valid."""
-    return _Parser(text).parse()
+    def check_pattern(self, token: Token) -> None:
+        length = len(token.value)
+        if length > self.limits.max_like_length:
+            raise FilterError(
+                f"the LIKE pattern is {length} characters long; the limit is {self.limits.max_like_length}", token.position
+            )
+        wildcards = sum(1 for char in token.value if char in "%_")
+        if wildcards > self.limits.max_like_wildcards:
+            raise FilterError(
+                f"the LIKE pattern has {wildcards} wildcards (% and _); the limit is {self.limits.max_like_wildcards}",
+                token.position,
+            )
+
+
+def _kind_words(field: Field) -> str:
+    return {"string": "text", "verdict": "a verdict"}.get(field.info.kind, "a number")
+
+
+def _joined(kind: type[And] | type[Or], operands: list):
+    """One n-ary node for a chain of ANDs (or ORs), taking in chains of the same kind from parentheses."""
+    if len(operands) == 1:
+        return operands[0]
+    flat: list = []
+    for operand in operands:
+        flat.extend(operand.operands if isinstance(operand, kind) else [operand])
+    return kind(tuple(flat))
+
+
+def parse(text: str, limits: FilterLimits | None = None):
+    """The filter's syntax tree; FilterError (with the 0-based `position`) if it is not valid or is past `limits`
+    (by default LIMITS)."""
+    return _Parser(text, limits or LIMITS).parse()
 
 
 def validate(text: str) -> str | None:
@@ -361,93 +455,7 @@ def validate(text: str) -> str | None:
     return None
 
 
-# --- in-memory evaluation -------------------------------------------------------------------------------
+# --- shared by the back ends ----------------------------------------------------------------------------
 
 
-@dataclass
-class FilterRecord:
-    """What a filter can look at, for one trace."""
-
-    status: str
-    name: str
-    duration_ms: int | None
-    started_at: datetime
-    session_id: str = ""
-    user_id: str = ""
-    metadata: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    spans: list[tuple[str, str]] = field(default_factory=list)  # (span_type, name)
-
-    @property
-    def timestamp_ms(self) -> int:
-        return math.floor(self.started_at.timestamp() * 1000)
-
-
-def like_regex(pattern: str) -> str:
-    """A LIKE pattern as a regex both Python and the databases read the same way (anchored, dot matches newline)."""
-    out = []
-    for char in pattern:
-        if char == "%":
-            out.append(".*")
-        elif char == "_":
-            out.append(".")
-        else:
-            out.append(re.escape(char) if not char.isalnum() else char)
-    return r"(?s)\A" + "".join(out) + r"\Z"
-
-
-def _compare(value: Any, op: str, target: Any) -> bool:
-    if op == "IS NULL":
-        return value is None
-    if op == "IS NOT NULL":
-        return value is not None
-    if value is None:
-        return False
-    if op == "=":
-        return value == target
-    if op == "!=":
-        return value != target
-    if op == "<":
-        return value < target
-    if op == "<=":
-        return value <= target
-    if op == ">":
-        return value > target
-    if op == ">=":
-        return value >= target
-    if op == "IN":
-        return value in target
-    if op == "NOT IN":
-        return value not in target
-    if op == "LIKE":
-        return re.search(like_regex(target), value) is not None
-    if op == "ILIKE":
-        return re.search(like_regex(target), value, re.IGNORECASE) is not None
-    raise ValueError(op)
-
-
-def _trace_value(record: FilterRecord, name: str) -> Any:
-    if name == "timestamp_ms":
-        return record.timestamp_ms
-    if name == "execution_time_ms":
-        return record.duration_ms
-    value = getattr(record, name)
-    return value if value != "" else None  # an empty name/session/user is "not set"
-
-
-def matches(node, record: FilterRecord) -> bool:
-    if isinstance(node, And):
-        return matches(node.left, record) and matches(node.right, record)
-    if isinstance(node, Or):
-        return matches(node.left, record) or matches(node.right, record)
-    if isinstance(node, Not):
-        return not matches(node.operand, record)
-    source = node.field.source
-    if source == "trace":
-        return _compare(_trace_value(record, node.field.name), node.op, node.value)
-    if source == "metadata":
-        return _compare(record.metadata.get(node.field.name), node.op, node.value)
-    if source == "tags":
-        return _compare(record.tags.get(node.field.name), node.op, node.value)
-    index = 0 if node.field.name == "type" else 1
-    return any(_compare(span[index] if span[index] != "" else None, node.op, node.value) for span in record.spans)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # trace.timestamp_ms counts from here

@@ -1,4 +1,4 @@
-"""What a request may hold: body size limits (413) and gzip/deflate for ingestion, the strict JSON parser every
+"""What a request may hold: body size limits (413), chunked bodies and gzip/deflate for ingestion, the strict JSON parser every
 API view reads its body with, and no NUL characters in URLs."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
@@ -43,7 +44,11 @@ def read_body(request: HttpRequest, limit: int) -> bytes:
                 raise too_large
         except ValueError:
             raise BodyError(400, "Content-Length is not a number.") from None
-    raw = request.read(limit + 1)
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if chunked and not declared and not isinstance(request, ASGIRequest):  # ASGI: Django has read the whole body
+        raw = _read_chunked_wsgi(request, limit + 1)
+    else:
+        raw = request.read(limit + 1)
     if len(raw) > limit:
         raise too_large
     encoding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
@@ -51,15 +56,48 @@ def read_body(request: HttpRequest, limit: int) -> bytes:
         return raw
     if encoding not in ("gzip", "deflate", "x-gzip"):
         raise BodyError(415, f"Content-Encoding {encoding!r} is not supported; use gzip, deflate or none.")
-    window = zlib.MAX_WBITS | 16 if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
-    inflater = zlib.decompressobj(window)
+    return _inflate(raw, encoding, limit, too_large)
+
+
+def _inflate(raw: bytes, encoding: str, limit: int, too_large: BodyError) -> bytes:
+    """The whole body or a 400, never part of it: one complete gzip (or deflate) stream and nothing after it.
+    RFC 1952 allows several gzip members, but no HTTP client we know sends them, and reading them one by one
+    copies the rest of the body for each (quadratic in a body of many empty members)."""
+    name = "gzip" if encoding in ("gzip", "x-gzip") else "deflate"
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16 if name == "gzip" else zlib.MAX_WBITS)
     try:
         body = inflater.decompress(raw, limit + 1)
     except zlib.error as error:
-        raise BodyError(400, f"Body is not valid {encoding} data ({error}).") from None
+        raise BodyError(400, f"Body is not valid {name} data ({error}).") from None
     if len(body) > limit or inflater.unconsumed_tail:
         raise too_large
+    if not inflater.eof:
+        raise BodyError(400, f"Body ends before the end of its {name} stream (truncated?); nothing was stored.")
+    if inflater.unused_data:
+        raise BodyError(
+            400,
+            f"Body has {len(inflater.unused_data)} bytes after the end of its {name} stream; send one {name} stream"
+            f"{' (one member)' if name == 'gzip' else ''} and nothing after it; nothing was stored.",
+        )
     return body
+
+
+def _read_chunked_wsgi(request: HttpRequest, most: int) -> bytes:
+    """A body with no Content-Length (Transfer-Encoding: chunked), up to `most` bytes. Django reads such a WSGI
+    body as empty, so it is read here from the server's stream — where the server ends that stream at the end of
+    the body (`wsgi.input_terminated`, as gunicorn does); elsewhere (Django's development server) it is a 411."""
+    if not request.META.get("wsgi.input_terminated"):
+        raise BodyError(411, "This server can't read a chunked body (Transfer-Encoding: chunked); send Content-Length.")
+    stream = request.META["wsgi.input"]
+    pieces: list[bytes] = []
+    count = 0
+    while count < most:
+        piece = stream.read(min(64 * 1024, most - count))
+        if not piece:
+            break
+        pieces.append(piece)
+        count += len(piece)
+    return b"".join(pieces)
 
 
 class JSONParser(parsers.JSONParser):

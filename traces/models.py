@@ -5,10 +5,30 @@ from django.db.models import Q
 from django.utils import timezone
 
 
+class LiveExperiments(models.Manager):
+    """Experiments not being deleted: what every list, page and API lookup sees (traces.deletion)."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(deleting_since__isnull=True)
+
+
 class Experiment(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Traces older than this many days are deleted by the sweep (traces.retention); None follows
+    # EVALAPP_RETENTION_DAYS, 0 keeps everything whatever that says.
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
+    # Everything that started before this was deleted by retention: the Overview's stored hours before it are
+    # history that can no longer be recounted from the raw rows (evalapp.overview.rollups).
+    retained_from = models.DateTimeField(null=True, blank=True)
+    # Set when someone asked to delete the experiment (traces.deletion): from then on it is hidden and refuses
+    # traces, and a background task deletes what hangs off it in batches, the row itself last.
+    deleting_since = models.DateTimeField(null=True, blank=True)
+    deleting_traces_total = models.PositiveIntegerField(null=True, blank=True)  # traces it had then (progress)
+
+    objects = LiveExperiments()
+    all_objects = models.Manager()  # also those being deleted
 
     class Meta:
         ordering = ["name"]
@@ -17,29 +37,30 @@ class Experiment(models.Model):
         return self.name
 
 
+# Labels written out: Django's automatic ones title-case the names ("Ok", "Llm").
 class TraceStatus(models.TextChoices):
-    OK = "OK"
-    ERROR = "ERROR"
-    IN_PROGRESS = "IN_PROGRESS"
+    OK = "OK", "OK"
+    ERROR = "ERROR", "Error"
+    IN_PROGRESS = "IN_PROGRESS", "In progress"
 
 
 class SpanType(models.TextChoices):
-    AGENT = "AGENT"
-    CHAIN = "CHAIN"
-    CHAT_MODEL = "CHAT_MODEL"
-    LLM = "LLM"
-    RETRIEVER = "RETRIEVER"
-    TOOL = "TOOL"
-    EMBEDDING = "EMBEDDING"
-    RERANKER = "RERANKER"
-    PARSER = "PARSER"
-    UNKNOWN = "UNKNOWN"
+    AGENT = "AGENT", "Agent"
+    CHAIN = "CHAIN", "Chain"
+    CHAT_MODEL = "CHAT_MODEL", "Chat model"
+    LLM = "LLM", "LLM"
+    RETRIEVER = "RETRIEVER", "Retriever"
+    TOOL = "TOOL", "Tool"
+    EMBEDDING = "EMBEDDING", "Embedding"
+    RERANKER = "RERANKER", "Reranker"
+    PARSER = "PARSER", "Parser"
+    UNKNOWN = "UNKNOWN", "Unknown"
 
 
 class SpanStatus(models.TextChoices):
-    OK = "OK"
-    ERROR = "ERROR"
-    UNSET = "UNSET"
+    OK = "OK", "OK"
+    ERROR = "ERROR", "Error"
+    UNSET = "UNSET", "Unset"
 
 
 class Trace(models.Model):
@@ -76,10 +97,6 @@ class Trace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trace_id} ({self.name})"
-
-    @property
-    def is_complete(self) -> bool:
-        return self.status != TraceStatus.IN_PROGRESS
 
 
 class Span(models.Model):
@@ -138,9 +155,9 @@ class Session(models.Model):
 
 
 class AssessmentSource(models.TextChoices):
-    LLM_JUDGE = "LLM_JUDGE"
-    HUMAN = "HUMAN"
-    CODE = "CODE"
+    LLM_JUDGE = "LLM_JUDGE", "LLM judge"
+    HUMAN = "HUMAN", "Human"
+    CODE = "CODE", "Code"
 
 
 class Assessment(models.Model):
@@ -185,11 +202,9 @@ class Assessment(models.Model):
             models.Index(fields=["trace", "name"], name="assessment_trace_name"),
             models.Index(fields=["session", "name"], name="assessment_session_name"),
             models.Index(fields=["judge_name", "created_at"], name="assessment_judge_time"),
+            # People's labels for a judge (judges.labels): few rows among the judges' many.
+            models.Index(fields=["name", "source_type", "valid"], name="assessment_name_source"),
         ]
 
     def __str__(self) -> str:
         return f"{self.name}={self.value!r}"
-
-    @property
-    def is_error(self) -> bool:
-        return bool(self.error_code)

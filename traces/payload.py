@@ -24,7 +24,8 @@ MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01
 EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 
-TRACE_FIELDS = (
+# The keys a client may send (documented by traces.api_schema's TraceInSerializer and friends; a test holds them equal).
+TRACE_KEYS = (
     "trace_id",
     "name",
     "status",
@@ -39,7 +40,7 @@ TRACE_FIELDS = (
     "token_usage",
     "spans",
 )
-SPAN_FIELDS = (
+SPAN_KEYS = (
     "span_id",
     "parent_span_id",
     "name",
@@ -53,8 +54,8 @@ SPAN_FIELDS = (
     "attributes",
     "events",
 )
-EVENT_FIELDS = ("name", "time", "attributes")
-TOKEN_FIELDS = ("input_tokens", "output_tokens", "total_tokens")
+EVENT_KEYS = ("name", "time", "attributes")
+TOKEN_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 
 
 class PayloadError(ValueError):
@@ -87,13 +88,14 @@ def whole_number(raw: str) -> int | None:
     return None
 
 
-def supported_utc(moment: datetime) -> datetime:
-    """An aware datetime in UTC, if it lies in the years evalapp stores (1970–2099); else ValueError saying so."""
+def supported_utc(moment: datetime, *, end: bool = False) -> datetime:
+    """An aware datetime in UTC, if it lies in the years evalapp stores (1970–2099); else ValueError saying so.
+    `end`: the exclusive end of a range, which may be the first moment after them (2100-01-01T00:00Z)."""
     try:
         utc = moment.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is before year 1 in UTC
         utc = None
-    if utc is None or not EARLIEST_TIME <= utc <= LATEST_TIME:
+    if utc is None or not (EARLIEST_TIME <= utc < LATEST_TIME or (end and utc == LATEST_TIME)):
         raise ValueError(f"{moment.isoformat()} is outside the years 1970–2099 that evalapp stores")
     return utc
 
@@ -198,7 +200,7 @@ def _parse_span(collector: _Collector, path: str, item: Any) -> SpanIn | None:
     if not isinstance(item, dict):
         collector.add(path, "each span must be an object")
         return None
-    _unknown_keys(collector, path, item, SPAN_FIELDS)
+    _unknown_keys(collector, path, item, SPAN_KEYS)
     span_id = _identifier(collector, f"{path}.span_id", item.get("span_id"), "span_id", required=True)
     parent = _identifier(collector, f"{path}.parent_span_id", item.get("parent_span_id"), "parent_span_id", required=False)
     name = _string(collector, f"{path}.name", item.get("name"), max_length=300)
@@ -223,7 +225,7 @@ def _parse_span(collector: _Collector, path: str, item: Any) -> SpanIn | None:
         if not isinstance(event, dict):
             collector.add(event_path, "each event must be an object")
             continue
-        _unknown_keys(collector, event_path, event, EVENT_FIELDS)
+        _unknown_keys(collector, event_path, event, EVENT_KEYS)
         event_name = _string(collector, f"{event_path}.name", event.get("name"), max_length=300, required=True)
         event_time = _time(collector, f"{event_path}.time", event.get("time"), required=False)
         event_attributes = event.get("attributes") or {}
@@ -259,7 +261,7 @@ def _parse_trace(collector: _Collector, path: str, item: Any) -> TraceIn | None:
     if not isinstance(item, dict):
         collector.add(path, "each trace must be an object")
         return None
-    _unknown_keys(collector, path, item, TRACE_FIELDS)
+    _unknown_keys(collector, path, item, TRACE_KEYS)
     trace_id = _identifier(collector, f"{path}.trace_id", item.get("trace_id"), "trace_id", required=True)
     name = _string(collector, f"{path}.name", item.get("name"), max_length=300)
     status = _choice(collector, f"{path}.status", item.get("status"), TRACE_STATUSES)
@@ -278,8 +280,8 @@ def _parse_trace(collector: _Collector, path: str, item: Any) -> TraceIn | None:
         if not isinstance(usage, dict):
             collector.add(f"{path}.token_usage", "must be an object with input_tokens, output_tokens, total_tokens")
         else:
-            _unknown_keys(collector, f"{path}.token_usage", usage, TOKEN_FIELDS)
-            for key in TOKEN_FIELDS:
+            _unknown_keys(collector, f"{path}.token_usage", usage, TOKEN_KEYS)
+            for key in TOKEN_KEYS:
                 count = usage.get(key)
                 if count is None:
                     continue

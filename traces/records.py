@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
+
+from traces import chat
 
 SPAN_TYPES = (
     "AGENT",
@@ -49,13 +51,15 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SpanIn:
+    """One span as a client sent it; its fields are the ones a span row stores (STORED_SPAN_FIELDS)."""
+
     span_id: str
-    started_at: datetime
     parent_span_id: str = ""
     name: str = ""
     span_type: str = "UNKNOWN"
+    started_at: datetime
     ended_at: datetime | None = None
     status: str = "UNSET"
     status_message: str = ""
@@ -107,6 +111,12 @@ class TraceFields:
     output_tokens: int | None
     total_tokens: int | None
     span_count: int
+
+
+# What a span row and a trace row store (apart from the trace a span belongs to, and a trace's id, experiment and
+# bookkeeping times), in the order the API shows them: ingest writes these, the API's serializers show them.
+STORED_SPAN_FIELDS = tuple(item.name for item in fields(SpanIn))
+STORED_TRACE_FIELDS = tuple(item.name for item in fields(TraceFields))
 
 
 # Attribute names of the conventions we understand. First match wins.
@@ -206,41 +216,39 @@ def stringify(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def preview(value: Any) -> str:
-    """A one-line, human-readable glimpse of a request or response, for tables."""
-    text = _preview_text(value)
+def preview(value: Any, *, role: str) -> str:
+    """A one-line, human-readable glimpse of a request (role "user": what was asked) or a response ("assistant":
+    the answer), for tables."""
+    text = _preview_text(value, role)
     text = " ".join(text.split())
     if len(text) > PREVIEW_CHARS:
         text = text[: PREVIEW_CHARS - 1] + "…"
     return text
 
 
-def _preview_text(value: Any) -> str:
+def _preview_text(value: Any, role: str) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
         return value
+    # A chat (traces.chat): the newest message of the role, else the last one.
+    if (messages := chat.chat_messages(value)) is not None:
+        return _preview_content(chat.newest(messages, role) or messages[-1], role)
+    if (choices := chat.choice_messages(value)) is not None:
+        return _preview_content(choices[0], role)
     if isinstance(value, dict):
-        messages = value.get("messages")
-        if isinstance(messages, list) and messages:
-            for message in reversed(messages):
-                if isinstance(message, dict) and message.get("role") == "user":
-                    return _preview_text(message.get("content"))
-            last = messages[-1]
-            if isinstance(last, dict):
-                return _preview_text(last.get("content"))
-        choices = value.get("choices")
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-            message = choices[0].get("message")
-            if isinstance(message, dict):
-                return _preview_text(message.get("content"))
         strings = [v for v in value.values() if isinstance(v, str)]
         if len(value) == 1 or (strings and len(strings) == 1):
             only = strings[0] if strings else next(iter(value.values()))
-            return _preview_text(only)
+            return _preview_text(only, role)
     if isinstance(value, list) and value and all(isinstance(item, dict) and "content" in item for item in value):
-        return _preview_text(value[-1].get("content"))
+        return _preview_text(value[-1].get("content"), role)
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _preview_content(message: dict[str, Any], role: str) -> str:
+    content = message.get("content")
+    return _preview_text(chat.content_text(content) if isinstance(content, list) else content, role)
 
 
 def find_root(spans: list[SpanIn]) -> SpanIn | None:
@@ -277,6 +285,30 @@ def _leaf_token_usage(spans: list[SpanIn]) -> tuple[int | None, int | None, int 
     return totals[0], totals[1], totals[2]
 
 
+def _status(explicit: TraceIn, root: SpanIn | None, existing: TraceFields | None) -> str:
+    if explicit.status:
+        return explicit.status
+    if root is not None:
+        if root.status == "ERROR":
+            return "ERROR"
+        return "OK" if root.ended_at is not None else "IN_PROGRESS"
+    if existing is not None and existing.status != "IN_PROGRESS":
+        return existing.status
+    return "OK" if explicit.ended_at is not None else "IN_PROGRESS"
+
+
+def _token_counts(explicit: TraceIn, spans: list[SpanIn], existing: TraceFields | None) -> tuple[int | None, int | None, int | None]:
+    span_in, span_out, span_total = _leaf_token_usage(spans)
+    input_tokens = explicit.input_tokens if explicit.input_tokens is not None else span_in
+    output_tokens = explicit.output_tokens if explicit.output_tokens is not None else span_out
+    total_tokens = explicit.total_tokens if explicit.total_tokens is not None else span_total
+    if explicit.total_tokens is None and (explicit.input_tokens is not None or explicit.output_tokens is not None):
+        total_tokens = (input_tokens or 0) + (output_tokens or 0)
+    if existing is not None and input_tokens is None and output_tokens is None and total_tokens is None:
+        return existing.input_tokens, existing.output_tokens, existing.total_tokens
+    return input_tokens, output_tokens, total_tokens
+
+
 def build_trace_fields(explicit: TraceIn, spans: list[SpanIn], existing: TraceFields | None = None) -> TraceFields:
     """The stored fields of a trace: what the client said explicitly, else what its root span says, else what
     we had before, else what the spans we have so far imply (an unfinished trace is IN_PROGRESS)."""
@@ -301,18 +333,7 @@ def build_trace_fields(explicit: TraceIn, spans: list[SpanIn], existing: TraceFi
         started_at = min(started_at, earliest)
     ended_at = pick(explicit.ended_at, root.ended_at if root else None, existing.ended_at if existing else None, None)
 
-    if explicit.status:
-        status = explicit.status
-    elif root is not None:
-        if root.status == "ERROR":
-            status = "ERROR"
-        else:
-            status = "OK" if root.ended_at is not None else "IN_PROGRESS"
-    elif existing is not None and existing.status != "IN_PROGRESS":
-        status = existing.status
-    else:
-        status = "OK" if explicit.ended_at is not None else "IN_PROGRESS"
-
+    status = _status(explicit, root, existing)
     request = pick(explicit.request, root.inputs if root else None, existing.request if existing else None, None)
     response = pick(explicit.response, root.outputs if root else None, existing.response if existing else None, None)
 
@@ -337,14 +358,7 @@ def build_trace_fields(explicit: TraceIn, spans: list[SpanIn], existing: TraceFi
     if user_id is None:
         user_id = metadata.get("mlflow.trace.user") or (existing.user_id if existing else "")
 
-    span_in, span_out, span_total = _leaf_token_usage(spans)
-    input_tokens = explicit.input_tokens if explicit.input_tokens is not None else span_in
-    output_tokens = explicit.output_tokens if explicit.output_tokens is not None else span_out
-    total_tokens = explicit.total_tokens if explicit.total_tokens is not None else span_total
-    if explicit.total_tokens is None and (explicit.input_tokens is not None or explicit.output_tokens is not None):
-        total_tokens = (input_tokens or 0) + (output_tokens or 0)
-    if existing is not None and input_tokens is None and output_tokens is None and total_tokens is None:
-        input_tokens, output_tokens, total_tokens = existing.input_tokens, existing.output_tokens, existing.total_tokens
+    input_tokens, output_tokens, total_tokens = _token_counts(explicit, spans, existing)
 
     duration_ms = None
     if ended_at is not None:
@@ -359,8 +373,8 @@ def build_trace_fields(explicit: TraceIn, spans: list[SpanIn], existing: TraceFi
         duration_ms=duration_ms,
         request=request,
         response=response,
-        request_preview=preview(request),
-        response_preview=preview(response),
+        request_preview=preview(request, role="user"),
+        response_preview=preview(response, role="assistant"),
         metadata=metadata,
         tags=tags,
         session_id=session_id or "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from traces.models import Assessment, Experiment, Session, Span, Trace
+from traces.records import STORED_SPAN_FIELDS, STORED_TRACE_FIELDS
 
 
 class ExperimentSerializer(serializers.ModelSerializer):
@@ -12,6 +13,8 @@ class ExperimentSerializer(serializers.ModelSerializer):
         model = Experiment
         fields = ["id", "name", "description", "created_at"]
         read_only_fields = ["id", "created_at"]
+        # Whether the name is free is create_experiment's to say (ExperimentNameTaken), for the API and the form alike.
+        extra_kwargs = {"name": {"validators": []}}
 
     def validate_name(self, value: str) -> str:
         value = value.strip()
@@ -25,27 +28,15 @@ class SpanSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Span
-        fields = [
-            "span_id",
-            "parent_span_id",
-            "name",
-            "span_type",
-            "started_at",
-            "ended_at",
-            "duration_ms",
-            "status",
-            "status_message",
-            "inputs",
-            "outputs",
-            "attributes",
-            "events",
-        ]
+        # What a span stores, with its duration (computed) after its times.
+        fields = [shown for name in STORED_SPAN_FIELDS for shown in ((name, "duration_ms") if name == "ended_at" else (name,))]
 
 
 class AssessmentSerializer(serializers.ModelSerializer):
-    trace_id = serializers.CharField(source="trace.trace_id", read_only=True, default=None)
-    session_id = serializers.CharField(source="session.session_id", read_only=True, default=None)
-    overrides = serializers.PrimaryKeyRelatedField(read_only=True)
+    # An assessment is of a trace or of a session (the other is null), and overrides an earlier one or nothing.
+    trace_id = serializers.CharField(source="trace.trace_id", read_only=True, default=None, allow_null=True)
+    session_id = serializers.CharField(source="session.session_id", read_only=True, default=None, allow_null=True)
+    overrides = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Assessment
@@ -74,24 +65,11 @@ class AssessmentSerializer(serializers.ModelSerializer):
         ]
 
 
+# What a trace stores, but its request and response (only their previews: summaries are for lists).
 TRACE_SUMMARY_FIELDS = [
     "trace_id",
     "experiment_id",
-    "name",
-    "status",
-    "started_at",
-    "ended_at",
-    "duration_ms",
-    "request_preview",
-    "response_preview",
-    "metadata",
-    "tags",
-    "session_id",
-    "user_id",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "span_count",
+    *(name for name in STORED_TRACE_FIELDS if name not in ("request", "response")),
     "created_at",
     "updated_at",
 ]

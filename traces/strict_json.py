@@ -83,8 +83,14 @@ def unstorable_text(value: Any, path: str = "") -> tuple[str, str] | None:
     return None
 
 
+def _unstorable(text: str) -> bool:
+    if text.isascii():  # O(1) in CPython; ASCII holds no surrogate, and a NUL is a memchr away
+        return "\x00" in text
+    return _UNSTORABLE.search(text) is not None
+
+
 def _clean(text: str) -> str:
-    return _UNSTORABLE.sub(REPLACEMENT, text) if _UNSTORABLE.search(text) else text
+    return _UNSTORABLE.sub(REPLACEMENT, text) if _unstorable(text) else text
 
 
 def replace_unstorable(value: Any) -> Any:
@@ -96,7 +102,7 @@ def replace_unstorable(value: Any) -> Any:
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            if any(isinstance(key, str) and _UNSTORABLE.search(key) for key in item):
+            if any(isinstance(key, str) and _unstorable(key) for key in item):
                 pairs = [(_clean(key) if isinstance(key, str) else key, child) for key, child in item.items()]
                 item.clear()
                 item.update(pairs)

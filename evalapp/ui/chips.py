@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from judges.llm import ERROR_TITLES
+from judges.states import JudgeState
 
 NOT_APPLICABLE = "not_applicable"
 
@@ -72,9 +73,16 @@ STATE_CHIPS = {
 
 
 def chip_for_state(state: str, text: str) -> Chip:
-    """From a judges.explain.JudgeState (`state`, `text`): not-judged states show as a grey chip saying why on hover."""
+    """From a judges.states.JudgeState (`state`, `text`): not-judged states show as a grey chip saying why on hover."""
     kind, label = STATE_CHIPS.get(state, ("none", "not judged"))
     return Chip(kind, label, text)
+
+
+def chip_for_judge_state(state: JudgeState) -> Chip:
+    """One judge's cell in a table (Traces, Sessions): its verdict, or a chip whose title says why there is none."""
+    if state.assessment is not None and state.state in ("judged", "error"):
+        return chip_for_assessment(state.assessment)
+    return chip_for_state(state.state, state.text)
 
 
 PENDING_STATES = frozenset({"pending", "running"})

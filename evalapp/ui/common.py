@@ -15,6 +15,8 @@ TABS = (
     ("traces", "Traces", "experiment-traces"),
     ("sessions", "Sessions", "experiment-sessions"),
     ("judges", "Judges", "experiment-judges"),
+    ("datasets", "Datasets", "experiment-datasets"),
+    ("alerts", "Alerts", "experiment-alerts"),
 )
 TAB_LABELS = {key: label for key, label, _ in TABS}
 

@@ -15,10 +15,11 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from evalapp.roles import editor_required
+from accounts.roles import editor_required
 from evalapp.ui.common import is_partial_request
 from evalapp.ui.judge_forms import EndpointForm
-from judges.actions import ConfigError, check_connection, create_endpoint, update_endpoint
+from judges.endpoint_actions import check_connection, create_endpoint, update_endpoint
+from judges.errors import ConfigError
 from judges.models import ModelEndpoint, OutputMode
 
 VARY = "HX-Request, HX-Target"
@@ -64,7 +65,7 @@ def endpoint_new(request: HttpRequest) -> HttpResponse:
     form = EndpointForm(request.POST)
     form.is_valid()  # every field is optional text: this only fills cleaned_data
     try:
-        endpoint = create_endpoint(**form.action_data(endpoint=None))
+        endpoint = create_endpoint(allow_server_key=request.user.is_staff, user=request.user, **form.action_data(endpoint=None, staff=request.user.is_staff))
     except ConfigError as error:
         form.add_config_errors(error)
         return _render_form(request, form, None)
@@ -80,10 +81,12 @@ def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     form = EndpointForm(request.POST)
     form.is_valid()
     try:
-        endpoint = update_endpoint(endpoint, **form.action_data(endpoint=endpoint))
+        endpoint = update_endpoint(endpoint, allow_server_key=request.user.is_staff, user=request.user, **form.action_data(endpoint=endpoint, staff=request.user.is_staff))
     except ConfigError as error:
         form.add_config_errors(error)
         return _render_form(request, form, endpoint)
+    if endpoint.key_dropped:
+        messages.warning(request, f"The stored API key of {endpoint.name} was removed because its address or provider changed: enter the key for the new one.")
     return _saved(request, f"Saved the model endpoint {endpoint.name}.")
 
 

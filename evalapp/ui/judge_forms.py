@@ -12,8 +12,8 @@ from typing import Any
 
 from django import forms
 
-from judges.actions import ConfigError
 from judges.catalog import BUILTIN_JUDGES
+from judges.errors import ConfigError
 from judges.models import Judge, ModelEndpoint, OutputMode, OutputType, Scope
 from traces import strict_json
 
@@ -177,6 +177,8 @@ class EndpointForm(ActionForm):
     context_window = _text()
     output_mode = _text()
     is_standin = forms.BooleanField(required=False)
+    use_server_key = forms.BooleanField(required=False)  # shown to (and read from) admins only
+    outage_retry_seconds = _text()
 
     NUMBER_FIELDS = (
         "max_concurrency",
@@ -186,11 +188,15 @@ class EndpointForm(ActionForm):
         "input_cost_per_million",
         "output_cost_per_million",
         "context_window",
+        "outage_retry_seconds",
     )
 
     @classmethod
     def blank(cls) -> EndpointForm:
-        defaults = {field: ModelEndpoint._meta.get_field(field).get_default() for field in ("max_concurrency", "timeout_seconds", "max_retries")}
+        defaults = {
+            field: ModelEndpoint._meta.get_field(field).get_default()
+            for field in ("max_concurrency", "timeout_seconds", "max_retries", "outage_retry_seconds")
+        }
         return cls(initial={**{field: str(value) for field, value in defaults.items()}, "output_mode": OutputMode.AUTO, "inference_params": ""})
 
     @classmethod
@@ -202,15 +208,20 @@ class EndpointForm(ActionForm):
             "inference_params": json.dumps(endpoint.inference_params) if endpoint.inference_params else "",
             "output_mode": endpoint.output_mode,
             "is_standin": endpoint.is_standin,
+            "use_server_key": endpoint.use_server_key,
         }
         for field in cls.NUMBER_FIELDS:
             value = getattr(endpoint, field)
             initial[field] = "" if value is None else (f"{value.normalize():f}" if hasattr(value, "normalize") else str(value))
         return cls(initial=initial)
 
-    def action_data(self, *, endpoint: ModelEndpoint | None) -> dict[str, Any]:
+    def action_data(self, *, endpoint: ModelEndpoint | None, staff: bool = False) -> dict[str, Any]:
         data = self.cleaned_data
         settings: dict[str, Any] = {field: data[field] for field in ("name", "model", "api_base", "output_mode", "is_standin", *self.NUMBER_FIELDS)}
+        if "outage_retry_seconds" not in self.data:  # a form from before the setting existed: leave it as it is
+            del settings["outage_retry_seconds"]
+        if staff:  # only an admin sees the checkbox; for anyone else the setting is left as it is
+            settings["use_server_key"] = data["use_server_key"]
         params_text = data["inference_params"].strip()
         try:
             settings["inference_params"] = strict_json.loads(params_text) if params_text else {}

@@ -1,11 +1,11 @@
-"""The Judges tab: a card per judge, and the New / Edit LLM judge form with its live filter check and "Try it".
+"""The Judges tab: a card per judge, and the New / Edit LLM judge form with its live filter check ("Try it" is in
+evalapp.ui.try_it).
 
 Every change goes through judges.actions (create_judge, update_judge); the form only collects text
 (evalapp.ui.judge_forms) and shows the actions' errors next to the fields they concern."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -22,19 +22,25 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from evalapp.roles import can_edit, editor_required
-from evalapp.ui.chips import chip_for_error, chip_for_value
+from accounts.roles import can_edit, editor_required
+from evalapp.overview.compute import judge_totals
+from evalapp.ui.agreement import attach_agreement
 from evalapp.ui.common import get_experiment, is_partial_request, render_tab
+from evalapp.ui.formatting import format_cost
 from evalapp.ui.judge_forms import JudgeForm, rate_to_percent
-from judges.actions import ConfigError, clean_judge, create_judge, delete_judge, update_judge
+from judges.actions import create_judge, delete_judge, update_judge
+from judges.backfill import daily_forecast
 from judges.catalog import BUILTIN_JUDGES, builtins_for
-from judges.llm import NOT_APPLICABLE
-from judges.models import Evaluation, EvaluationStatus, Judge, ModelEndpoint, OutputType, Scope
-from judges.runner import definition_of, evaluate_session, evaluate_trace
+from judges.errors import ConfigError
+from judges.llm import TRANSIENT
+from judges.manual import rejudge_provider_errors
+from judges.models import AuditEvent, Evaluation, EvaluationStatus, Judge, ModelEndpoint, OutputType, Scope
+from judges.sweep import sweep_health
 from judges.templating import VARIABLES, allowed_variables
 from traces.filter_sql import filter_traces
 from traces.filters import FilterError
 from traces.models import Experiment, Session, Trace, TraceStatus
+from traces.payload import whole_number
 
 # The live filter check counts matches among this many of the newest traces (or sessions).
 FILTER_CHECK_WINDOW = 1000
@@ -63,51 +69,41 @@ class JudgeStats:
     not_applicable: int = 0
     cost_usd: Decimal | None = None
     queued: int = 0
+    provider_errors: int = 0  # errors a provider outage left (5xx, 429, timeouts): "Re-judge" queues them again
 
     @property
     def cost_text(self) -> str:
-        return format_cost(self.cost_usd)
-
-
-def format_cost(cost_usd: Decimal | None) -> str:
-    if not cost_usd:
-        return "$0"
-    if cost_usd >= 1:
-        return f"${cost_usd:,.2f}"
-    return f"${cost_usd:.4f}" if cost_usd >= Decimal("0.01") else f"${cost_usd:.6f}"
+        return format_cost(self.cost_usd or 0)  # no judgement with a cost in 24 hours: nothing spent
 
 
 def attach_stats(judges: list[Judge]) -> None:
-    """Sets `judge.stats` on each judge, from two GROUP BY queries whatever the number of judges: the last 24
-    hours (index on judge, finished_at) and what is queued now (index on judge, status). One query with
-    "recent OR queued" walked every evaluation of the judges (235 ms at 400,000 evaluations on SQLite)."""
-    since = timezone.now() - timedelta(hours=24)
-    ids = [judge.pk for judge in judges]
-    rows: list[dict[str, Any]] = []
+    """Sets `judge.stats` (and the agreement line) on each judge of one experiment. The last 24 hours are counted
+    the Overview's way (evalapp.overview.compute.judge_totals), so the card and the Overview agree."""
+    by_judge: dict[int, JudgeStats] = {}
     if judges:
-        rows = list(
-            Evaluation.objects.filter(judge_id__in=ids, finished_at__gte=since)
+        now = timezone.now()
+        totals = judge_totals(judges[0].experiment, judges, now - timedelta(hours=24), now)
+        waiting = Q(status__in=[EvaluationStatus.PENDING, EvaluationStatus.RUNNING])
+        outage = Q(status=EvaluationStatus.ERROR, error_code__in=TRANSIENT, finished_at__gte=now - timedelta(hours=24))
+        queued, provider_errors = {}, {}
+        for row in (
+            Evaluation.objects.filter(waiting | outage, judge_id__in=[judge.pk for judge in judges])
             .values("judge_id")
-            .annotate(
-                judged=Count("pk", filter=Q(status=EvaluationStatus.DONE)),
-                errors=Count("pk", filter=Q(status=EvaluationStatus.ERROR) & ~Q(error_code=NOT_APPLICABLE)),
-                not_applicable=Count("pk", filter=Q(status=EvaluationStatus.ERROR, error_code=NOT_APPLICABLE)),
-                cost_usd=Sum("cost_usd"),
+            .annotate(queued=Count("pk", filter=waiting), provider_errors=Count("pk", filter=outage))
+            .order_by()
+        ):
+            queued[row["judge_id"]], provider_errors[row["judge_id"]] = row["queued"], row["provider_errors"]
+        for judge in judges:
+            total = totals[judge.pk]
+            by_judge[judge.pk] = JudgeStats(
+                judged=total.counts["judged"],
+                errors=total.counts["errors"],
+                not_applicable=total.counts["not_applicable"],
+                cost_usd=total.cost,
+                queued=queued.get(judge.pk, 0),
+                provider_errors=provider_errors.get(judge.pk, 0),
             )
-            .order_by()
-        )
-        queued = dict(
-            Evaluation.objects.filter(judge_id__in=ids, status__in=[EvaluationStatus.PENDING, EvaluationStatus.RUNNING])
-            .values("judge_id")
-            .annotate(queued=Count("pk"))
-            .order_by()
-            .values_list("judge_id", "queued")
-        )
-        seen = {row["judge_id"] for row in rows}
-        rows += [{"judge_id": judge_id} for judge_id in queued if judge_id not in seen]
-        for row in rows:
-            row["queued"] = queued.get(row["judge_id"], 0)
-    by_judge = {row.pop("judge_id"): JudgeStats(**row) for row in rows}
+    attach_agreement(judges)  # two queries, whatever the number of judges
     for judge in judges:
         judge.stats = by_judge.get(judge.pk, JudgeStats())
         builtin = BUILTIN_JUDGES.get(judge.builtin_key)
@@ -122,7 +118,8 @@ def judges_tab(request: HttpRequest, experiment_id: int) -> HttpResponse:
     judges = list(Judge.objects.filter(experiment=experiment).select_related("endpoint").order_by("name"))
     attach_stats(judges)
     has_endpoints = bool(judges) or ModelEndpoint.objects.exists()
-    return render_tab(request, experiment, "judges", "evalapp/judges/tab.html", {"judges": judges, "has_endpoints": has_endpoints})
+    context = {"judges": judges, "has_endpoints": has_endpoints, "sweep": sweep_health()}
+    return render_tab(request, experiment, "judges", "evalapp/judges/tab.html", context)
 
 
 def _card(request: HttpRequest, judge: Judge, error: str = "") -> HttpResponse:
@@ -151,15 +148,54 @@ def judge_toggle(request: HttpRequest, experiment_id: int, judge_id: int) -> Htt
 
 
 @editor_required
+@require_POST
+def judge_rejudge_errors(request: HttpRequest, experiment_id: int, judge_id: int) -> HttpResponse:
+    """Judge again what a provider outage left as errors in the last 24 hours (as jobs, with the usual limits)."""
+    experiment = get_experiment(experiment_id)
+    judge = _judge_or_404(experiment, judge_id)
+    error = ""
+    try:
+        queued = rejudge_provider_errors(judge, since=timezone.now() - timedelta(hours=24))
+    except ConfigError as config_error:  # e.g. the judge is paused
+        error = f"Couldn't queue them: {config_error}"
+    else:
+        messages.success(request, f"Queued {queued} {'session' if judge.scope == Scope.SESSION else 'trace'}{'s' if queued != 1 else ''} to be judged again by {judge.name}.")
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("experiment-judges", experiment.pk)
+    judge.experiment = experiment
+    return _card(request, judge, error)
+
+
+@editor_required
 @require_http_methods(["GET", "POST"])
 def judge_delete(request: HttpRequest, experiment_id: int, judge_id: int) -> HttpResponse:
     experiment = get_experiment(experiment_id)
     judge = _judge_or_404(experiment, judge_id)
     if request.method == "POST":
-        delete_judge(judge)
+        delete_judge(judge, user=request.user)
         messages.success(request, f"Deleted the judge {judge.name}. Its results stay on the traces and sessions it judged.")
         return _to_tab(request, experiment)
     return render_tab(request, experiment, "judges", "evalapp/judges/delete.html", {"judge": judge})
+
+
+AUDIT_PAGE = 50
+
+
+@login_required
+@require_GET
+def judges_audit(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    """Who changed this experiment's judges (and any model endpoint), when, and what changed; newest first."""
+    experiment = get_experiment(experiment_id)
+    events = AuditEvent.objects.filter(Q(experiment=experiment) | Q(experiment__isnull=True)).select_related("user").order_by("-created_at", "-pk")
+    before = whole_number(request.GET.get("before", ""))
+    if before is not None:
+        events = events.filter(pk__lt=before)
+    shown = list(events[: AUDIT_PAGE + 1])
+    more = shown[AUDIT_PAGE - 1].pk if len(shown) > AUDIT_PAGE else None
+    context = {"events": shown[:AUDIT_PAGE], "older_url": f"{reverse('judges-audit', args=[experiment.pk])}?before={more}" if more else ""}
+    return render_tab(request, experiment, "judges", "evalapp/judges/audit.html", context)
 
 
 def _to_tab(request: HttpRequest, experiment: Experiment) -> HttpResponse:
@@ -231,6 +267,34 @@ def filter_check(request: HttpRequest, experiment_id: int) -> HttpResponse:
     return _partial(request, "evalapp/judges/_filter_check.html", {"check": check})
 
 
+def forecast_for(experiment: Experiment, scope: str, filter_string: str, sample_percent: str, endpoint_ref: str, judge: Judge | None) -> dict[str, Any] | None:
+    """What the form's settings would judge a day and cost a day on the last 7 days' traffic; None without an
+    endpoint to price the calls."""
+    endpoint = ModelEndpoint.objects.filter(pk=whole_number(endpoint_ref or "") or 0).first() if endpoint_ref else (judge.endpoint if judge else None)
+    if endpoint is None:
+        return None
+    try:
+        rate = min(1.0, max(0.0, float(sample_percent) / 100)) if sample_percent not in ("", None) else 1.0
+    except ValueError:
+        rate = 1.0
+    unsaved = Judge(experiment=experiment, scope=scope, filter_string=filter_string, sample_rate=rate, endpoint=endpoint, name=judge.name if judge else "")
+    unsaved.pk = judge.pk if judge else None  # an existing judge's own calls price it best
+    forecast = daily_forecast(unsaved)
+    cost = "cost unknown" if forecast.cost is None else f"≈ {format_cost(forecast.cost)} a day ({format_cost(forecast.cost_low)}–{format_cost(forecast.cost_high)})"
+    return {"count": forecast.count, "cost": cost, "basis": forecast.basis}
+
+
+@login_required
+@require_GET
+def judge_forecast(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    """As the sample rate, filter or model change: what the judge would judge and cost a day if switched on."""
+    experiment = get_experiment(experiment_id)
+    scope = request.GET.get("scope") if request.GET.get("scope") in Scope.values else Scope.TRACE
+    judge = Judge.objects.filter(experiment=experiment, pk=whole_number(request.GET.get("judge", "")) or 0).select_related("endpoint").first()
+    forecast = forecast_for(experiment, scope, request.GET.get("filter_string", ""), request.GET.get("sample_rate_percent", ""), request.GET.get("endpoint", ""), judge)
+    return _partial(request, "evalapp/judges/_forecast.html", {"forecast": forecast, "scope": scope})
+
+
 # --- the form -------------------------------------------------------------------------------------------
 
 
@@ -272,6 +336,8 @@ def _form_context(request: HttpRequest, experiment: Experiment, form: JudgeForm,
         "form_url": form_url,
         "try_url": try_url,
         "filter_check_url": reverse("judge-filter-check", args=[experiment.pk]),
+        "forecast_url": reverse("judge-forecast", args=[experiment.pk]),
+        "forecast": forecast_for(experiment, scope, form.text("filter_string"), form.text("sample_rate_percent"), form.text("endpoint"), judge),
     }
 
 
@@ -352,77 +418,14 @@ def _save_judge(request: HttpRequest, experiment_id: int, judge_id: int) -> Http
     return _to_tab(request, experiment)
 
 
-# --- Try it ---------------------------------------------------------------------------------------------
-
-
-def _try_target(experiment: Experiment, scope: str, filter_string: str, wanted: str) -> Trace | Session | None:
-    if scope == Scope.SESSION:
-        sessions = Session.objects.filter(experiment=experiment, session_id=wanted) if wanted else matching(experiment, scope, filter_string)
-        return sessions.first()
-    if wanted:
-        return Trace.objects.filter(experiment=experiment, trace_id=wanted).prefetch_related("spans").first()
-    return matching(experiment, scope, filter_string).prefetch_related("spans").first()
-
-
-@editor_required
-@require_POST
-def judge_try(request: HttpRequest, experiment_id: int, judge_id: int | None = None) -> HttpResponse:
-    """Run the form's unsaved definition once on a recent matching trace or session and show what it said.
-    Writes nothing: judges.runner.evaluate_* only call the model."""
-    experiment = get_experiment(experiment_id)
-    judge = _judge_or_404(experiment, judge_id) if judge_id is not None else None
-    form = JudgeForm(request.POST)
-    form.is_valid()
-    wanted_settings = form.action_data(judge=judge)
-    shown_name = judge.name if judge is not None else (wanted_settings["name"].strip() or "this judge")
-    if judge is None:
-        # The name doesn't change the verdict; a unique stand-in lets a judge be tried before it is named.
-        wanted_settings["name"] = f"try-it-{uuid.uuid4().hex}"
-    try:
-        # The actions' own validation, without saving: no rule is written twice.
-        clean = clean_judge(experiment, wanted_settings, instance=judge)
-    except ConfigError as error:
-        problems = [(JudgeForm.FIELD_FOR_SETTING.get(field, field).replace("_", " "), message) for field, message in error.errors.items()]
-        return _partial(request, "evalapp/judges/_try_result.html", {"problems": problems})
-    unsaved = Judge(experiment=experiment, **clean)
-    wanted = request.POST.get("try_target", "").strip()
-    target = _try_target(experiment, unsaved.scope, unsaved.filter_string, wanted)
-    noun = "session" if unsaved.scope == Scope.SESSION else "trace"
-    if target is None:
-        if wanted:
-            missing = f"There is no {noun} {wanted!r} in this experiment."
-        elif unsaved.filter_string:
-            missing = f"No recent {noun} matches the filter, so there is nothing to try it on."
-        else:
-            missing = f"This experiment has no {noun}s yet to try it on."
-        return _partial(request, "evalapp/judges/_try_result.html", {"missing": missing})
-    definition = definition_of(unsaved)
-    definition.name = shown_name
-    outcome = evaluate_session(definition, target) if unsaved.scope == Scope.SESSION else evaluate_trace(definition, target)
-    result = outcome.result
-    chip = chip_for_value(result.value) if result.ok else chip_for_error(result.error_code, result.error_message)
-    return _partial(
-        request,
-        "evalapp/judges/_try_result.html",
-        {
-            "result": result,
-            "chip": chip,
-            "cost_text": format_cost(result.cost_usd),
-            "truncated": outcome.truncated,
-            "target": target,
-            "noun": noun,
-            "endpoint": unsaved.endpoint,
-        },
-    )
-
-
 urlpatterns = [
     path("experiments/<int:experiment_id>/judges", judges_tab, name="experiment-judges"),
     path("experiments/<int:experiment_id>/judges/new", judge_new, name="judge-new"),
-    path("experiments/<int:experiment_id>/judges/new/try", judge_try, name="judge-try-new"),
+    path("experiments/<int:experiment_id>/judges/audit", judges_audit, name="judges-audit"),
     path("experiments/<int:experiment_id>/judges/filter-check", filter_check, name="judge-filter-check"),
+    path("experiments/<int:experiment_id>/judges/forecast", judge_forecast, name="judge-forecast"),
     path("experiments/<int:experiment_id>/judges/<int:judge_id>", judge_edit, name="judge-edit"),
-    path("experiments/<int:experiment_id>/judges/<int:judge_id>/try", judge_try, name="judge-try"),
     path("experiments/<int:experiment_id>/judges/<int:judge_id>/toggle", judge_toggle, name="judge-toggle"),
     path("experiments/<int:experiment_id>/judges/<int:judge_id>/delete", judge_delete, name="judge-delete"),
+    path("experiments/<int:experiment_id>/judges/<int:judge_id>/rejudge-errors", judge_rejudge_errors, name="judge-rejudge-errors"),
 ]

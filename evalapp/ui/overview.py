@@ -1,10 +1,11 @@
 """The Overview tab: summary cards, plotly charts (drawn in the browser from JSON) and the judge quality table.
 
-The numbers come from evalapp.overview, the same ones GET /api/v1/experiments/<id>/overview returns. Colours in
+The numbers come from evalapp.overview.compute, the same ones GET /api/v1/experiments/<id>/overview returns. Colours in
 the figures are CSS variables (`var(--ok)`) that the page's script resolves, so charts match app.css."""
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +15,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from evalapp.overview import BUCKET_STEPS, PRESET_LABELS, PRESETS, RangeError, TimeRange, compute_overview, parse_range
+from evalapp.overview.compute import compute_overview
+from evalapp.overview.ranges import BUCKET_STEPS, PRESETS, RangeError, TimeRange, parse_range
 from evalapp.ui.common import get_experiment, render_tab
+from evalapp.ui.formatting import format_cost
 from traces.models import Trace
 
 # Categories get these in their declared order, so a judge's categories keep their colours from chart to chart.
@@ -38,12 +41,6 @@ def _duration(ms: float | None) -> str:
     return f"{ms:,.0f} ms" if ms < 1000 else f"{ms / 1000:,.2f} s"
 
 
-def _money(usd: float) -> str:
-    if not usd:
-        return "$0"
-    return f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
-
-
 def _layout(time_range: TimeRange, *, y: dict[str, Any] | None = None, legend: bool = False, **extra: Any) -> dict[str, Any]:
     # Whole buckets on the x axis, so the first and the current (partial) bucket's bars aren't cut in half.
     buckets = time_range.buckets()
@@ -64,6 +61,12 @@ def _layout(time_range: TimeRange, *, y: dict[str, Any] | None = None, legend: b
     }
 
 
+def plot_text(text: str) -> str:
+    """Text for a plotly label (legend, hover): plotly reads <a>, <b>, <br>… in labels as markup, so a category a
+    model or a user wrote must reach it as entities, shown as typed, never as a link."""
+    return html.escape(str(text), quote=False)
+
+
 def _series(xs: list[str], ys: list[Any], name: str, colour: str, *, kind: str, period_ms: int, **extra: Any) -> dict[str, Any]:
     trace: dict[str, Any] = {"x": xs, "y": ys, "name": name, "xperiod": period_ms, "xperiodalignment": "middle", **extra}
     if kind == "bar":
@@ -82,6 +85,31 @@ def _version_marks(versions: list[dict[str, Any]]) -> dict[str, list[dict[str, A
     return {"shapes": shapes, "annotations": annotations}
 
 
+# A bucket with fewer yes/no verdicts than this is drawn hollow: 1 of 2 "no" is no 50-point crash.
+FEW_VERDICTS = 10
+
+
+def _pass_rate_traces(series: list[dict[str, Any]], xs: list[str], period_ms: int) -> list[dict[str, Any]]:
+    """The pass-rate line with its 95% Wilson band, every point's n on hover, and sparse buckets hollow."""
+    rates = [point["pass_rate"] for point in series]
+    low = [point.get("pass_rate_low") for point in series]
+    high = [point.get("pass_rate_high") for point in series]
+    details = [[point["n"], point.get("pass_rate_low"), point.get("pass_rate_high"), point["errors"]] for point in series]
+    band = {"x": xs, "type": "scatter", "mode": "lines", "line": {"width": 0, "color": "var(--ok)"}, "xperiod": period_ms,
+            "xperiodalignment": "middle", "hoverinfo": "skip", "showlegend": False, "connectgaps": False}
+    line = _series(
+        xs, rates, "pass rate", "var(--ok)", kind="line", period_ms=period_ms, customdata=details,
+        hovertemplate="%{y:.0%} pass (95% CI %{customdata[1]:.0%}–%{customdata[2]:.0%})<br>n = %{customdata[0]} · %{customdata[3]} errors<extra></extra>",
+    )
+    line["marker"]["symbol"] = ["circle-open" if point["n"] < FEW_VERDICTS else "circle" for point in series]
+    line["marker"]["size"] = [7 if point["n"] < FEW_VERDICTS else 5 for point in series]
+    return [
+        {**band, "y": high, "name": "95% interval (upper)"},
+        {**band, "y": low, "name": "95% interval", "fill": "tonexty", "fillcolor": "rgba(29, 127, 78, 0.12)"},
+        line,
+    ]
+
+
 def _judge_figure(judge: dict[str, Any], time_range: TimeRange, period_ms: int) -> dict[str, Any]:
     series = judge["series"]
     xs = [_when(point["bucket"]) for point in series]
@@ -90,8 +118,7 @@ def _judge_figure(judge: dict[str, Any], time_range: TimeRange, period_ms: int) 
     marks = _version_marks(judge["versions"])
     kind = judge["output_type"]
     if kind == "boolean":
-        data = [_series(xs, [point["pass_rate"] for point in series], "pass rate", "var(--ok)", kind="line", period_ms=period_ms,
-                        customdata=counts, hovertemplate=f"%{{y:.0%}} pass<br>{hover_counts}")]
+        data = _pass_rate_traces(series, xs, period_ms)
         layout = _layout(time_range, y={"range": [0, 1.05], "tickformat": ".0%"}, **marks)
     elif kind in ("integer", "float"):
         data = [_series(xs, [point["mean"] for point in series], "mean", "var(--info)", kind="line", period_ms=period_ms,
@@ -100,8 +127,8 @@ def _judge_figure(judge: dict[str, Any], time_range: TimeRange, period_ms: int) 
     elif kind == "categorical":
         categories = list(judge["categories"] or {})
         data = [
-            _series(xs, [point["shares"].get(category) for point in series], category, CATEGORY_COLOURS[index % len(CATEGORY_COLOURS)],
-                    kind="bar", period_ms=period_ms, hovertemplate=f"{category}: %{{y:.0%}}<extra></extra>")
+            _series(xs, [point["shares"].get(category) for point in series], plot_text(category), CATEGORY_COLOURS[index % len(CATEGORY_COLOURS)],
+                    kind="bar", period_ms=period_ms, hovertemplate="%{fullData.name}: %{y:.0%}<extra></extra>")
             for index, category in enumerate(categories)
         ]
         layout = _layout(time_range, y={"range": [0, 1], "tickformat": ".0%"}, legend=True, barmode="stack", **marks)
@@ -153,9 +180,10 @@ def _latency_card(performance: dict[str, Any]) -> dict[str, Any]:
 def _judge_result(judge: dict[str, Any]) -> dict[str, Any]:
     """What the quality table shows in its "result" column."""
     if judge["pass_rate"] is not None:
-        return {"text": f"{_percent(judge['pass_rate'])} pass", "pass_rate": judge["pass_rate"]}
+        interval = f"{_percent(judge['pass_rate_low'])}–{_percent(judge['pass_rate_high'])}"
+        return {"text": f"{_percent(judge['pass_rate'])} pass", "pass_rate": judge["pass_rate"], "detail": f"95% CI {interval}, n = {judge['n']:,}"}
     if judge["mean"] is not None:
-        return {"text": f"mean {judge['mean']:.3g}"}
+        return {"text": f"mean {judge['mean']:.3g}", "detail": f"n = {judge['n']:,}"}
     if judge["categories"]:
         shares = sorted(judge["categories"].items(), key=lambda item: -(item[1] or 0))
         return {"text": " · ".join(f"{name} {_percent(share)}" for name, share in shares if share)}
@@ -165,17 +193,17 @@ def _judge_result(judge: dict[str, Any]) -> dict[str, Any]:
 def _range_links(experiment_id: int, time_range: TimeRange | None) -> list[dict[str, Any]]:
     base = reverse("experiment-overview", args=[experiment_id])
     return [
-        {"key": key, "label": label, "url": f"{base}?{urlencode({'range': key})}", "active": time_range is not None and time_range.preset == key}
-        for key, label in PRESET_LABELS.items()
+        {"key": key, "label": preset.label, "url": f"{base}?{urlencode({'range': key})}", "active": time_range is not None and time_range.preset == key}
+        for key, preset in PRESETS.items()
     ]
 
 
 def _range_showing(experiment_id: int, moment: datetime, now: datetime) -> dict[str, str]:
     """The shortest preset that reaches back to `moment`, or a custom range starting on its day."""
     base = reverse("experiment-overview", args=[experiment_id])
-    for key, span in PRESETS.items():
-        if moment >= now - span:
-            return {"label": PRESET_LABELS[key].lower(), "url": f"{base}?{urlencode({'range': key})}"}
+    for key, preset in PRESETS.items():
+        if moment >= now - preset.span:
+            return {"label": preset.label.lower(), "url": f"{base}?{urlencode({'range': key})}"}
     day = f"{moment.astimezone(UTC):%Y-%m-%d}"
     return {"label": f"everything since {day}", "url": f"{base}?{urlencode({'from': day})}"}
 
@@ -213,10 +241,10 @@ def overview_tab(request: HttpRequest, experiment_id: int) -> HttpResponse:
         {"label": "Error rate", "value": _percent(performance["error_rate"]), "bad": bool(performance["errors"])},
         _latency_card(performance),
         {"label": "Tokens", "value": f"{performance['tokens']:,}"},
-        {"label": "Judge cost", "value": _money(performance["judge_cost_usd"]),
+        {"label": "Judge cost", "value": format_cost(performance["judge_cost_usd"]),
          "note": f"{sum(judge['judged'] for judge in judges):,} verdicts · {sum(judge['errors'] for judge in judges):,} errors"},
     ]
-    rows = [{**judge, "result": _judge_result(judge), "cost": _money(judge["cost_usd"]), "human_rate": _percent(judge["human"]["pass_rate"])} for judge in judges]
+    rows = [{**judge, "result": _judge_result(judge), "cost": format_cost(judge["cost_usd"]), "human_rate": _percent(judge["human"]["pass_rate"])} for judge in judges]
     context |= {
         "time_range": time_range,
         "ranges": _range_links(experiment.pk, time_range),

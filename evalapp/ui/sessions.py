@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -20,29 +18,24 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
-from evalapp.roles import editor_required
-from evalapp.ui.chips import PENDING_STATES, Chip, chip_for_assessment, chip_for_state, chip_for_value
+from accounts.roles import editor_required
+from evalapp.overview.ranges import PRESETS
+from evalapp.ui.chips import Chip, chip_for_assessment, chip_for_judge_state, chip_for_state, chip_for_value
 from evalapp.ui.common import get_experiment, is_partial_request, render_tab
-from judges.actions import ConfigError
-from judges.context import message_text
-from judges.explain import explain_session
-from judges.jobs import start_job
+from evalapp.ui.feedback import feedback_names, read_feedback_form
+from evalapp.ui.formatting import format_cost
+from judges.errors import ConfigError
 from judges.llm import ERROR_TITLES
-from judges.models import Judge, Scope
-from judges.session_states import WAITING_FOR_IDLE, SessionJudgeState, seconds_until_idle, session_judge_states
-from traces.feedback import FeedbackError, add_feedback
+from judges.manual import start_job
+from judges.models import Judge, Scope, VerdictState
+from judges.states import JudgeState, session_states
+from traces.chat import message_text
+from traces.feedback import THUMBS, FeedbackError, add_feedback
 from traces.models import Assessment, AssessmentSource, Experiment, Session, Trace, TraceStatus
 from traces.pagination import CursorError, decode_cursor, page
 
 PAGE_SIZE = 50
 MAX_TURNS = 500
-PERIODS = {
-    "1h": ("Last hour", timedelta(hours=1)),
-    "24h": ("Last 24 hours", timedelta(days=1)),
-    "7d": ("Last 7 days", timedelta(days=7)),
-    "30d": ("Last 30 days", timedelta(days=30)),
-}
-FEEDBACK_NAME = "thumbs"
 
 
 def format_countdown(seconds: int) -> str:
@@ -70,7 +63,7 @@ class SessionSearch:
     @classmethod
     def from_query(cls, query: QueryDict) -> SessionSearch:
         period = query.get("period", "")
-        return cls(text=query.get("q", "").strip(), user=query.get("user", "").strip(), period=period if period in PERIODS else "")
+        return cls(text=query.get("q", "").strip(), user=query.get("user", "").strip(), period=period if period in PRESETS else "")
 
     @property
     def active(self) -> bool:
@@ -82,7 +75,7 @@ class SessionSearch:
         if self.user:
             sessions = sessions.filter(user_id=self.user)
         if self.period:
-            sessions = sessions.filter(last_trace_at__gte=now - PERIODS[self.period][1])
+            sessions = sessions.filter(last_trace_at__gte=now - PRESETS[self.period].span)
         return sessions
 
 
@@ -108,32 +101,25 @@ class SessionRow:
     cells: list[Chip] = field(default_factory=list)
 
 
-def cell_chip(judge_state: SessionJudgeState) -> Chip:
-    """One judge's verdict on a session; when there is none, a grey or amber chip whose title says why."""
-    state = judge_state.state
-    if state.state in ("judged", "error") and judge_state.assessment is not None:
-        return chip_for_assessment(judge_state.assessment)
-    return chip_for_state(state.state, state.text)
-
-
-def row_state(session: Session, states: list[SessionJudgeState], now: datetime) -> RowState:
-    if not states:
+def row_state(session: Session, judged: list[tuple[Judge, JudgeState]], now: datetime) -> RowState:
+    """The session's state over all its judges: waiting (the soonest countdown), queued, error, judged."""
+    if not judged:
         quiet = (now - session.last_ingested_at).total_seconds()
         if quiet < settings.EVALAPP_SESSION_IDLE_SECONDS:
             return RowState("active", "active", "new turns are still arriving; no session judge to judge it")
         return RowState("idle", "idle", "no session judge in this experiment")
-    waiting = [s for s in states if s.state.state == WAITING_FOR_IDLE]
+    states = [state for _, state in judged]
+    waiting = [(judge, state) for judge, state in judged if state.state == VerdictState.WAITING_FOR_IDLE]
     if waiting:
-        soonest = min(waiting, key=lambda s: s.seconds_left or 0)
-        left = soonest.seconds_left or 0
-        title = "; ".join(f"{s.judge.name}: {s.state.text}" for s in waiting)
+        left = min(state.seconds_left or 0 for _, state in waiting)
+        title = "; ".join(f"{judge.name}: {state.text}" for judge, state in waiting)
         return RowState("waiting", f"judged in {format_countdown(left)}", f"active: {title}", left)
-    summary = "; ".join(f"{s.judge.name}: {s.state.text}" for s in states)
-    if any(s.state.state in PENDING_STATES for s in states):
-        return RowState("pending", "judging…" if any(s.state.state == "running" for s in states) else "queued", summary)
-    if any(s.state.state == "error" for s in states):
+    summary = "; ".join(f"{judge.name}: {state.text}" for judge, state in judged)
+    if any(state.is_pending for state in states):
+        return RowState("pending", "judging…" if any(state.state == VerdictState.RUNNING for state in states) else "queued", summary)
+    if any(state.state == VerdictState.ERROR for state in states):
         return RowState("error", "error", summary)
-    if any(s.state.state == "judged" for s in states):
+    if any(state.state == VerdictState.JUDGED for state in states):
         return RowState("judged", "judged", summary)
     return RowState("not_judged", "not judged", summary)
 
@@ -155,21 +141,23 @@ def sessions_tab(request: HttpRequest, experiment_id: int) -> HttpResponse:
         search.apply(Session.objects.filter(experiment=experiment), now), time_field="last_trace_at", cursor=cursor, size=PAGE_SIZE
     )
     judges = _judges(experiment)
-    states = session_judge_states(judges, sessions, now)
-    rows = [
-        SessionRow(
-            session=session,
-            url=reverse("session-detail", args=[experiment.pk, session.session_id]),
-            state=row_state(session, states[session.pk], now),
-            cells=[cell_chip(state) for state in states[session.pk]],
+    states = session_states(judges, sessions, now)
+    rows = []
+    for session in sessions:
+        judged = [(judge, states[(session.pk, judge.pk)]) for judge in judges]
+        rows.append(
+            SessionRow(
+                session=session,
+                url=reverse("session-detail", args=[experiment.pk, session.session_id]),
+                state=row_state(session, judged, now),
+                cells=[chip_for_judge_state(state) for _, state in judged],
+            )
         )
-        for session in sessions
-    ]
     context = {
         "rows": rows,
         "judges": judges,
         "search": search,
-        "periods": [(key, label) for key, (label, _) in PERIODS.items()],
+        "periods": [(key, preset.label) for key, preset in PRESETS.items()],
         "cursor": cursor,
         "next_cursor": next_cursor,
         "notice": notice,
@@ -254,12 +242,6 @@ def conversation(experiment: Experiment, session: Session) -> list[Turn]:
     return turns
 
 
-def format_cost(cost: Decimal | None) -> str:
-    if cost is None:
-        return ""
-    return f"${cost:.6f}".rstrip("0").rstrip(".") if cost else "$0"
-
-
 def _superseded(assessment: Assessment, newer: Assessment | None) -> str:
     if assessment.valid:
         return ""
@@ -308,38 +290,20 @@ def assessment_lines(session: Session) -> list[AssessmentLine]:
 
 
 def judge_lines(judges: list[Judge], session: Session, assessments: dict[int, Assessment], now: datetime) -> list[JudgeLine]:
-    """Each session judge's answer to "where does this conversation stand?" (explain_session), as a chip and a line."""
+    """Each session judge's answer to "where does this conversation stand?" (judges.states), as a chip and a line."""
+    states = session_states(judges, [session], now)
     lines = []
     for judge in judges:
-        state = explain_session(judge, session)
+        state = states[(session.pk, judge.pk)]
         assessment = assessments.get(state.assessment_id) if state.assessment_id else None
-        if state.state in ("judged", "error") and assessment is not None:
+        if state.state in (VerdictState.JUDGED, VerdictState.ERROR) and assessment is not None:
             chip = chip_for_assessment(assessment)
-        elif state.state == "judged":
+        elif state.state == VerdictState.JUDGED:
             chip = chip_for_value(state.value, title=state.text)
         else:
             chip = chip_for_state(state.state, state.text)
-        seconds_left = seconds_until_idle(judge, session, now) if state.state == WAITING_FOR_IDLE else None
-        lines.append(JudgeLine(judge, chip, state.text, seconds_left))
+        lines.append(JudgeLine(judge, chip, state.text, state.seconds_left))
     return lines
-
-
-def _feedback_value(post: QueryDict) -> Any:
-    choice = post.get("value", "")
-    if choice in ("true", "false"):
-        return choice == "true"
-    if choice != "other":
-        return None
-    text = post.get("other_value", "").strip()
-    if not text:
-        return None
-    for number in (int, float):
-        try:
-            value = number(text)
-        except ValueError:
-            continue
-        return value if not isinstance(value, float) or math.isfinite(value) else text
-    return text
 
 
 def _session(experiment: Experiment, session_id: str) -> Session:
@@ -370,8 +334,8 @@ def _judging_context(experiment: Experiment, session: Session, judges: list[Judg
 
 def _feedback_context(judges: list[Judge], form: dict[str, str] | None = None, errors: dict[str, str] | None = None, saved: bool = False) -> dict[str, Any]:
     return {
-        "feedback_names": [FEEDBACK_NAME] + [judge.name for judge in judges],
-        "feedback_form": form or {"name": FEEDBACK_NAME},
+        "feedback_names": feedback_names(judges),
+        "feedback_form": form or {"name": THUMBS},
         "feedback_errors": errors or {},
         "feedback_saved": saved,
     }
@@ -406,18 +370,24 @@ def session_feedback(request: HttpRequest, experiment_id: int, session_id: str) 
     """Anyone who can read the conversation may say what they think of it (viewers included)."""
     experiment = get_experiment(experiment_id)
     session = _session(experiment, session_id)
+    judges = _judges(experiment)
     form = {key: request.POST.get(key, "") for key in ("name", "value", "other_value", "comment")}
-    try:
-        add_feedback(user=request.user, name=form["name"], value=_feedback_value(request.POST), rationale=form["comment"], session=session)
-    except FeedbackError as error:
-        errors = {"comment" if key == "rationale" else key: message for key, message in error.errors.items()}
+    # 👍 and 👎 are typed values like any other ("true", "false"); "other" is the text box's.
+    typed = form["other_value"] if form["value"] == "other" else form["value"]
+    name, value, errors = read_feedback_form(form["name"], typed, judges, scope="session")
+    if not errors:
+        try:
+            add_feedback(user=request.user, name=name, value=value, rationale=form["comment"], session=session)
+        except FeedbackError as error:
+            errors = {"comment" if key == "rationale" else key: message for key, message in error.errors.items()}
+    if errors:
         if request.htmx:
-            context = {"session": session, **_urls(experiment, session), **_feedback_context(_judges(experiment), form, errors)}
+            context = {"session": session, **_urls(experiment, session), **_feedback_context(judges, form, errors)}
             return render_tab(request, experiment, "sessions", "evalapp/sessions/detail.html#feedback", context)
-        return _render_detail(request, experiment, session, **_feedback_context(_judges(experiment), form, errors))
+        return _render_detail(request, experiment, session, **_feedback_context(judges, form, errors))
     if not request.htmx:
         return HttpResponseRedirect(reverse("session-detail", args=[experiment.pk, session.session_id]))
-    context = {"session": session, **_urls(experiment, session), **_feedback_context(_judges(experiment), saved=True)}
+    context = {"session": session, **_urls(experiment, session), **_feedback_context(judges, saved=True)}
     response = render_tab(request, experiment, "sessions", "evalapp/sessions/detail.html#feedback", context)
     return trigger_client_event(response, "feedback-saved")
 

@@ -28,9 +28,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-from evalapp.api_docs import JOB_ID as EXAMPLE_JOB_ID
-from judges.actions import create_endpoint, create_judge
-from judges.jobs import start_job
+from judges.actions import create_judge
+from judges.api_schema import JOB_ID as EXAMPLE_JOB_ID
+from judges.endpoint_actions import create_endpoint
+from judges.manual import start_job
 from tests.conftest import STANDIN_KEY, make_trace
 from traces.actions import ingest_traces
 from traces.feedback import add_feedback
@@ -139,7 +140,7 @@ def seeded(db, user, experiment, standin, keep_test_connection) -> Iterator[dict
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 def test_no_request_gets_a_server_error(case, seeded, token, application, server_errors):
     # The examples and coverage phases start from the docs' examples, which generation hooks don't reach.
     for name, value in (case.path_parameters or {}).items():

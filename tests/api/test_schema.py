@@ -16,7 +16,7 @@ from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
-TAGS = {"Experiments", "Traces", "Sessions", "Judges", "Model endpoints", "Jobs", "Assessments", "Overview", "OTLP"}
+TAGS = {"Experiments", "Traces", "Sessions", "Judges", "Model endpoints", "Jobs", "Assessments", "Overview", "OTLP", "Datasets"}
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +129,31 @@ def test_a_serializer_validation_error_has_the_documented_error_shape(api):
     body = response.json()
     assert body["errors"] == [{"field": "name", "message": "This field may not be blank."}]
     assert body["detail"].startswith("name: ")
+
+
+def test_documented_request_bodies_list_exactly_the_keys_the_views_accept():
+    from datasets import api as datasets_api
+    from datasets import api_schema as datasets_schema
+    from datasets.records import RECORD_KEYS
+    from judges import api as judges_api
+    from judges import api_schema as judges_schema
+    from judges.actions import JUDGE_FIELDS
+    from traces import api as traces_api
+    from traces import api_schema as traces_schema
+    from traces import payload
+
+    pairs = [
+        (traces_schema.TraceInSerializer, payload.TRACE_KEYS),
+        (traces_schema.SpanInSerializer, payload.SPAN_KEYS),
+        (traces_schema.SpanEventInSerializer, payload.EVENT_KEYS),
+        (traces_schema.TokenUsageSerializer, payload.TOKEN_KEYS),
+        (traces_schema.FeedbackSerializer, traces_api.ASSESSMENT_FIELDS),
+        (judges_schema.JudgeCreateSerializer, JUDGE_FIELDS),
+        (judges_schema.SamplingSerializer, judges_api.SAMPLING_FIELDS),
+        (datasets_schema.DatasetCreateSerializer, datasets_api.DATASET_FIELDS),
+        (datasets_schema.RecordInSerializer, RECORD_KEYS),
+        (datasets_schema.RecordPatchSerializer, RECORD_KEYS),
+        (datasets_schema.FromTracesSerializer, datasets_api.FROM_TRACES_FIELDS),
+    ]
+    for documented, accepted in pairs:
+        assert set(documented().fields) == set(accepted), documented.__name__

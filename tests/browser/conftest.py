@@ -35,16 +35,38 @@ def browser():
         browser.close()
 
 
+# Reports every Content-Security-Policy violation to the console, where the fixture below collects it. Chromium
+# also logs one itself ("Refused to ..."); this adds the directive and what was blocked.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", function (event) {
+  console.error("CSP violation: " + event.violatedDirective + " blocked " + (event.blockedURI || "inline") +
+                " at " + event.sourceFile + ":" + event.lineNumber + " " + (event.sample || ""));
+});
+"""
+
+
+def is_csp_violation(text: str) -> bool:
+    return text.startswith("CSP violation:") or "Content Security Policy" in text
+
+
 @pytest.fixture
 def page(browser):
+    """A fresh browser tab. Any Content-Security-Policy violation on any page it visits fails the test (at
+    teardown, listing them): the pages must work under the policy evalapp sends."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(15_000)
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
     page = context.new_page()
     errors: list[str] = []
+    csp_violations: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: csp_violations.append(f"{page.url}: {message.text}") if is_csp_violation(message.text) else None)
     page.js_errors = errors  # tests assert no JavaScript error happened
+    page.csp_violations = csp_violations
     yield page
     context.close()
+    if csp_violations:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(csp_violations[:20]), pytrace=False)
 
 
 @pytest.fixture

@@ -14,12 +14,14 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from evalapp.management.commands import demo
-from evalapp.management.commands.demo import build_traces
-from judges import engine
-from judges.actions import create_endpoint, create_judge
+from evalapp import demo_script
+from evalapp.demo_script import build_traces
+from judges import selection
+from judges.actions import create_judge
+from judges.endpoint_actions import create_endpoint, update_endpoint
 from judges.models import Evaluation, Judge
 from tests.browser.conftest import post_traces, screenshot
+from tests.conftest import judge_pending
 from tests.e2e.test_workers import clusters, wait_for  # noqa: F401
 from traces.actions import ingest_traces
 from traces.models import Assessment, Trace
@@ -62,36 +64,39 @@ def as_api_json(trace: TraceIn) -> dict[str, Any]:
 def judge_now(ids: list[int]) -> None:
     """Judge these evaluations in this process (set-up only: what the journey itself shows is judged by the workers)."""
     if ids:
-        engine.judge_pending(ids)
+        judge_pending(ids)
 
 
 def seed(experiment, endpoint) -> list[TraceIn]:
     """A week of a support agent's traffic (most of it multi-turn conversations), with two trace judges and a
     session judge that have already judged it, and a second model endpoint."""
     create_endpoint(name="GPT-4.1 mini", model="openai/gpt-4.1-mini", api_key="sk-not-a-real-key-0123456789", input_cost_per_million="0.40", output_cost_per_million="1.60")
-    traces = build_traces(random.Random(11), 80, "shop-", 0)
+    traces = build_traces(random.Random(11), 240, "shop-", 0)  # enough a day for the Overview to show the release
     ingest_traces(experiment, traces)
     relevance = create_judge(experiment, name="relevance_to_query", builtin_key="RelevanceToQuery", endpoint=endpoint, active=True)
     pii = create_judge(experiment, name="pii_leakage", builtin_key="PIILeakage", endpoint=endpoint, active=True)
     frustration = create_judge(
         experiment, name="user_frustration", scope="session", builtin_key="UserFrustration", endpoint=endpoint, active=True, session_idle_seconds=120
     )
-    judge_now(engine.backfill_judge(relevance.pk) + engine.backfill_judge(pii.pk))
+    judge_now(selection.backfill_judge(relevance.pk) + selection.backfill_judge(pii.pk))
     # As the sweep will see them two minutes from now, when the conversations have gone quiet.
-    judge_now(engine.select_sessions(timezone.now() + timedelta(seconds=121), judges=[frustration]))
+    judge_now(selection.select_sessions(timezone.now() + timedelta(seconds=121), judges=[frustration]))
     return traces
 
 
 def fresh_form(page: Page, change) -> None:
-    """Make a change that posts the judge form back (_refresh) and wait until the new form has been swapped in."""
+    """Make a change that posts the judge form back (_refresh) and wait until the new form is ready for the next
+    one. Swapped in is not enough: htmx binds the new form's triggers when it settles (20 ms later, while it is
+    .htmx-added/.htmx-settling), and a change made before that posts nothing, so the next wait never ends."""
     page.eval_on_selector("#judge-form", "form => form.dataset.stale = '1'")
     change()
-    page.wait_for_selector("#judge-form:not([data-stale])")
+    page.wait_for_selector("#judge-form:not([data-stale]):not(.htmx-added):not(.htmx-settling)")
 
 
 def test_pm_creates_a_judge_and_watches_it_judge_new_traces(logged_in, live_server, experiment, endpoint, standin, token, clusters, monkeypatch):  # noqa: F811
+    update_endpoint(endpoint, timeout_seconds=60)  # calls held below wait longer than the fixture's 5 s
     worker = clusters()
-    monkeypatch.setattr(demo, "SESSION_SHARE", 0.6)  # enough conversations to fill the Sessions tab
+    monkeypatch.setattr(demo_script, "SESSION_SHARE", 0.6)  # enough conversations to fill the Sessions tab
     seeded = seed(experiment, endpoint)
     page = logged_in
     base = f"{live_server.url}/experiments/{experiment.pk}"
@@ -135,10 +140,11 @@ def test_pm_creates_a_judge_and_watches_it_judge_new_traces(logged_in, live_serv
     assert 0 < matching < len(seeded)
     expect(page.locator("#filter-check")).to_have_text(f"Matches {matching} of the {len(seeded)} traces so far.")
 
-    # Try it: the unsaved judge, once, on the newest matching trace.
+    # Try it: the unsaved judge, once, on the newest matching trace — called by a worker while the page polls.
+    worker.wait_ready()
     page.get_by_role("button", name="Try it").click()
     verdict = page.locator("#try-result .try-verdict")
-    expect(verdict.locator(".chip-pass, .chip-fail")).to_be_visible()
+    expect(verdict.locator(".chip-pass, .chip-fail")).to_be_visible(timeout=30_000)
     expect(verdict.locator(".rationale")).to_contain_text("[stand-in model]")
     newest_matching = Trace.objects.filter(experiment=experiment, metadata__environment="production", status="OK").order_by("-started_at").first()
     expect(verdict).to_contain_text(f"on trace {newest_matching.trace_id}")
@@ -163,8 +169,11 @@ def test_pm_creates_a_judge_and_watches_it_judge_new_traces(logged_in, live_serv
     page.wait_for_url(f"{base}/traces")
     page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
     worker.wait_ready()
-    standin.config.latency_ms = 2500  # the new traces' verdicts take a moment, so they are seen arriving
-    new_traces = build_traces(random.Random(5), 6, "live-", 0)
+    # The model holds its answers until the page has shown the new traces waiting for their verdicts: however long
+    # the notice's 5-second poll and the click take, every verdict is seen pending first and arriving after.
+    standin.config.latency_ms = 0
+    standin.hold()
+    new_traces = build_traces(random.Random(7), 6, "live-", 0)  # all answered, one of them a refusal
     for trace in new_traces:
         trace.metadata["environment"] = "production"
     assert all(trace.spans[0].status == "OK" for trace in new_traces), "every new trace is one the judge's filter selects"
@@ -181,7 +190,8 @@ def test_pm_creates_a_judge_and_watches_it_judge_new_traces(logged_in, live_serv
     new_rows = Trace.objects.filter(experiment=experiment, trace_id__startswith="live-")
     cells = page.locator(", ".join(f"#verdict-{trace.pk}-{judge.pk}" for trace in new_rows))
     expect(cells).to_have_count(len(new_traces))
-    expect(cells.locator(".chip-pending, .chip-running").first).to_be_visible()
+    expect(cells.locator(".chip-pending, .chip-running")).to_have_count(len(new_traces))
+    standin.release()
     # The poller fills them in: a yes or a no in every new row's cell, no reload.
     expect(cells.locator(".chip-pass, .chip-fail")).to_have_count(len(new_traces), timeout=45_000)
     assert page.evaluate("window.__sameDocument") is True
@@ -222,9 +232,10 @@ def take_screenshots(page: Page, server_url: str, experiment, endpoint, standin)
     expect(page.locator("#trace-rows .chip-pending, #trace-rows .chip-running")).to_have_count(0)
     screenshot(page, "traces")
 
-    # The newest trace the new judge said no to (if any): its rationale says why.
-    verdicts = Assessment.objects.filter(name=PM_JUDGE).order_by("-trace__started_at")
-    shown = (verdicts.filter(value=False).first() or verdicts.first()).trace
+    # The newest trace a judge said no to for a reason it can quote (the new judge's first): the rationale says why.
+    verdicts = Assessment.objects.filter(value=False, rationale__contains="The data shows").order_by("-trace__started_at")
+    shown = (verdicts.filter(name=PM_JUDGE).first() or verdicts.filter(name="relevance_to_query").first()
+             or Assessment.objects.filter(name=PM_JUDGE).first()).trace
     page.goto(f"{base}/traces/{shown.trace_id}")
     expect(page.locator("#trace-judges .rationale").first).to_be_visible()
     screenshot(page, "trace")

@@ -61,7 +61,7 @@ def test_a_viewer_sees_no_controls_that_change_judges_or_endpoints(as_viewer, li
 
     # The trace page: feedback yes, "Judge again" no.
     page.goto(f"{base}/traces/t1")
-    expect(page.get_by_role("button", name="👍 Good")).to_be_visible()
+    expect(page.get_by_role("button", name="Good", exact=True)).to_be_visible()
     expect(page.locator("#judge-again")).to_have_count(0)
 
     page.goto(f"{live_server.url}/settings/endpoints")

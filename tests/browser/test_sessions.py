@@ -9,10 +9,10 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from judges import engine
+from judges import sweep as sweeping
 from judges.actions import create_judge
 from tests.browser.conftest import post_traces
-from tests.conftest import make_trace
+from tests.conftest import judge_pending, make_trace
 from traces.models import Assessment
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -56,8 +56,8 @@ def test_countdown_ticks_then_the_verdict_appears_and_the_conversation_shows_its
     pending: list[int] = []
     while not pending:
         assert time.monotonic() - logged_at < IDLE_SECONDS + 10, "the sweep never found the idle conversation"
-        pending = engine.sweep().pending_ids
-    engine.judge_pending(pending)
+        pending = sweeping.sweep().pending_ids
+    judge_pending(pending)
     verdict = Assessment.objects.get(session__session_id="conv-1", name="frustration")
     assert verdict.value == "unresolved"
 

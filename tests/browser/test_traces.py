@@ -9,20 +9,14 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from judges import engine
 from judges.actions import create_judge
 from judges.models import Evaluation, EvaluationStatus
-from tests.conftest import make_trace
+from tests.conftest import judge_pending, make_trace
 from traces.actions import ingest_traces
 from traces.models import Assessment, Trace
 from traces.payload import parse_trace_batch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def judge_pending() -> None:
-    """What a worker would do: judge every pending evaluation (here, in this process)."""
-    engine.judge_pending(list(Evaluation.objects.filter(status=EvaluationStatus.PENDING).values_list("pk", flat=True)))
 
 
 @pytest.fixture
@@ -110,7 +104,7 @@ def test_a_row_click_opens_the_trace_and_thumbs_up_is_recorded(logged_in, live_s
     expect(page.locator(".tabs a.active")).to_have_text("Traces")
     expect(page.locator("#trace-judges .judge-state", has_text="helpful").locator(".rationale")).to_contain_text("[stand-in model]")
 
-    page.get_by_role("button", name="👍 Good").click()
+    page.get_by_role("button", name="Good", exact=True).click()
     expect(page.locator("#trace-feedback .notice")).to_have_text("Saved your feedback: thumbs = yes.")
     # The judges section refreshes itself and lists the feedback.
     expect(page.locator("#trace-judges")).to_contain_text("person pat")

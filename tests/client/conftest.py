@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django_q.conf import Conf
 
-from evalapp.actions import create_api_token
+from accounts.actions import create_api_token
 from evalapp_client import Client
 
 
@@ -32,6 +32,7 @@ def client(live_server, token):
 
 @pytest.fixture
 def viewer_client(live_server, viewer):
+    """A viewer's `evalapp_client.Client` (here it replaces tests/conftest.py's logged-in Django test client)."""
     _, raw = create_api_token(viewer, "viewer client")
     with Client(live_server.url, token=raw) as c:
         yield c

@@ -159,7 +159,7 @@ def test_run_judges_traces_now_and_the_job_reports_results(client, exp, endpoint
 
 
 def test_run_judges_a_session_by_hand(client, exp, endpoint, sync_tasks):
-    client.log_traces(exp, [make_trace("t1", session_id="s1"), make_trace("t2", minutes=1, session_id="s1", response="This is useless!!!")])
+    client.log_traces(exp, [make_trace("t1", session_id="s1"), make_trace("t2", minutes=1, session_id="s1", request={"messages": [{"role": "user", "content": "This is useless!!!"}]})])
     judge = client.register_judge(exp, builtin="UserFrustration", model=endpoint.name)
     job = judge.run(session_ids=["s1"]).wait(timeout=30)
     assert [(r.session_id, r.status, r.value) for r in job.results] == [("s1", "done", "unresolved")]
@@ -310,3 +310,17 @@ def test_context_manager_closes_the_connection(live_server, token):
         assert c.list_experiments() == []
     with pytest.raises(RuntimeError):
         c.list_experiments()
+
+
+def test_judge_agreement(client, exp, experiment, endpoint, user):
+    from judges.actions import create_judge
+    from tests.conftest import ingest, make_trace, record_verdict
+    from traces.feedback import add_feedback
+
+    judge = create_judge(experiment, name="helpful", instructions="Is {{ outputs }} helpful?", endpoint=endpoint)
+    [trace] = ingest(experiment, make_trace("t1"))
+    record_verdict(judge, trace, True)
+    add_feedback(user=user, name="helpful", value=False, trace=trace)
+    report = client.get_judge(exp, "helpful").agreement()
+    assert (report["versions"][0]["n"], report["versions"][0]["status"]) == (1, "insufficient")
+    assert [d["trace_id"] for d in report["disagreements"]["results"]] == ["t1"]

@@ -133,3 +133,19 @@ def test_a_bad_overview_range_names_the_field(client, exp):
     with pytest.raises(BadRequestError) as caught:
         client.get_overview(exp, range="2w")
     assert "range" in caught.value.fields
+
+
+def test_export_streams_the_filtered_traces_with_verdicts_to_a_file(client, exp, tmp_path):
+    import csv
+    import json
+
+    client.log_traces(exp, [make_trace("t1"), make_trace("t2", minutes=1, metadata={"environment": "staging"})])
+    target = tmp_path / "traces.csv"
+    written = client.export_traces(exp, target, filter_string="metadata.environment = 'staging'")
+    assert written == target.stat().st_size > 0
+    assert [row["trace_id"] for row in csv.DictReader(target.open())] == ["t2"]
+    lines = tmp_path / "traces.jsonl"
+    client.export_traces(exp.name, lines, format="jsonl")
+    assert [json.loads(line)["trace_id"] for line in lines.read_text().splitlines()] == ["t2", "t1"]
+    with pytest.raises(BadRequestError, match="filter_string"):
+        client.export_traces(exp, tmp_path / "bad.csv", filter_string="trace.sttus = 'OK'")

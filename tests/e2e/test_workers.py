@@ -17,12 +17,11 @@ from django.db import connection
 from django_q.conf import Conf
 
 from judges import tasks
-from judges.actions import create_judge, update_endpoint
+from judges.actions import create_judge
+from judges.endpoint_actions import update_endpoint
 from judges.models import Evaluation
-from tests.conftest import make_trace
-from traces.actions import ingest_traces
+from tests.conftest import ingest, make_trace
 from traces.models import Assessment, Session
-from traces.payload import parse_trace_batch
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -39,10 +38,10 @@ def database_url() -> str:
 
 
 class Cluster:
-    def __init__(self, queue: str, log: Path):
+    def __init__(self, queue: str, log: Path, database: str | None = None):
         env = dict(os.environ)
         env.update(
-            DATABASE_URL=database_url(),
+            DATABASE_URL=database or database_url(),
             EVALAPP_Q_QUEUE=queue,
             EVALAPP_LEASE_SECONDS=str(LEASE_SECONDS),
             EVALAPP_Q_WORKERS="2",
@@ -86,8 +85,8 @@ def clusters(tmp_path, monkeypatch):
     monkeypatch.setattr(Conf, "CLUSTER_NAME", queue)  # where this process enqueues
     started: list[Cluster] = []
 
-    def start() -> Cluster:
-        cluster = Cluster(queue, tmp_path / f"qcluster-{len(started)}.log")
+    def start(database: str | None = None) -> Cluster:
+        cluster = Cluster(queue, tmp_path / f"qcluster-{len(started)}.log", database)
         started.append(cluster)
         return cluster
 
@@ -106,9 +105,10 @@ def wait_for(condition: Callable[[], bool], timeout: float, clusters: list[Clust
     raise AssertionError(f"timed out after {timeout}s waiting for {what}\n--- worker logs ---\n{logs}")
 
 
-def ingest(experiment, traces: list[dict]) -> None:
+def ingest_in_batches(experiment, traces: list[dict]) -> None:
+    """As an application logs: batches of 50, each its own transaction (and its own judging task)."""
     for start in range(0, len(traces), 50):
-        ingest_traces(experiment, parse_trace_batch(traces[start : start + 50], max_traces=50))
+        ingest(experiment, *traces[start : start + 50])
 
 
 def judge(experiment, endpoint, name: str = "helpful", **fields):
@@ -129,7 +129,7 @@ def settled() -> bool:
 def test_ingested_trace_is_judged_by_a_worker_within_seconds(experiment, endpoint, clusters):
     worker = clusters()
     judge(experiment, endpoint)
-    ingest(experiment, [make_trace("t1")])
+    ingest_in_batches(experiment, [make_trace("t1")])
     wait_for(lambda: Assessment.objects.filter(trace__trace_id="t1", name="helpful").exists(), 60, [worker], "the assessment")
     assessment = Assessment.objects.get()
     assert assessment.error_code == "" and assessment.rationale.startswith("[stand-in model]")
@@ -143,7 +143,7 @@ def test_two_workers_share_the_work_without_duplicates(experiment, endpoint, clu
         worker.wait_ready()
     judge(experiment, endpoint, "helpful")
     create_judge(experiment, name="pii", builtin_key="PIILeakage", endpoint=endpoint, active=True)
-    ingest(experiment, [make_trace(f"t{n}", minutes=n) for n in range(150)])
+    ingest_in_batches(experiment, [make_trace(f"t{n}", minutes=n) for n in range(150)])
     wait_for(lambda: Assessment.objects.count() >= 300 and settled(), 120, workers, "300 assessments")
     time.sleep(1)  # anything doubled would land now
     pairs = Counter(Assessment.objects.values_list("name", "trace__trace_id"))
@@ -157,7 +157,7 @@ def test_killed_worker_work_is_finished_by_another_none_lost_none_doubled(experi
     standin.config.latency_ms = 3000
     doomed = clusters()
     judge(experiment, endpoint)
-    ingest(experiment, [make_trace(f"t{n}", minutes=n) for n in range(12)])
+    ingest_in_batches(experiment, [make_trace(f"t{n}", minutes=n) for n in range(12)])
     wait_for(lambda: Evaluation.objects.filter(status="running").exists(), 60, [doomed], "work in progress")
     doomed.kill(signal.SIGKILL)
     in_flight = Evaluation.objects.filter(status="running").count()
@@ -181,7 +181,7 @@ def test_429_storm_ends_with_every_trace_judged_or_recorded_as_rate_limited(expe
     update_endpoint(endpoint, max_retries=6)
     worker = clusters()
     judge(experiment, endpoint)
-    ingest(experiment, [make_trace(f"t{n}", minutes=n) for n in range(40)])
+    ingest_in_batches(experiment, [make_trace(f"t{n}", minutes=n) for n in range(40)])
     wait_for(lambda: Assessment.objects.count() >= 40 and settled(), 120, [worker], "40 results")
     outcomes = Counter(Assessment.objects.values_list("error_code", flat=True))
     assert sum(outcomes.values()) == 40
@@ -193,14 +193,14 @@ def test_429_storm_ends_with_every_trace_judged_or_recorded_as_rate_limited(expe
 def test_session_is_judged_after_going_idle_and_rejudged_with_history(experiment, endpoint, clusters):
     worker = clusters()
     create_judge(experiment, name="frustration", scope="session", builtin_key="UserFrustration", endpoint=endpoint, active=True, session_idle_seconds=10)
-    ingest(experiment, [make_trace("t1", session_id="s1"), make_trace("t2", minutes=1, session_id="s1", response="This is useless!!!")])
+    ingest_in_batches(experiment, [make_trace("t1", session_id="s1"), make_trace("t2", minutes=1, session_id="s1", request={"messages": [{"role": "user", "content": "This is useless!!!"}]})])
     time.sleep(10.5)
     tasks.sweep()
     wait_for(lambda: Assessment.objects.filter(session__session_id="s1").exists(), 60, [worker], "the session verdict")
     first = Assessment.objects.get(session__session_id="s1")
     assert first.value == "unresolved"
 
-    ingest(experiment, [make_trace("t3", minutes=2, session_id="s1", response="Sorry! A replacement ships today. Thanks for waiting.")])
+    ingest_in_batches(experiment, [make_trace("t3", minutes=2, session_id="s1", response="Sorry! A replacement ships today. Thanks for waiting.")])
     tasks.sweep()
     assert Assessment.objects.filter(session__session_id="s1").count() == 1  # not idle yet: not judged again
     time.sleep(10.5)
@@ -210,3 +210,25 @@ def test_session_is_judged_after_going_idle_and_rejudged_with_history(experiment
     latest = Assessment.objects.get(session__session_id="s1", valid=True)
     assert first.valid is False and latest.overrides_id == first.pk
     assert Session.objects.get().trace_count == 3
+
+
+def test_the_daily_spend_cap_holds_across_worker_processes(experiment, endpoint, clusters, standin):
+    from decimal import Decimal
+
+    from django.db.models import Max, Sum
+
+    standin.config.latency_ms = 300
+    workers = [clusters(), clusters()]  # two qclusters, four worker processes
+    for worker in workers:
+        worker.wait_ready()
+    cap = Decimal("0.0010")  # about eight calls of the stand-in at the endpoint's prices
+    judge(experiment, endpoint, daily_cost_cap_usd=str(cap))
+    ingest_in_batches(experiment, [make_trace(f"t{n}", minutes=n) for n in range(40)])
+    wait_for(lambda: Assessment.objects.count() >= 40 and settled(), 120, workers, "every trace judged or capped")
+    spent = Assessment.objects.aggregate(total=Sum("cost_usd"))["total"]
+    one_call = Assessment.objects.aggregate(most=Max("cost_usd"))["most"]
+    capped = Assessment.objects.filter(error_code="budget_exceeded").count()
+    assert capped >= 25  # most were refused, across both clusters
+    # Each worker used to count only its own spend (4 workers: up to 4 caps). Now calls reserve against one
+    # shared row: past the cap by at most the calls that started just under it, one per worker.
+    assert spent <= cap + 4 * one_call, (spent, one_call)

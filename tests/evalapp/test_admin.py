@@ -16,6 +16,6 @@ def test_staff_can_browse_every_model_in_the_admin(client, django_user_model, ap
         response = client.get(reverse(f"admin:traces_{model}_changelist"))
         assert response.status_code == 200, model
     assert b"t1" in client.get(reverse("admin:traces_trace_changelist")).content
-    assert client.get(reverse("admin:evalapp_apitoken_changelist")).status_code == 200
+    assert client.get(reverse("admin:accounts_apitoken_changelist")).status_code == 200
     # Traces arrive through ingestion, never typed in by hand.
     assert client.get(reverse("admin:traces_trace_add")).status_code == 403

@@ -71,7 +71,7 @@ def test_demo_reset_starts_over(demo):
 def test_demo_user_can_log_in(demo, client):
     assert client.login(username="demo", password="demo")
     assert get_user_model().objects.get(username="demo").is_staff
-    from evalapp.roles import can_edit
+    from accounts.roles import can_edit
 
     assert not can_edit(get_user_model().objects.get(username="viewer"))
 

@@ -4,7 +4,6 @@ experiment whose every number can be worked out by hand."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,13 +12,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from evalapp.overview import RangeError, compute_overview, parse_range
+from evalapp.overview.compute import compute_overview
+from evalapp.overview.ranges import RangeError, parse_range
 from judges.actions import create_judge, update_judge
-from tests.conftest import window_plan_queries
-from traces.actions import create_experiment, ingest_traces
+from tests.conftest import ingest, record_verdict, window_plan_queries
+from traces.actions import create_experiment
 from traces.feedback import add_feedback
 from traces.models import Assessment, AssessmentSource, Session, Trace
-from traces.payload import parse_trace_batch
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -43,39 +42,21 @@ def logged(trace_id: str, start: datetime, duration_ms: int, *, status: str = "O
     return item
 
 
-def verdict(judge, target, value: Any = None, *, error_code: str = "", cost: str = "0.001", valid: bool = True) -> Assessment:
-    """An assessment as judges.actions._record writes it."""
-    where = {"trace": target} if isinstance(target, Trace) else {"session": target}
-    return Assessment.objects.create(
-        **where,
-        name=judge.name,
-        value=None if error_code else value,
-        source_type=AssessmentSource.LLM_JUDGE,
-        source_id=f"judge:{judge.pk}",
-        judge_name=judge.name,
-        judge_version=judge.version,
-        model=judge.endpoint.model,
-        error_code=error_code,
-        error_message="the provider said no" if error_code else "",
-        cost_usd=Decimal(cost),
-        valid=valid,
-    )
-
-
 @pytest.fixture
 def dataset(experiment, endpoint, user):
     """Five traces in the last 24 h (four at 09:xx, one at 10:05), one three days old, and four judges.
 
     durations 09:xx = 100, 200, 400, 1000 ms (t3 an ERROR); 10:05 = 50 ms; the old one 9999 ms."""
-    ingest_traces(experiment, parse_trace_batch([
+    stored = ingest(
+        experiment,
         logged("t1", at(9, 10), 100, session_id="s1"),
         logged("t2", at(9, 20), 200, session_id="s1", tokens=200),
         logged("t3", at(9, 40), 400, status="ERROR"),
         logged("t4", at(9, 50), 1000),
         logged("t5", at(10, 5), 50),
         logged("old", at(9, 0, day=17), 9999),
-    ], max_traces=10))
-    t = {trace.trace_id: trace for trace in Trace.objects.all()}
+    )
+    t = {trace.trace_id: trace for trace in stored}
     with time_machine.travel(at(8, 0, day=19), tick=False):  # v1 of every judge: before the 24 h range
         correct = create_judge(experiment, name="correct", instructions="Is {{ outputs }} correct?", endpoint=endpoint)
         score = create_judge(experiment, name="score", instructions="Rate {{ outputs }} 1-5.", output_type="integer", endpoint=endpoint)
@@ -85,25 +66,25 @@ def dataset(experiment, endpoint, user):
     with time_machine.travel(at(10, 30), tick=False):
         correct = update_judge(correct, instructions="Is {{ outputs }} correct and complete?")
 
-    verdict(correct, t["t1"], False, valid=False)  # overridden by a re-run: costs money, doesn't count
-    verdict(correct, t["t1"], True)
-    verdict(correct, t["t2"], False)
-    verdict(correct, t["t3"], True)
-    verdict(correct, t["t4"], error_code="not_applicable", cost="0")
-    verdict(correct, t["t5"], error_code="rate_limited")
-    verdict(correct, t["old"], False)  # outside the range
+    record_verdict(correct, t["t1"], False)  # overridden by a re-run: costs money, doesn't count
+    record_verdict(correct, t["t1"], True)
+    record_verdict(correct, t["t2"], False)
+    record_verdict(correct, t["t3"], True)
+    record_verdict(correct, t["t4"], error_code="not_applicable", cost="0")
+    record_verdict(correct, t["t5"], error_code="rate_limited")
+    record_verdict(correct, t["old"], False)  # outside the range
     add_feedback(user=user, name="correct", value=True, trace=t["t2"])
 
-    verdict(score, t["t1"], 4)
-    verdict(score, t["t2"], 5)
-    verdict(score, t["t5"], 2)
+    record_verdict(score, t["t1"], 4)
+    record_verdict(score, t["t2"], 5)
+    record_verdict(score, t["t5"], 2)
 
-    verdict(tone, t["t1"], "friendly")
-    verdict(tone, t["t2"], "friendly")
-    verdict(tone, t["t3"], "rude")
-    verdict(tone, t["t5"], "neutral")
+    record_verdict(tone, t["t1"], "friendly")
+    record_verdict(tone, t["t2"], "friendly")
+    record_verdict(tone, t["t3"], "rude")
+    record_verdict(tone, t["t5"], "neutral")
 
-    verdict(resolved, Session.objects.get(session_id="s1"), True, cost="0.01")
+    record_verdict(resolved, Session.objects.get(session_id="s1"), True, cost="0.01")
     return experiment
 
 
@@ -155,13 +136,18 @@ def test_boolean_judge_pass_rate_errors_and_version_marks(api, dataset):
     # t1 yes (its overridden "no" doesn't count), t2 no, t3 yes; t4 not applicable; t5 failed; "old" is out of range.
     assert (correct["judged"], correct["errors"], correct["not_applicable"]) == (3, 1, 1)
     assert correct["pass_rate"] == pytest.approx(2 / 3, abs=1e-4)
+    assert (correct["n"], correct["pass_rate_low"], correct["pass_rate_high"]) == (3, 0.2077, 0.9385)  # 95% Wilson, scipy
     assert (correct["mean"], correct["categories"]) == (None, None)
     assert correct["cost_usd"] == pytest.approx(0.005)  # the re-run's cost counts
     assert correct["human"] == {"count": 1, "pass_rate": 1.0}
     assert correct["versions"] == [{"version": 2, "created_at": "2026-11-20T10:30:00Z"}]
     assert correct["version"] == 2
-    assert point(correct["series"], "2026-11-20T09:00:00Z") == {"bucket": "2026-11-20T09:00:00Z", "judged": 3, "errors": 0, "pass_rate": 0.6667}
-    assert point(correct["series"], "2026-11-20T10:00:00Z") == {"bucket": "2026-11-20T10:00:00Z", "judged": 0, "errors": 1, "pass_rate": None}
+    assert point(correct["series"], "2026-11-20T09:00:00Z") == {
+        "bucket": "2026-11-20T09:00:00Z", "judged": 3, "errors": 0, "n": 3, "pass_rate": 0.6667, "pass_rate_low": 0.2077, "pass_rate_high": 0.9385,
+    }
+    assert point(correct["series"], "2026-11-20T10:00:00Z") == {
+        "bucket": "2026-11-20T10:00:00Z", "judged": 0, "errors": 1, "n": 0, "pass_rate": None, "pass_rate_low": None, "pass_rate_high": None,
+    }
 
 
 def test_numeric_judge_mean_per_bucket(api, dataset):
@@ -171,7 +157,8 @@ def test_numeric_judge_mean_per_bucket(api, dataset):
     assert (score["pass_rate"], score["judged"]) == (None, 3)
     assert point(score["series"], "2026-11-20T09:00:00Z")["mean"] == 4.5
     assert point(score["series"], "2026-11-20T10:00:00Z")["mean"] == 2.0
-    assert point(score["series"], "2026-11-20T11:00:00Z") == {"bucket": "2026-11-20T11:00:00Z", "judged": 0, "errors": 0, "mean": None}
+    assert point(score["series"], "2026-11-20T11:00:00Z") == {"bucket": "2026-11-20T11:00:00Z", "judged": 0, "errors": 0, "mean": None, "n": 0}
+    assert score["n"] == 3
 
 
 def test_categorical_judge_shares_in_declared_order(api, dataset):
@@ -199,7 +186,7 @@ def test_seven_days_come_in_day_buckets_and_include_older_traces(api, dataset):
     assert point(body["performance"]["series"], "2026-11-17T00:00:00Z")["traces"] == 1
     correct = judge(body, "correct")
     assert (correct["judged"], correct["pass_rate"]) == (4, 0.5)
-    assert [mark["version"] for mark in correct["versions"]] == [1, 2]
+    assert [mark["version"] for mark in correct["versions"]] == [2]  # its creation (v1) is no change to mark
 
 
 def test_custom_dates_include_the_whole_last_day(api, dataset):
@@ -267,14 +254,12 @@ def _overview_queries(experiment, preset: str) -> int:
 
 def test_query_count_does_not_grow_with_judges_or_traces(api, endpoint):
     small = create_experiment("small")
-    ingest_traces(small, parse_trace_batch([logged("s-1", NOW - timedelta(hours=1), 100)], max_traces=10))
+    ingest(small, logged("s-1", NOW - timedelta(hours=1), 100))
     create_judge(small, name="only", instructions="ok? {{ outputs }}", endpoint=endpoint)
     create_judge(small, name="conversation", scope="session", instructions="? {{ conversation }}", endpoint=endpoint)
 
     large = create_experiment("large")
-    ingest_traces(large, parse_trace_batch(
-        [logged(f"l-{index}", NOW - timedelta(hours=index), 100 + index, session_id=f"c{index % 4}") for index in range(60)], max_traces=100
-    ))
+    ingest(large, *[logged(f"l-{index}", NOW - timedelta(hours=index), 100 + index, session_id=f"c{index % 4}") for index in range(60)])
     for index, output_type in enumerate(["boolean", "integer", "float", "categorical", "string"]):
         extra = {"categories": ["a", "b"]} if output_type == "categorical" else {}
         create_judge(large, name=f"judge-{index}", output_type=output_type, instructions="? {{ outputs }}", endpoint=endpoint, **extra)

@@ -1,4 +1,4 @@
-"""PostgreSQL planner settings for the Overview's window aggregates (evalapp.overview.window_plans)."""
+"""PostgreSQL planner settings for the Overview's window aggregates (evalapp.overview.sql.window_plans)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from evalapp.models import OverviewHour
-from evalapp.overview import compute_overview, parse_range, window_plans
+from evalapp.overview.compute import compute_overview
+from evalapp.overview.ranges import parse_range
+from evalapp.overview.sql import window_plans
 from traces.actions import create_experiment, ingest_traces
 from traces.payload import parse_trace_batch
 

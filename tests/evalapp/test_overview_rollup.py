@@ -1,4 +1,4 @@
-"""The Overview's hourly rollups (evalapp.rollups): day buckets summed from stored hours give the raw rows'
+"""The Overview's hourly rollups (evalapp.overview.rollups): day buckets summed from stored hours give the raw rows'
 numbers, and exactly the hours a write changed are recomputed."""
 
 from __future__ import annotations
@@ -7,22 +7,21 @@ import json
 import math
 import random
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-import evalapp.rollups
+import evalapp.overview.rollups
 from evalapp.models import OverviewHour
-from evalapp.overview import compute_overview, histogram_percentiles, interpolate, parse_range
-from judges.actions import create_judge, run_judge_on_trace, update_judge
-from tests.conftest import window_plan_queries
-from traces.actions import ingest_traces
+from evalapp.overview.compute import compute_overview
+from evalapp.overview.ranges import parse_range
+from evalapp.overview.tallies import histogram_percentiles, interpolate
+from judges.actions import create_judge, update_judge
+from tests.conftest import ingest, judge_now, record_verdict, window_plan_queries
 from traces.feedback import add_feedback
 from traces.models import Assessment, AssessmentSource, Experiment, Session, Trace
-from traces.payload import parse_trace_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -48,20 +47,6 @@ def logged(trace_id: str, start: datetime, duration_ms: int | None, *, status: s
     if session_id:
         item["session_id"] = session_id
     return item
-
-
-def ingest(experiment, *items: dict[str, Any]) -> None:
-    ingest_traces(experiment, parse_trace_batch(list(items), max_traces=1000))
-
-
-def verdict(judge, target, value: Any = None, *, error_code: str = "", cost: str = "0.001", valid: bool = True) -> Assessment:
-    """An assessment as judges.actions._record writes it."""
-    where = {"trace": target} if isinstance(target, Trace) else {"session": target}
-    return Assessment.objects.create(
-        **where, name=judge.name, value=None if error_code else value, source_type=AssessmentSource.LLM_JUDGE,
-        source_id=f"judge:{judge.pk}", judge_name=judge.name, judge_version=judge.version, error_code=error_code,
-        cost_usd=Decimal(cost), valid=valid,
-    )
 
 
 @pytest.fixture
@@ -95,21 +80,21 @@ def dataset(experiment, judges, user):
     traces = list(Trace.objects.filter(experiment=experiment).order_by("trace_id"))
     for index, trace in enumerate(traces):
         if index % 11 == 0:
-            verdict(judges["correct"], trace, error_code="rate_limited")
+            record_verdict(judges["correct"], trace, error_code="rate_limited")
         elif index % 13 == 0:
-            verdict(judges["correct"], trace, error_code="not_applicable", cost="0")
+            record_verdict(judges["correct"], trace, error_code="not_applicable", cost="0")
         else:
             if index % 5 == 0:
-                verdict(judges["correct"], trace, True, valid=False)  # overridden by a re-run: costs, doesn't count
-            verdict(judges["correct"], trace, index % 3 != 0)
-        verdict(judges["score"], trace, index % 5 + 1, cost="0.002")
-        verdict(judges["tone"], trace, ["friendly", "neutral", "rude", "sarcastic"][index % 4])  # one undeclared
-        verdict(judges["notes"], trace, "fine" if index % 2 else "meh")
+                record_verdict(judges["correct"], trace, True)  # overridden by a re-run: costs, doesn't count
+            record_verdict(judges["correct"], trace, index % 3 != 0)
+        record_verdict(judges["score"], trace, index % 5 + 1, cost="0.002")
+        record_verdict(judges["tone"], trace, ["friendly", "neutral", "rude", "sarcastic"][index % 4])  # one undeclared
+        record_verdict(judges["notes"], trace, "fine" if index % 2 else "meh")
         if index % 4 == 0:
             add_feedback(user=user, name="correct", value=index % 8 == 0, trace=trace)
     for index, session in enumerate(Session.objects.filter(experiment=experiment).order_by("session_id")):
-        verdict(judges["resolved"], session, index % 3 != 1, cost="0.01")
-        verdict(judges["mood"], session, "upset" if index % 4 == 0 else "calm", cost="0.01")
+        record_verdict(judges["resolved"], session, index % 3 != 1, cost="0.01")
+        record_verdict(judges["mood"], session, "upset" if index % 4 == 0 else "calm", cost="0.01")
     return experiment
 
 
@@ -136,6 +121,10 @@ def assert_same_as_raw(experiment, time_range) -> dict[str, Any]:
 
 def stale_hours(experiment) -> set[datetime]:
     return {row.hour for row in OverviewHour.objects.filter(experiment=experiment) if row.computed_version != row.version}
+
+
+def judge_cost(overview: dict[str, Any], name: str) -> float:
+    return next(judge for judge in overview["judges"] if judge["name"] == name)["cost_usd"]
 
 
 def judged(overview: dict[str, Any], name: str, day: datetime | None = None) -> int:
@@ -271,13 +260,13 @@ def test_recording_and_superseding_a_verdict_marks_its_traces_hour_stale(compute
     trace = Trace.objects.get(trace_id="t30")
     before = compute_overview(computed, parse_range({"range": "30d"}, NOW), NOW)
 
-    run_judge_on_trace(judges["correct"], trace)  # the real path: the stand-in model, judges.actions._record
+    judge_now(judges["correct"], trace)  # the real path: the stand-in model, judges.actions._record
     assert stale_hours(computed) == {hour_of(trace.started_at)}
     first = assert_same_as_raw(computed, parse_range({"range": "30d"}, NOW))
     correct = next(judge for judge in first["judges"] if judge["name"] == "correct")
     assert correct["judged"] == judged(before, "correct")  # t30 had a verdict: the new one replaced it
 
-    run_judge_on_trace(judges["correct"], trace)  # judged again: supersedes the first
+    judge_now(judges["correct"], trace)  # judged again: supersedes the first
     assert stale_hours(computed) == {hour_of(trace.started_at)}
     second = assert_same_as_raw(computed, parse_range({"range": "30d"}, NOW))
     again = next(judge for judge in second["judges"] if judge["name"] == "correct")
@@ -304,22 +293,24 @@ def test_a_write_during_the_computation_leaves_the_hour_stale(computed, judges, 
     as fresh (its sums miss the verdict), and the next view counts it."""
     trace = Trace.objects.get(trace_id="t40")
     before = compute_overview(computed, parse_range({"range": "30d"}, NOW), NOW, rollups=False)
-    verdict(judges["notes"], trace, "early")  # the hour is stale, so this view recomputes it ...
-    original = evalapp.rollups.raw_tallies
+    record_verdict(judges["notes"], trace, "early")  # the hour is stale, so this view recomputes it ...
+    original = evalapp.overview.rollups.raw_tallies
 
     def raw_tallies_then_a_write(*args, **kwargs):
         result = original(*args, **kwargs)
-        verdict(judges["notes"], trace, "late")  # ... and this lands while it does
+        record_verdict(judges["notes"], trace, "late")  # ... and this lands while it does
         return result
 
-    monkeypatch.setattr(evalapp.rollups, "raw_tallies", raw_tallies_then_a_write)
+    monkeypatch.setattr(evalapp.overview.rollups, "raw_tallies", raw_tallies_then_a_write)
     during = compute_overview(computed, parse_range({"range": "30d"}, NOW), NOW)
 
-    assert judged(during, "notes") == judged(before, "notes") + 1  # the early one only
+    # Each verdict replaces the one before it (so "judged" stays put), but every call costs: the cost tells them apart.
+    assert judge_cost(during, "notes") == pytest.approx(judge_cost(before, "notes") + 0.001)  # the early one only
     assert stale_hours(computed) == {hour_of(trace.started_at)}
-    monkeypatch.setattr(evalapp.rollups, "raw_tallies", original)
+    monkeypatch.setattr(evalapp.overview.rollups, "raw_tallies", original)
     after = assert_same_as_raw(computed, parse_range({"range": "30d"}, NOW))
-    assert judged(after, "notes") == judged(before, "notes") + 2
+    assert judge_cost(after, "notes") == pytest.approx(judge_cost(before, "notes") + 0.002)
+    assert judged(after, "notes") == judged(before, "notes")
     assert stale_hours(computed) == set()
 
 
@@ -327,21 +318,21 @@ def test_an_older_computation_does_not_overwrite_a_newer_one(computed, judges, m
     """Two views at once: the slow one summed the hour before a verdict landed, the quick one after, and stored
     first. The slow one's store must not replace the quick one's sums."""
     trace = Trace.objects.get(trace_id="t40")
-    verdict(judges["notes"], trace, "early")
-    original = evalapp.rollups.raw_tallies
+    record_verdict(judges["notes"], trace, "early")
+    original = evalapp.overview.rollups.raw_tallies
     nested: list[dict[str, Any]] = []
 
     def raw_tallies_then_another_view(*args, **kwargs):
         result = original(*args, **kwargs)
         if not nested:
             nested.append({})
-            verdict(judges["notes"], trace, "late")
+            record_verdict(judges["notes"], trace, "late")
             nested[0] = compute_overview(computed, parse_range({"range": "30d"}, NOW), NOW)
         return result
 
-    monkeypatch.setattr(evalapp.rollups, "raw_tallies", raw_tallies_then_another_view)
+    monkeypatch.setattr(evalapp.overview.rollups, "raw_tallies", raw_tallies_then_another_view)
     compute_overview(computed, parse_range({"range": "30d"}, NOW), NOW)
-    monkeypatch.setattr(evalapp.rollups, "raw_tallies", original)
+    monkeypatch.setattr(evalapp.overview.rollups, "raw_tallies", original)
 
     assert stale_hours(computed) == set()  # the quick view's hour stands
     with CaptureQueriesContext(connection) as queries:
@@ -352,18 +343,18 @@ def test_an_older_computation_does_not_overwrite_a_newer_one(computed, judges, m
 def test_a_write_to_a_missing_hour_during_the_computation_leaves_it_stale(dataset, judges, monkeypatch):
     trace = Trace.objects.get(trace_id="t20")
     OverviewHour.objects.filter(experiment=dataset).delete()  # a cold start: no hour stored or marked
-    original = evalapp.rollups.raw_tallies
+    original = evalapp.overview.rollups.raw_tallies
 
     def raw_tallies_then_a_write(*args, **kwargs):
         result = original(*args, **kwargs)
-        verdict(judges["notes"], trace, "late")  # inserts the hour's row as stale
+        record_verdict(judges["notes"], trace, "late")  # inserts the hour's row as stale
         return result
 
-    monkeypatch.setattr(evalapp.rollups, "raw_tallies", raw_tallies_then_a_write)
+    monkeypatch.setattr(evalapp.overview.rollups, "raw_tallies", raw_tallies_then_a_write)
     compute_overview(dataset, parse_range({"range": "30d"}, NOW), NOW)
 
     assert stale_hours(dataset) == {hour_of(trace.started_at)}
-    monkeypatch.setattr(evalapp.rollups, "raw_tallies", original)
+    monkeypatch.setattr(evalapp.overview.rollups, "raw_tallies", original)
     assert_same_as_raw(dataset, parse_range({"range": "30d"}, NOW))
     assert stale_hours(dataset) == set()
 

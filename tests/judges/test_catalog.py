@@ -7,7 +7,7 @@ import pytest
 from judges.catalog import BUILTIN_JUDGES, builtins_for
 from judges.llm import EndpointConfig
 from judges.outputs import OutputSpec
-from judges.runner import JudgeDefinition, prepare_session, prepare_trace
+from judges.preparation import JudgeDefinition, prepare_session, prepare_trace
 from tests.conftest import make_trace
 from traces.actions import ingest_traces
 from traces.models import Session, Trace

@@ -10,21 +10,19 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from judges import engine, tasks
-from judges.actions import create_judge, update_endpoint, update_judge
-from judges.explain import explain_session, explain_trace
+from judges import queue, receivers, selection, tasks, worker
+from judges import sweep as sweeping
+from judges.actions import create_judge, update_judge
+from judges.endpoint_actions import update_endpoint
 from judges.models import Evaluation, Judge
-from tests.conftest import make_trace
+from judges.sampling import is_sampled
+from judges.states import session_state, trace_state
+from tests.conftest import ingest, judge_pending, make_trace
 from traces.actions import ingest_traces
 from traces.models import Assessment, Session, Trace
-from traces.payload import parse_trace_batch
 from traces.records import TraceIn
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def ingest(experiment, *traces):
-    return ingest_traces(experiment, parse_trace_batch(list(traces), max_traces=1000))
 
 
 def helpful(experiment, endpoint, **fields) -> Judge:
@@ -32,18 +30,24 @@ def helpful(experiment, endpoint, **fields) -> Judge:
     return create_judge(experiment, endpoint=endpoint, **{**defaults, **fields})
 
 
-def run_ingest_task(result) -> int:
-    return tasks.on_ingest(Trace.objects.get(pk=result.trace_pks[0]).experiment_id, result.trace_pks)
+def pks(traces: list[Trace]) -> list[int]:
+    return [trace.pk for trace in traces]
+
+
+def run_ingest_task(traces: list[Trace]) -> int:
+    """What ingest's commit and the task it queues do: select, then judge."""
+    ids = selection.select_traces(traces[0].experiment_id, pks(traces))
+    return tasks.judge_evaluations(ids) if ids else 0
 
 
 def test_ingested_trace_is_judged_once(experiment, endpoint, standin):
     judge = helpful(experiment, endpoint)
-    result = ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1))
-    assert run_ingest_task(result) == 2
-    assert run_ingest_task(result) == 0  # a duplicate task finds nothing left to do
+    stored = ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1))
+    assert run_ingest_task(stored) == 2
+    assert run_ingest_task(stored) == 0  # a duplicate task finds nothing left to do
     assert Assessment.objects.filter(name="helpful", valid=True).count() == 2
     assert Evaluation.objects.filter(judge=judge, status="done").count() == 2
-    state = explain_trace(judge, Trace.objects.get(trace_id="t1"))
+    state = trace_state(judge, Trace.objects.get(trace_id="t1"))
     assert state.state == "judged" and state.value in (True, False)
 
 
@@ -53,18 +57,23 @@ def test_sampling_is_deterministic_and_within_statistical_bounds(experiment, end
     for start in range(0, 2000, 500):
         ingest_traces(experiment, traces[start : start + 500])
     pks = list(Trace.objects.values_list("pk", flat=True))
-    first = set(engine.select_traces(experiment.pk, pks))
+    first = set(selection.select_traces(experiment.pk, pks))
     # Binomial(2000, 0.3): mean 600, sd 20.5; ±5 sd fails by chance about once in 3 million runs.
     assert 497 <= len(first) <= 703
     chosen = set(Evaluation.objects.values_list("trace__trace_id", flat=True))
     assert chosen == {t.trace_id for t in traces if judge.should_sample(t.trace_id)}
-    assert set(engine.select_traces(experiment.pk, pks)) == first  # same decision every time
+    assert set(selection.select_traces(experiment.pk, pks)) == first  # same decision every time
 
     judge = update_judge(judge, sample_rate=0.5)
-    engine.select_traces(experiment.pk, pks)
-    assert chosen < set(Evaluation.objects.values_list("trace__trace_id", flat=True))  # raising only adds
-    sampled_out = next(t for t in traces if t.trace_id not in chosen and not judge.should_sample(t.trace_id))
-    assert explain_trace(judge, Trace.objects.get(trace_id=sampled_out.trace_id)).state == "sampled_out"
+    selection.select_traces(experiment.pk, pks)
+    assert set(Evaluation.objects.values_list("trace__trace_id", flat=True)) == chosen  # an edit leaves old traffic be
+    newer = [TraceIn(trace_id=f"n{n}", started_at=timezone.now(), ended_at=timezone.now()) for n in range(400)]
+    ingest_traces(experiment, newer)
+    at_half = {t.trace_id for t in newer if judge.should_sample(t.trace_id)}
+    assert {t.trace_id for t in newer if is_sampled(t.trace_id, judge.name, 0.3)} < at_half  # raising only adds
+    assert set(Evaluation.objects.filter(trace__trace_id__startswith="n").values_list("trace__trace_id", flat=True)) == at_half
+    sampled_out = next(t for t in newer if t.trace_id not in at_half)
+    assert trace_state(judge, Trace.objects.get(trace_id=sampled_out.trace_id)).state == "sampled_out"
 
 
 def test_filter_too_old_in_progress_and_off_are_explained(experiment, endpoint):
@@ -77,34 +86,34 @@ def test_filter_too_old_in_progress_and_off_are_explained(experiment, endpoint):
             make_trace("staging", metadata={"environment": "staging"}),
             {"trace_id": "open", "spans": [{"span_id": "child", "parent_span_id": "root", "start_time": "2026-11-20T12:00:00Z"}]},
         )
-        engine.select_traces(experiment.pk, list(Trace.objects.values_list("pk", flat=True)))
-        states = {t.trace_id: explain_trace(judge, t).state for t in Trace.objects.all()}
+        selection.select_traces(experiment.pk, list(Trace.objects.values_list("pk", flat=True)))
+        states = {t.trace_id: trace_state(judge, t).state for t in Trace.objects.all()}
         assert states == {"old": "too_old", "prod": "filtered_out", "staging": "pending", "open": "in_progress"}
-        assert "metadata.environment = 'staging'" in explain_trace(judge, Trace.objects.get(trace_id="prod")).text
+        assert "metadata.environment = 'staging'" in trace_state(judge, Trace.objects.get(trace_id="prod")).text
 
         update_judge(judge, active=False)
         assert Evaluation.objects.get().status == "cancelled"  # switching off drops queued work at once
-        assert explain_trace(Judge.objects.get(), Trace.objects.get(trace_id="prod")).state == "judge_off"
+        assert trace_state(Judge.objects.get(), Trace.objects.get(trace_id="prod")).state == "judge_off"
 
 
 def test_a_dead_workers_evaluations_are_reclaimed_and_never_doubled(experiment, endpoint, standin, settings):
     settings.EVALAPP_LEASE_SECONDS = 5
     helpful(experiment, endpoint)
-    result = ingest(experiment, make_trace("t1"))
-    ids = engine.select_traces(experiment.pk, result.trace_pks)
-    dead_token, claimed = engine.claim(ids)
+    stored = ingest(experiment, make_trace("t1"))
+    ids = selection.select_traces(experiment.pk, pks(stored))
+    dead_token, claimed = worker.claim(ids)
     assert [e.status for e in claimed] == ["running"]
-    assert engine.claim(ids)[1] == []  # nobody else can take it while the lease holds
+    assert worker.claim(ids)[1] == []  # nobody else can take it while the lease holds
 
     with time_machine.travel(timezone.now() + timedelta(seconds=10)):
-        reclaimed, abandoned = engine.reclaim_expired()
+        reclaimed, abandoned = sweeping.reclaim_expired()
         assert (reclaimed, abandoned) == (ids, 0)
-        assert engine.judge_pending(ids) == 1
+        assert judge_pending(ids) == 1
     # The "dead" worker wakes up and tries to record its result: refused.
     from judges.llm import CallResult
-    from judges.runner import Outcome
+    from judges.results import Outcome
 
-    assert engine._finish(claimed[0], dead_token, Outcome(CallResult(value=True))) is False
+    assert worker.finish(claimed[0], dead_token, Outcome(CallResult(value=True))) is False
     assert Assessment.objects.count() == 1
     assert Evaluation.objects.get().attempts == 2
 
@@ -112,11 +121,11 @@ def test_a_dead_workers_evaluations_are_reclaimed_and_never_doubled(experiment, 
 def test_work_abandoned_three_times_becomes_a_visible_error(experiment, endpoint, settings):
     settings.EVALAPP_LEASE_SECONDS = 5
     helpful(experiment, endpoint)
-    ids = engine.select_traces(experiment.pk, ingest(experiment, make_trace("t1")).trace_pks)
+    ids = selection.select_traces(experiment.pk, pks(ingest(experiment, make_trace("t1"))))
     for attempt in range(3):
-        engine.claim(ids)
+        worker.claim(ids)
         with time_machine.travel(timezone.now() + timedelta(seconds=10 * (attempt + 1))):
-            engine.reclaim_expired()
+            sweeping.reclaim_expired()
     evaluation = Evaluation.objects.get()
     assert evaluation.status == "error"
     assert "stopped 3 times" in evaluation.error_message
@@ -126,22 +135,22 @@ def test_session_is_judged_when_idle_and_rejudged_after_a_new_turn(experiment, e
     judge = create_judge(experiment, name="frustration", scope="session", builtin_key="UserFrustration", endpoint=endpoint, active=True, session_idle_seconds=60)
     ingest(experiment, make_trace("t1", session_id="s1"), make_trace("t2", minutes=1, session_id="s1", response="It's useless!!!"))
     session = Session.objects.get()
-    assert engine.select_sessions() == []
-    assert explain_session(judge, session).state == "waiting_for_idle"
+    assert selection.select_sessions() == []
+    assert session_state(judge, session).state == "waiting_for_idle"
 
     with time_machine.travel(timezone.now() + timedelta(seconds=61)):
-        ids = engine.select_sessions()
+        ids = selection.select_sessions()
         assert len(ids) == 1
-        engine.judge_pending(ids)
+        judge_pending(ids)
     first = Assessment.objects.get(session=session)
-    assert explain_session(judge, session).state == "judged"
+    assert session_state(judge, session).state == "judged"
 
     with time_machine.travel(timezone.now() + timedelta(seconds=120)):
         ingest(experiment, make_trace("t3", minutes=2, session_id="s1", response="Thanks, that fixed it."))
         session.refresh_from_db()
-        assert explain_session(judge, session).state == "waiting_for_idle"
+        assert session_state(judge, session).state == "waiting_for_idle"
     with time_machine.travel(timezone.now() + timedelta(seconds=200)):
-        engine.judge_pending(engine.select_sessions())
+        judge_pending(selection.select_sessions())
     first.refresh_from_db()
     second = Assessment.objects.get(session=session, valid=True)
     assert first.valid is False and second.overrides_id == first.pk
@@ -156,46 +165,46 @@ def test_sweep_catches_traces_whose_selection_was_lost(experiment, endpoint, sta
     try:
         ingest(experiment, make_trace("t1"))
     finally:
-        traces_ingested.connect(tasks.traces_ingested_receiver, dispatch_uid="judges-on-ingest")
+        traces_ingested.connect(receivers.traces_ingested, dispatch_uid="judges-on-ingest")
     assert not Evaluation.objects.exists()
     with time_machine.travel(timezone.now() + timedelta(seconds=30)):
-        report = engine.sweep()
+        report = sweeping.sweep()
     assert report.traces_examined == 1
     assert Evaluation.objects.get().status == "pending"
 
 
 def test_sweep_reenqueues_pending_work_whose_task_was_lost(experiment, endpoint, monkeypatch):
-    monkeypatch.setattr(tasks, "enqueue", lambda *args, **kwargs: (_ for _ in ()).throw(ConnectionError("broker down")))
+    monkeypatch.setattr(queue, "enqueue", lambda *args, **kwargs: (_ for _ in ()).throw(ConnectionError("broker down")))
     helpful(experiment, endpoint)
     ingest(experiment, make_trace("t1"))  # selected at ingest; the enqueue failed and was logged
     evaluation = Evaluation.objects.get()
     assert evaluation.status == "pending"
-    assert engine.sweep().pending_ids == []  # fresh: its task may still be on its way
+    assert sweeping.sweep().pending_ids == []  # fresh: its task may still be on its way
     with time_machine.travel(timezone.now() + timedelta(seconds=60)):
-        assert engine.sweep().pending_ids == [evaluation.pk]
+        assert sweeping.sweep().pending_ids == [evaluation.pk]
 
 
 def test_authentication_failure_pauses_and_the_fixed_key_resumes(experiment, endpoint, standin):
     judge = helpful(experiment, endpoint)
     update_endpoint(endpoint, api_key="sk-wrong-wrong-wrong")
-    result = ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1))
-    ids = engine.select_traces(experiment.pk, result.trace_pks)
-    engine.judge_pending(ids[:1])
+    stored = ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1))
+    ids = selection.select_traces(experiment.pk, pks(stored))
+    judge_pending(ids[:1])
     judge.refresh_from_db()
     assert judge.is_paused
-    assert engine.claim(ids)[1] == []  # paused: the rest waits instead of failing one by one
-    assert explain_trace(judge, Trace.objects.get(trace_id="t2")).state == "pending"
+    assert worker.claim(ids)[1] == []  # paused: the rest waits instead of failing one by one
+    assert trace_state(judge, Trace.objects.get(trace_id="t2")).state == "paused"  # queued, waiting for the fix
     update_endpoint(endpoint, api_key="sk-standin-secret-0123456789abcdef")
-    assert engine.judge_pending(ids) == 1
+    assert judge_pending(ids) == 1
     assert Assessment.objects.filter(error_code="").count() == 1
 
 
 def test_daily_spend_cap_stops_judging_and_says_so(experiment, endpoint, standin):
     helpful(experiment, endpoint, daily_cost_cap_usd="0.0001")
-    result = ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(5)])
-    engine.judge_pending(engine.select_traces(experiment.pk, result.trace_pks), limit=1)
+    stored = ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(5)])
+    judge_pending(selection.select_traces(experiment.pk, pks(stored)), limit=1)
     ids = list(Evaluation.objects.filter(status="pending").values_list("pk", flat=True))
-    engine.judge_pending(ids)
+    judge_pending(ids)
     capped = Assessment.objects.filter(error_code="budget_exceeded")
     assert capped.count() == 4
     assert "daily spend cap of $0.0001 was reached" in capped.first().error_message
@@ -213,17 +222,17 @@ def test_switching_a_judge_on_judges_the_last_hour(experiment, endpoint, standin
 def test_endpoint_concurrency_limit_holds_across_workers(experiment, endpoint, standin):
     import threading
 
-    from judges.actions import update_endpoint
+    from judges.endpoint_actions import update_endpoint
 
     update_endpoint(endpoint, max_concurrency=2)
     standin.config.latency_ms = 300
     helpful(experiment, endpoint)
-    result = ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(8)])
-    ids = engine.select_traces(experiment.pk, result.trace_pks)
+    stored = ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(8)])
+    ids = selection.select_traces(experiment.pk, pks(stored))
     # Two "workers" (as two qclusters would), each with a batch of its own.
     def worker(part):
         try:
-            engine.judge_pending(part)
+            judge_pending(part)
         finally:
             connection.close()
 
@@ -240,7 +249,7 @@ def test_endpoint_concurrency_limit_holds_across_workers(experiment, endpoint, s
 
 def test_requests_per_minute_budget_is_shared(endpoint):
     from judges import limits
-    from judges.actions import update_endpoint
+    from judges.endpoint_actions import update_endpoint
 
     update_endpoint(endpoint, requests_per_minute=3)
     endpoint.refresh_from_db()
@@ -268,28 +277,29 @@ def test_sweep_pages_through_a_burst_larger_than_its_cap(experiment, endpoint):
     try:
         ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(8)])  # one burst, one updated_at
     finally:
-        traces_ingested.connect(tasks.traces_ingested_receiver, dispatch_uid="judges-on-ingest")
+        traces_ingested.connect(receivers.traces_ingested, dispatch_uid="judges-on-ingest")
     later = timezone.now() + timedelta(seconds=30)
     with time_machine.travel(later):
-        examined = [engine.sweep_traces(max_traces=5) for _ in range(3)]
+        examined = [sweeping.sweep_traces(max_traces=5) for _ in range(3)]
     assert examined[:2] == [5, 3]
     assert Evaluation.objects.count() == 8
 
 
 def test_a_failing_evaluation_is_recorded_not_retried_in_a_loop(experiment, endpoint, standin, monkeypatch):
     helpful(experiment, endpoint)
-    ids = engine.select_traces(experiment.pk, ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1)).trace_pks)
+    ids = selection.select_traces(experiment.pk, pks(ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1))))
     calls = []
 
-    def broken(evaluation, prepared):
-        calls.append(evaluation.pk)
-        if evaluation.pk == ids[0]:
+    def broken(judge, prepared):
+        first = "answer t1" in str(prepared.prompt.messages)
+        calls.append(ids[0] if first else ids[1])
+        if first:
             raise OverflowError("int too large to convert to float")
-        return original(evaluation, prepared)
+        return original(judge, prepared)
 
-    original = engine._call
-    monkeypatch.setattr(engine, "_call", broken)
-    engine.drain(ids, budget_seconds=2)
+    original = worker.call_model
+    monkeypatch.setattr(worker, "call_model", broken)
+    worker.drain(ids, budget_seconds=2)
     assert calls.count(ids[0]) == 1
     assert Evaluation.objects.get(pk=ids[0]).error_message.startswith("internal error: OverflowError")
     assert Evaluation.objects.get(pk=ids[1]).status == "done"
@@ -297,23 +307,23 @@ def test_a_failing_evaluation_is_recorded_not_retried_in_a_loop(experiment, endp
 
 def test_drain_gives_work_back_when_its_time_is_up_waiting_for_a_slot(experiment, endpoint, standin):
     from judges import limits
-    from judges.actions import update_endpoint
+    from judges.endpoint_actions import update_endpoint
 
     update_endpoint(endpoint, max_concurrency=1)
     endpoint.refresh_from_db()
     limits.ensure_slots(endpoint)
     assert limits.try_acquire(endpoint, "another-worker") is not None  # the only slot, held elsewhere
     helpful(experiment, endpoint)
-    ids = engine.select_traces(experiment.pk, ingest(experiment, make_trace("t1")).trace_pks)
+    ids = selection.select_traces(experiment.pk, pks(ingest(experiment, make_trace("t1"))))
     began = time.monotonic()
-    assert engine.drain(ids, budget_seconds=1) == 0
+    assert worker.drain(ids, budget_seconds=1) == 0
     assert time.monotonic() - began < 3
     evaluation = Evaluation.objects.get()
     assert (evaluation.status, evaluation.attempts) == ("pending", 0)
 
 
 def test_unreadable_key_is_a_configuration_error_and_the_rest_of_the_batch_is_judged(experiment, endpoint, standin, db):
-    from judges.actions import create_endpoint
+    from judges.endpoint_actions import create_endpoint
 
     broken = create_endpoint(name="broken", model="openai/x", api_base=standin.api_base, api_key="k")
     from judges.models import ModelEndpoint
@@ -321,19 +331,65 @@ def test_unreadable_key_is_a_configuration_error_and_the_rest_of_the_batch_is_ju
     ModelEndpoint.objects.filter(pk=broken.pk).update(api_key_encrypted="gAAAAA-not-a-token")
     helpful(experiment, endpoint)
     helpful(experiment, broken, name="broken-judge")
-    ids = engine.select_traces(experiment.pk, ingest(experiment, make_trace("t1")).trace_pks)
-    engine.drain(ids, budget_seconds=5)
+    ids = selection.select_traces(experiment.pk, pks(ingest(experiment, make_trace("t1"))))
+    worker.drain(ids, budget_seconds=5)
     outcomes = dict(Evaluation.objects.values_list("judge__name", "error_code"))
     assert outcomes == {"helpful": "", "broken-judge": "configuration"}
     assert not Evaluation.objects.filter(status="running").exists()
 
 
 def test_after_an_authentication_failure_the_rest_waits_for_the_fix(experiment, endpoint, standin):
-    from judges.actions import update_endpoint
+    from judges.endpoint_actions import update_endpoint
 
     update_endpoint(endpoint, api_key="sk-wrong-wrong-wrong", max_concurrency=1)
     helpful(experiment, endpoint)
-    ids = engine.select_traces(experiment.pk, ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(5)]).trace_pks)
-    engine.drain(ids, budget_seconds=5)
+    ids = selection.select_traces(experiment.pk, pks(ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(5)])))
+    worker.drain(ids, budget_seconds=5)
     assert Evaluation.objects.filter(error_code="authentication").count() == 1
     assert Evaluation.objects.filter(status="pending").count() == 4
+
+
+def test_live_traces_are_claimed_before_a_switched_on_judges_look_back(experiment, endpoint):
+    ingest(experiment, *[make_trace(f"old{n}", minutes=n) for n in range(5)])
+    look_back = helpful(experiment, endpoint, name="new-judge", active=False)
+    update_judge(look_back, active=True)
+    assert tasks.backfill(look_back.pk) == 5  # an hour's look-back, queued first
+    live = helpful(experiment, endpoint, name="live-judge", active=False)
+    Judge.objects.filter(pk=live.pk).update(active=True, enabled_at=timezone.now())
+    ingest(experiment, make_trace("now", minutes=30))  # a trace arriving now, for both judges
+    _, claimed = worker.claim(None, limit=2)
+    assert {(evaluation.judge.name, evaluation.trace.trace_id) for evaluation in claimed} == {("new-judge", "now"), ("live-judge", "now")}
+
+
+def test_a_saved_filter_that_no_longer_parses_excludes_its_judge_only(experiment, endpoint):
+    broken = helpful(experiment, endpoint, name="broken", filter_string="trace.name = 'x'")
+    Judge.objects.filter(pk=broken.pk).update(filter_string="(" * 30 + "trace.name = 'x'" + ")" * 30)  # saved before today's limits
+    working = helpful(experiment, endpoint, name="working")
+    stored = ingest(experiment, make_trace("t1"))
+    assert set(Evaluation.objects.values_list("judge__name", flat=True)) == {"working"}  # the other judge went on
+    state = trace_state(Judge.objects.get(pk=broken.pk), stored[0])
+    assert state.state == "filtered_out" and "can't be used any more" in state.text and "edit the judge" in state.text
+    assert working.pk
+
+
+def test_editing_an_active_judge_judges_new_traffic_only(experiment, endpoint):
+    with time_machine.travel(timezone.now() - timedelta(days=3)):
+        judge = helpful(experiment, endpoint, sample_rate=0.0)  # on for three days, sampling nothing
+        ingest(experiment, *[make_trace(f"old{n}", minutes=n) for n in range(5)])
+    with time_machine.travel(timezone.now() - timedelta(minutes=30)):
+        ingest(experiment, make_trace("recent", minutes=10))
+    update_judge(judge, sample_rate=1.0)  # raised to 100%
+    assert tasks.backfill(judge.pk) == 0  # nothing old is queued (an explicit backfill is another matter)
+    assert not Evaluation.objects.exists()
+    state = trace_state(Judge.objects.get(pk=judge.pk), Trace.objects.get(trace_id="recent"))
+    assert state.state == "too_old" and "settings last changed (v2)" in state.text  # no false "about to be queued"
+    ingest(experiment, make_trace("new", minutes=40))
+    assert list(Evaluation.objects.values_list("trace__trace_id", flat=True)) == ["new"]
+
+
+def test_a_new_model_on_the_endpoint_makes_a_new_version_of_its_judges(experiment, endpoint):
+    judge = helpful(experiment, endpoint)
+    update_endpoint(endpoint, model="openai/evalapp-standin-2", api_key="sk-standin-secret-0123456789abcdef")
+    judge.refresh_from_db()
+    assert judge.version == 2
+    assert judge.versions.get(version=2).config["model"] == "openai/evalapp-standin-2"  # the chart's version mark

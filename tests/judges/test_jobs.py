@@ -4,27 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from judges import engine
 from judges.actions import create_judge, update_judge
 from judges.models import Evaluation, EvaluationStatus
-from tests.conftest import make_trace
+from tests.conftest import ingest, judge_pending, make_trace
 from traces.models import Assessment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _ingest(api, experiment, traces):
-    response = api.post(f"/api/v1/experiments/{experiment.pk}/traces", {"traces": traces}, format="json")
-    assert response.status_code == 200, response.content
-
-
 def _work_off_queue() -> None:
-    engine.judge_pending(list(Evaluation.objects.filter(status=EvaluationStatus.PENDING).values_list("pk", flat=True)))
+    judge_pending(list(Evaluation.objects.filter(status=EvaluationStatus.PENDING).values_list("pk", flat=True)))
 
 
 def test_a_job_judges_the_given_traces_even_with_the_judge_off_and_reports_progress(api, experiment, endpoint):
     create_judge(experiment, name="helpful", instructions="Is {{ outputs }} helpful?", output_type="boolean", endpoint=endpoint, active=False)
-    _ingest(api, experiment, [make_trace("t1"), make_trace("t2", minutes=1), make_trace("t3", minutes=2)])
+    ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1), make_trace("t3", minutes=2))
 
     started = api.post(f"/api/v1/experiments/{experiment.pk}/judges/helpful/run", {"trace_ids": ["t1", "t3", "t1"]}, format="json")
     assert started.status_code == 202, started.content
@@ -43,7 +37,7 @@ def test_a_job_judges_the_given_traces_even_with_the_judge_off_and_reports_progr
 
 def test_a_session_job_judges_the_whole_conversation(api, experiment, endpoint):
     create_judge(experiment, name="frustration", scope="session", builtin_key="UserFrustration", endpoint=endpoint)
-    _ingest(api, experiment, [make_trace("a1", session_id="s1"), make_trace("a2", minutes=1, session_id="s1")])
+    ingest(experiment, make_trace("a1", session_id="s1"), make_trace("a2", minutes=1, session_id="s1"))
     started = api.post(f"/api/v1/experiments/{experiment.pk}/judges/frustration/run", {"session_ids": ["s1"]}, format="json")
     assert started.status_code == 202, started.content
     _work_off_queue()
@@ -53,7 +47,7 @@ def test_a_session_job_judges_the_whole_conversation(api, experiment, endpoint):
 
 def test_switching_a_judge_off_does_not_cancel_a_job_asked_for_by_hand(api, experiment, endpoint):
     judge = create_judge(experiment, name="helpful", instructions="Is {{ outputs }} helpful?", endpoint=endpoint, active=True)
-    _ingest(api, experiment, [make_trace("t1")])
+    ingest(experiment, make_trace("t1"))
     Evaluation.objects.all().delete()  # what ingest selected automatically is not the point here
     job = api.post(f"/api/v1/experiments/{experiment.pk}/judges/helpful/run", {"trace_ids": ["t1"]}, format="json").json()
     update_judge(judge, active=False)
@@ -76,7 +70,7 @@ def test_switching_a_judge_off_does_not_cancel_a_job_asked_for_by_hand(api, expe
 )
 def test_bad_job_requests_get_a_400_naming_the_field_and_queue_nothing(api, experiment, endpoint, body, field, message):
     create_judge(experiment, name="helpful", instructions="Is {{ outputs }} helpful?", endpoint=endpoint)
-    _ingest(api, experiment, [make_trace("t1")])
+    ingest(experiment, make_trace("t1"))
     response = api.post(f"/api/v1/experiments/{experiment.pk}/judges/helpful/run", body, format="json")
     assert response.status_code == 400
     error = response.json()["errors"][0]
@@ -86,7 +80,7 @@ def test_bad_job_requests_get_a_400_naming_the_field_and_queue_nothing(api, expe
 
 def test_jobs_need_an_editor_and_unknown_jobs_are_404(api, viewer_api, experiment, endpoint):
     create_judge(experiment, name="helpful", instructions="Is {{ outputs }} helpful?", endpoint=endpoint)
-    _ingest(api, experiment, [make_trace("t1")])
+    ingest(experiment, make_trace("t1"))
     refused = viewer_api.post(f"/api/v1/experiments/{experiment.pk}/judges/helpful/run", {"trace_ids": ["t1"]}, format="json")
     assert refused.status_code == 403 and "viewer" in refused.json()["detail"]
     assert api.get("/api/v1/jobs/00000000-0000-0000-0000-000000000000").status_code == 404
@@ -96,8 +90,8 @@ def test_jobs_need_an_editor_and_unknown_jobs_are_404(api, viewer_api, experimen
 
 def test_a_paused_judge_refuses_a_job_with_the_reason(api, experiment, endpoint):
     judge = create_judge(experiment, name="helpful", instructions="Is {{ outputs }} helpful?", endpoint=endpoint)
-    _ingest(api, experiment, [make_trace("t1")])
-    from judges.actions import pause_judge
+    ingest(experiment, make_trace("t1"))
+    from judges.results import pause_judge
 
     pause_judge(judge, "Authentication failed at the endpoint")
     response = api.post(f"/api/v1/experiments/{experiment.pk}/judges/helpful/run", {"trace_ids": ["t1"]}, format="json")

@@ -1,11 +1,13 @@
-"""Endpoint slots survive this process forgetting about them."""
+"""Endpoint slots survive this process forgetting about them; the working limit adapts to the provider."""
 
 from __future__ import annotations
 
 import pytest
 
 from judges import limits
-from judges.models import EndpointSlot
+from judges.endpoint_actions import update_endpoint
+from judges.llm import RATE_LIMITED, CallResult
+from judges.models import EndpointSlot, ModelEndpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +22,41 @@ def test_slots_lost_to_a_rollback_are_made_again_instead_of_waited_for(endpoint)
 
 def test_busy_slots_are_not_recreated(endpoint):
     limits.ensure_slots(endpoint)
-    held = [limits.try_acquire(endpoint, f"worker-1:{n}") for n in range(endpoint.max_concurrency)]
+    held = [limits.try_acquire(endpoint, f"worker-1:{n}") for n in range(limits.working_limit(endpoint))]
     assert None not in held
     assert limits.try_acquire(endpoint, "worker-2:1") is None
     assert EndpointSlot.objects.filter(endpoint=endpoint).count() == endpoint.max_concurrency
+
+
+def held_at_once(endpoint, tries: int = 100) -> int:
+    return sum(limits.try_acquire(endpoint, f"probe:{n}") is not None for n in range(tries))
+
+
+def test_quick_answers_raise_the_limit_to_the_ceiling_and_no_further(endpoint):
+    update_endpoint(endpoint, max_concurrency=20)
+    assert limits.working_limit(endpoint) == 8  # where an endpoint starts
+    for _ in range(5):
+        limits.record_call(endpoint, CallResult(value=True, latency_ms=500))
+    assert limits.working_limit(endpoint) == 13  # +1 an answer: a round of N quick answers doubles it
+    for _ in range(30):
+        limits.record_call(endpoint, CallResult(value=True, latency_ms=500))
+    assert limits.working_limit(endpoint) == 20  # the configured ceiling
+    limits.ensure_slots(endpoint)
+    assert held_at_once(endpoint) == 20
+
+
+def test_a_429_halves_the_limit_once_per_burst(endpoint):
+    ModelEndpoint.objects.filter(pk=endpoint.pk).update(adaptive_limit=32)
+    for _ in range(5):  # one burst of 429s
+        limits.record_call(endpoint, CallResult(error_code=RATE_LIMITED, error_message="slow down"))
+    assert limits.working_limit(endpoint) == 16
+    limits.ensure_slots(endpoint)
+    assert held_at_once(endpoint) == 16
+
+
+def test_an_answer_far_slower_than_the_fastest_halves_the_limit(endpoint):
+    ModelEndpoint.objects.filter(pk=endpoint.pk).update(adaptive_limit=32)
+    for _ in range(3):
+        limits.record_call(endpoint, CallResult(value=True, latency_ms=400))
+    limits.record_call(endpoint, CallResult(value=True, latency_ms=5000))  # the provider is queueing us
+    assert limits.working_limit(endpoint) == 17  # 35 / 2

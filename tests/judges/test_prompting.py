@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from judges.outputs import OutputSpec
+from judges.prompt_values import TraceData, conversation
 from judges.prompting import build_prompt, fit_blocks
 from judges.templating import render
 
@@ -54,3 +55,12 @@ def test_missing_values_are_reported():
     task, blocks = render("Is {{ inputs.question }} answered by {{ outputs }}?", {"inputs": {}, "outputs": None})
     prompt = build_prompt(task, blocks, SPEC)
     assert prompt.missing == ["INPUTS.QUESTION", "OUTPUTS"]
+
+
+def test_a_session_judge_reads_each_turn_as_the_conversation_page_shows_it():
+    turn = TraceData(
+        trace_id="t1",
+        request={"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Is this mine?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]},
+        response={"answer": "Yes, order A-1001.", "sources": ["orders"]},
+    )
+    assert conversation([turn]) == "Turn 1\nUser: Is this mine?\n[image_url]\nAssistant: Yes, order A-1001."

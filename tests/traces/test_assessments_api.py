@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from judges.actions import create_judge
 from tests.conftest import make_trace
 from traces.models import Assessment, AssessmentSource
 
@@ -78,6 +79,14 @@ def test_bad_feedback_gets_a_400_naming_the_field_and_writes_nothing(api, logged
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == field
     assert not Assessment.objects.exists()
+
+
+def test_feedback_under_a_judges_name_must_be_a_value_that_judge_gives(api, logged, endpoint):
+    create_judge(logged, name="helpful", endpoint=endpoint, instructions="Is {{ outputs }} helpful?", output_type="boolean")
+    response = api.post(url(logged), {"trace_id": "t1", "name": "helpful", "value": "yes"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"field": "value", "message": "helpful answers yes or no."}]
+    assert api.post(url(logged), {"trace_id": "t1", "name": "helpful", "value": True}, format="json").status_code == 201
 
 
 def test_bad_listing_parameters_are_400_and_a_token_is_required(api, logged):

@@ -6,11 +6,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from traces import filters
+from traces import filter_memory
 from traces.actions import ingest_traces
+from traces.filter_memory import FilterRecord, matches
 from traces.filter_sql import filter_traces
-from traces.filters import FilterRecord, matches, parse, validate
-from traces.models import Experiment, Trace
+from traces.filters import parse, validate
+from traces.models import Assessment, AssessmentSource, Experiment, Trace
 from traces.records import SpanIn, TraceIn
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -93,9 +94,11 @@ def test_valid_filter_validates():
 
 # --- the database back end agrees with the in-memory one -------------------------------------------------
 
-NAMES = ["checkout", "Checkout", "search", "", "check_out", "a%b"]
+NAMES = ["checkout", "Checkout", "search", "", "check_out", "a%b", "a*b?[c]", "Café", "CAFÉ", "aaaaaaaaab", "x\\y"]
 VALUES = ["production", "staging", "Prod", "", "x_y", "50%"]
 SPAN_TYPES = ["AGENT", "TOOL", "RETRIEVER", "CHAT_MODEL"]
+JUDGES = ["helpful", "tone", "score"]
+VERDICTS = [True, False, 3, 4.5, 0, 1, "rude", "yes", "No", "", "3"]
 
 
 @st.composite
@@ -109,17 +112,32 @@ def traces(draw):
         "metadata": draw(st.dictionaries(st.sampled_from(["environment", "version", "mlflow.source", "123", "1_0"]), st.sampled_from(VALUES), max_size=3)),
         "tags": draw(st.dictionaries(st.sampled_from(["team", "owner"]), st.sampled_from(VALUES), max_size=2)),
         "spans": draw(st.lists(st.tuples(st.sampled_from(SPAN_TYPES), st.sampled_from(["agent", "lookup", "Lookup"])), max_size=3)),
+        # judge name -> (value, error code, superseded earlier value)
+        "verdicts": draw(st.dictionaries(st.sampled_from(JUDGES), st.tuples(st.sampled_from(VERDICTS), st.sampled_from(["", "", "invalid_answer"]), st.sampled_from(VERDICTS)), max_size=3)),
     }
 
 
 def _string_value():
-    return st.sampled_from(VALUES + NAMES + ["OK", "ERROR", "%", "_", "%o%", "C%", "c_eckout", "%ION"])
+    return st.sampled_from(
+        VALUES + NAMES + ["OK", "ERROR", "%", "_", "%o%", "C%", "c_eckout", "%ION"]
+        # wildcard-heavy, and what SQL LIKE or GLOB would read as their own syntax
+        + ["%a%a%a%b", "%%", "_%_", "%_%_%", "c%k%t", "%e%c%", "a*%", "%?[c]", "[%", "caf_", "%É", "x\\%", "%\\\\y"]
+    )
 
 
 @st.composite
 def comparisons(draw):
-    kind = draw(st.sampled_from(["status", "name", "duration", "timestamp", "session", "metadata", "tags", "span_type", "span_name"]))
+    kind = draw(st.sampled_from(["status", "name", "duration", "timestamp", "session", "metadata", "tags", "span_type", "span_name", "verdict"]))
     quote = lambda v: "'" + v.replace("'", "''") + "'"  # noqa: E731
+    if kind == "verdict":
+        field = "assessment." + draw(st.sampled_from(JUDGES))
+        op = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">=", "IN", "NOT IN", "IS NULL", "IS NOT NULL"]))
+        if "NULL" in op:
+            return f"{field} {op}"
+        literal = st.one_of(st.sampled_from([0, 1, 3, 4.5, 2]).map(str), st.sampled_from(["yes", "no", "YES", "true", "False", "rude", "3", ""]).map(quote))
+        if op in ("IN", "NOT IN"):
+            return f"{field} {op} ({', '.join(draw(st.lists(literal, min_size=1, max_size=3)))})"
+        return f"{field} {op} {draw(literal)}"
     if kind == "status":
         op = draw(st.sampled_from(["=", "!=", "IN", "NOT IN", "LIKE", "ILIKE"]))
         field = "trace.status"
@@ -170,7 +188,8 @@ def filter_strings(draw, depth=2):
 @given(batch=st.lists(traces(), min_size=1, max_size=6), texts=st.lists(filter_strings(), min_size=1, max_size=5))
 @example(  # cases found in review, kept so they are always tried
     batch=[
-        {"status": "ERROR", "name": "checkout", "duration_ms": 1, "offset_ms": 0, "session_id": "", "metadata": {"123": "x"}, "tags": {}, "spans": []},
+        {"status": "ERROR", "name": "checkout", "duration_ms": 1, "offset_ms": 0, "session_id": "", "metadata": {"123": "x"}, "tags": {}, "spans": [],
+         "verdicts": {"helpful": (False, "", True), "score": (3, "", 4.5), "tone": ("rude", "invalid_answer", "calm")}},
         {"status": "OK", "name": "", "duration_ms": 2, "offset_ms": 1, "session_id": "s1", "metadata": {}, "tags": {}, "spans": [("TOOL", "lookup")]},
     ],
     texts=[
@@ -181,6 +200,9 @@ def filter_strings(draw, depth=2):
         "metadata.`123` = 'x'",
         "NOT span.type = 'TOOL'",
         "trace.name IS NULL",
+        "assessment.helpful = 'no'",
+        "assessment.score != 3",
+        "assessment.tone NOT IN ('rude', 3)",
     ],
 )
 def test_database_and_memory_agree(batch, texts):
@@ -203,13 +225,20 @@ def test_database_and_memory_agree(batch, texts):
             )
         )
     ingest_traces(experiment, items)
-    stored = list(Trace.objects.filter(experiment=experiment).prefetch_related("spans"))
+    for index, trace in enumerate(batch):
+        row = Trace.objects.get(trace_id=f"p{index}")
+        for name, (value, error_code, earlier) in trace.get("verdicts", {}).items():
+            superseded = Assessment.objects.create(trace=row, name=name, value=earlier, source_type=AssessmentSource.LLM_JUDGE, valid=False)
+            Assessment.objects.create(trace=row, name=name, value=None if error_code else value, error_code=error_code,
+                                      source_type=AssessmentSource.LLM_JUDGE, overrides=superseded)
+            Assessment.objects.create(trace=row, name=name, value=earlier, source_type=AssessmentSource.HUMAN)  # a person's, never a verdict
+    stored = list(Trace.objects.filter(experiment=experiment).prefetch_related("spans", "assessments"))
     for text in texts:
         node = parse(text)
         in_memory = {
             trace.trace_id
             for trace in stored
-            if filters.matches(
+            if filter_memory.matches(
                 node,
                 FilterRecord(
                     status=trace.status,
@@ -221,6 +250,9 @@ def test_database_and_memory_agree(batch, texts):
                     metadata=trace.metadata,
                     tags=trace.tags,
                     spans=[(span.span_type, span.name) for span in trace.spans.all()],
+                    assessments={
+                        a.name: a.value for a in trace.assessments.all() if a.valid and not a.error_code and a.source_type == AssessmentSource.LLM_JUDGE
+                    },
                 ),
             )
         }

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from traces.records import SpanIn, TraceIn, build_trace_fields, preview
+from traces.models import Span, Trace
+from traces.records import STORED_SPAN_FIELDS, STORED_TRACE_FIELDS, SpanIn, TraceIn, build_trace_fields, preview
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -80,6 +81,14 @@ def test_explicit_fields_win_over_spans():
 
 def test_preview_picks_the_last_user_message():
     request = {"messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "where is\nmy order?"}]}
-    assert preview(request) == "where is my order?"
-    assert preview({"choices": [{"message": {"role": "assistant", "content": "On its way."}}]}) == "On its way."
-    assert len(preview("x" * 1000)) == 300
+    assert preview(request, role="user") == "where is my order?"
+    assert preview({"choices": [{"message": {"role": "assistant", "content": "On its way."}}]}, role="assistant") == "On its way."
+    assert len(preview("x" * 1000, role="user")) == 300
+
+
+def test_the_stored_field_lists_are_what_the_span_and_trace_tables_hold():
+    def columns(model, leave_out: set[str]) -> set[str]:
+        return {field.name for field in model._meta.concrete_fields} - leave_out
+
+    assert set(STORED_SPAN_FIELDS) == columns(Span, {"id", "trace"})
+    assert set(STORED_TRACE_FIELDS) == columns(Trace, {"id", "trace_id", "experiment", "created_at", "updated_at"})

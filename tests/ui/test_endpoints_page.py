@@ -7,7 +7,7 @@ import html as html_lib
 import pytest
 from django.urls import reverse
 
-from judges.actions import create_endpoint
+from judges.endpoint_actions import create_endpoint
 from judges.models import ModelEndpoint
 from tests.conftest import STANDIN_KEY
 
@@ -61,18 +61,6 @@ def no_secret_in(response, *secrets: str) -> None:
             assert secret not in content
 
 
-@pytest.fixture
-def editor_client(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def viewer_client(client, viewer):
-    client.force_login(viewer)
-    return client
-
-
 def test_the_list_shows_each_endpoint_without_its_key(editor_client, endpoint):
     plain = create_endpoint(name="local llama", model="ollama/llama3", api_base="http://127.0.0.1:11434", requests_per_minute=30)
     for headers in ({}, HX):
@@ -84,7 +72,7 @@ def test_the_list_shows_each_endpoint_without_its_key(editor_client, endpoint):
         assert "Stand-in (test)" in rows["standin"] and "stand-in, not a real LLM" in rows["standin"]
         assert endpoint.api_base in rows["standin"] and "openai/evalapp-standin" in rows["standin"]
         assert 'chip-ok">set<' in rows["standin"] and 'chip-none">not set<' in rows["plain"]
-        assert "30/min" in rows["plain"] and "8 at a time" in rows["plain"] and "stand-in" not in rows["plain"]
+        assert "30/min" in rows["plain"] and "8 at a time" in rows["plain"] and "(up to 64)" in rows["plain"] and "stand-in" not in rows["plain"]
         assert "Test connection" in rows["standin"] and edit_url(endpoint) in rows["standin"]
         no_secret_in(response, STANDIN_KEY)
 

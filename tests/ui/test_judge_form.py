@@ -9,12 +9,11 @@ import re
 import pytest
 from django.urls import reverse
 
+from judges import try_runs
 from judges.actions import create_judge
-from judges.models import Evaluation, Judge, JudgeVersion
-from tests.conftest import make_trace
-from traces.actions import ingest_traces
+from judges.models import Evaluation, Judge, JudgeVersion, TryRun
+from tests.conftest import ingest, make_trace
 from traces.models import Assessment
-from traces.payload import parse_trace_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -67,25 +66,9 @@ def is_hidden(page: str, field_id: str) -> bool:
     return bool(re.search(r'<div class="[^"]*"[^>]* hidden>\s*(<div class="field[^"]*">\s*)?<label for="' + field_id + '"', page))
 
 
-def ingest(experiment, *traces) -> None:
-    ingest_traces(experiment, parse_trace_batch(list(traces), max_traces=100))
-
-
 def nothing_saved() -> None:
     assert not Judge.objects.exists() and not JudgeVersion.objects.exists()
     assert not Assessment.objects.exists() and not Evaluation.objects.exists()
-
-
-@pytest.fixture
-def editor_client(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def viewer_client(client, viewer):
-    client.force_login(viewer)
-    return client
 
 
 # --- the form and its parts -----------------------------------------------------------------------------
@@ -106,7 +89,7 @@ def test_new_form_follows_the_docs_order_for_traces(editor_client, experiment, e
     # variables for trace judges, inserted at the cursor
     assert 'data-insert-variable="{{ inputs }}"' in page and 'data-insert-variable="{{ trace }}"' in page
     assert 'data-insert-variable="{{ conversation }}"' not in page
-    assert "setRangeText" in page
+    assert "evalapp/js/judge_form.js" in page  # which inserts them (setRangeText): every page loads it
     # the only endpoint is chosen, and it is clearly a stand-in
     assert re.search(rf'<option value="{endpoint.pk}" selected>Stand-in \(test\) — openai/evalapp-standin \(stand-in, not a real LLM\)', page)
     assert 'class="standin-label"' in page
@@ -429,10 +412,22 @@ def test_the_form_shows_the_filter_check_on_load(editor_client, experiment, endp
 
 
 def try_it(client, experiment, data: dict, judge=None) -> str:
+    """Press Try it, let a worker make the call, and return what the polling result area shows then."""
     url = reverse("judge-try", args=[experiment.pk, judge.pk]) if judge else reverse("judge-try-new", args=[experiment.pk])
     response = client.post(url, data, **HX)
     assert response.status_code == 200
-    return html_lib.unescape(response.content.decode())
+    shown = html_lib.unescape(response.content.decode())
+    tried = TryRun.objects.order_by("-created_at").first()
+    if tried is None:  # refused before anything was queued
+        assert "hx-trigger" not in shown
+        return shown
+    assert "try-waiting" in shown and 'hx-trigger="every 2s"' in shown  # the request only queued the call
+    assert try_runs.run(str(tried.pk))  # what the worker's task does
+    response = client.get(reverse("judge-try-result", args=[experiment.pk, tried.pk]), **HX)
+    assert response.status_code == 200
+    shown = html_lib.unescape(response.content.decode())
+    assert "hx-trigger" not in shown  # the answer is there: the polling stops
+    return shown
 
 
 def test_try_it_runs_the_unsaved_judge_on_the_newest_matching_trace(editor_client, experiment, endpoint, standin):
@@ -445,6 +440,7 @@ def test_try_it_runs_the_unsaved_judge_on_the_newest_matching_trace(editor_clien
     assert re.search(r"cost \$0\.0\d+", result) and "tokens in" in result and "nothing was saved" in result
     assert len(standin.requests) == 1
     assert "Is ⟦OUTPUTS⟧ polite?" in standin.requests[0]["body"]["messages"][0]["content"]  # the unsaved instructions
+    assert "Prompt sent · raw answer" in result and "Is ⟦OUTPUTS⟧ polite?" in result  # the rendered prompt, shown
     nothing_saved()
 
 

@@ -6,20 +6,21 @@ import re
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
-from judges.actions import create_endpoint, create_judge, pause_judge, run_judge_on_trace
+from judges.actions import create_judge
+from judges.endpoint_actions import create_endpoint
 from judges.models import Evaluation, EvaluationStatus, Judge
-from tests.conftest import make_trace
-from traces.actions import ingest_traces
+from judges.results import pause_judge
+from tests.conftest import BASE_TIME, ingest, judge_now, make_trace, window_plan_queries
 from traces.models import Trace
-from traces.payload import parse_trace_batch
 
 pytestmark = pytest.mark.django_db
 
+SOON_AFTER = BASE_TIME + timedelta(hours=1)  # make_trace's traces start at BASE_TIME
 HX_TAB = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "experiment-page"}
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -35,22 +36,6 @@ def toggle_url(judge) -> str:
 def card_html(html: str, judge) -> str:
     start = html.index(f'id="judge-card-{judge.pk}"')
     return html[start : html.index("</article>", start)]
-
-
-def ingest(experiment, *traces) -> None:
-    ingest_traces(experiment, parse_trace_batch(list(traces), max_traces=100))
-
-
-@pytest.fixture
-def editor_client(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def viewer_client(client, viewer):
-    client.force_login(viewer)
-    return client
 
 
 @pytest.fixture
@@ -105,13 +90,14 @@ def test_a_card_shows_settings_version_pause_and_the_last_day(editor_client, exp
     )
     judge = Judge.objects.select_related("endpoint").get(pk=judge.pk)
     for trace in Trace.objects.all():
-        run_judge_on_trace(judge, trace)  # real calls to the stand-in: judged, with a cost
+        judge_now(judge, trace)  # real calls to the stand-in: judged, with a cost
     custom = create_judge(experiment, name="needs_question", instructions="Is {{ inputs.question }} answered?", endpoint=endpoint)
     custom = Judge.objects.select_related("endpoint").get(pk=custom.pk)
-    run_judge_on_trace(custom, Trace.objects.get(trace_id="t1"))  # no such input: not applicable, not an error
+    judge_now(custom, Trace.objects.get(trace_id="t1"))  # no such input: not applicable, not an error
     pause_judge(judge, "Authentication failed at Stand-in (test): bad key")
 
-    html = editor_client.get(tab_url(experiment)).content.decode()
+    with time_machine.travel(SOON_AFTER):  # the card counts what was traced in the last 24 hours
+        html = editor_client.get(tab_url(experiment)).content.decode()
     card = card_html(html, judge)
     assert "Built-in: Safety" in card and "Traces" in card
     assert "Stand-in (test)" in card and "openai/evalapp-standin" in card and "stand-in, not a real LLM" in card
@@ -131,27 +117,33 @@ def test_failed_calls_count_as_errors(editor_client, experiment, endpoint, stand
     ingest(experiment, make_trace("t1"))
     judge = create_judge(experiment, name="polite", instructions="Is {{ outputs }} polite?", endpoint=endpoint)
     judge = Judge.objects.select_related("endpoint").get(pk=judge.pk)
-    standin.config.script = ["500", "500", "500"]
-    run_judge_on_trace(judge, Trace.objects.get())
+    standin.config.script = ["malformed"]  # an answer that can't be read: an error (a provider outage is retried instead)
+    judge_now(judge, Trace.objects.get())
     assert Evaluation.objects.get().status == EvaluationStatus.ERROR
-    card = card_html(editor_client.get(tab_url(experiment)).content.decode(), judge)
+    with time_machine.travel(SOON_AFTER):
+        card = card_html(editor_client.get(tab_url(experiment)).content.decode(), judge)
     assert "<strong>0</strong> judged" in card and "<strong>1</strong> error<" in card
 
 
-def test_the_card_counts_the_last_24_hours_and_what_is_queued_now(editor_client, experiment, endpoint):
-    ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1), make_trace("t3", minutes=2))
+def test_the_card_counts_what_was_traced_in_the_last_24_hours_as_the_overview_does(editor_client, experiment, endpoint):
+    from evalapp.overview.compute import compute_overview
+    from evalapp.overview.ranges import parse_range
+
+    ingest(experiment, make_trace("day-before", minutes=-25 * 60), make_trace("t2", minutes=1), make_trace("t3", minutes=2))
     judge = create_judge(experiment, name="polite", instructions="Is {{ outputs }} polite?", endpoint=endpoint)
     judge = Judge.objects.select_related("endpoint").get(pk=judge.pk)
     for trace in Trace.objects.all():
-        run_judge_on_trace(judge, trace)
-    old, queued, recent = Evaluation.objects.order_by("pk")
-    Evaluation.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(hours=25))
-    Evaluation.objects.filter(pk=queued.pk).update(status=EvaluationStatus.PENDING, finished_at=None)
-    card = card_html(editor_client.get(tab_url(experiment)).content.decode(), judge)
-    assert "<strong>1</strong> judged" in card and "1 queued now" in card
-    # Only queued work: the card still says so.
-    Evaluation.objects.filter(pk=recent.pk).update(finished_at=timezone.now() - timedelta(days=2))
-    card = card_html(editor_client.get(tab_url(experiment)).content.decode(), judge)
+        judge_now(judge, trace)  # all three judged now; one of them was traced 25 hours before the others
+    queued = Evaluation.objects.get(trace__trace_id="t3")
+    Evaluation.objects.filter(pk=queued.pk).update(status=EvaluationStatus.PENDING, finished_at=None)  # judged again soon
+    with time_machine.travel(SOON_AFTER):
+        card = card_html(editor_client.get(tab_url(experiment)).content.decode(), judge)
+        overview = compute_overview(experiment, parse_range({"range": "24h"}))
+    assert "<strong>2</strong> judged" in card and "1 queued now" in card
+    assert overview["judges"][0]["judged"] == 2  # the same judge, the same "last 24 hours", the same number
+    assert "Traced in the last 24 h" in card
+    with time_machine.travel(SOON_AFTER + timedelta(days=2)):  # nothing traced lately: only the queued work shows
+        card = card_html(editor_client.get(tab_url(experiment)).content.decode(), judge)
     assert "<strong>0</strong> judged" in card and "1 queued now" in card and "<strong>$0</strong> cost" in card
 
 
@@ -196,7 +188,7 @@ def test_the_tab_takes_the_same_few_queries_however_many_judges(editor_client, e
     def add_judges(count: int, start: int) -> None:
         for number in range(start, start + count):
             judge = create_judge(experiment, name=f"judge_{number}", instructions="Is {{ outputs }} ok?", endpoint=endpoint, active=True)
-            run_judge_on_trace(Judge.objects.select_related("endpoint").get(pk=judge.pk), trace)
+            judge_now(Judge.objects.select_related("endpoint").get(pk=judge.pk), trace)
 
     add_judges(2, 0)
     with CaptureQueriesContext(connection) as two:
@@ -212,8 +204,10 @@ def test_query_count_is_pinned(editor_client, experiment, endpoint, django_asser
     ingest(experiment, make_trace("t1"))
     for number in range(5):
         judge = create_judge(experiment, name=f"judge_{number}", instructions="Is {{ outputs }} ok?", endpoint=endpoint)
-        run_judge_on_trace(Judge.objects.select_related("endpoint").get(pk=judge.pk), Trace.objects.get())
-    # session, user, editor group, experiment, judges with their endpoints, the last 24 h, what is queued
-    with django_assert_max_num_queries(7):
+        judge_now(Judge.objects.select_related("endpoint").get(pk=judge.pk), Trace.objects.get())
+    # session, user, editor group, experiment, judges with their endpoints, the last 24 h (trace and session
+    # verdicts; on PostgreSQL with its planner settings), what is queued, and whether the sweep runs (its last run;
+    # its schedule: it hasn't run in a test), and agreement with people (the labels, the verdicts on them)
+    with django_assert_max_num_queries(12 + window_plan_queries()):
         response = editor_client.get(tab_url(experiment))
     assert response.status_code == 200

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -16,28 +15,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from judges.actions import create_judge, update_judge
-from tests.conftest import BASE_TIME, make_trace, window_plan_queries
-from traces.actions import create_experiment, ingest_traces
-from traces.models import Assessment, AssessmentSource, Experiment, Trace
-from traces.payload import parse_trace_batch
+from tests.conftest import BASE_TIME, ingest, make_trace, record_verdict, window_plan_queries
+from traces.actions import create_experiment
+from traces.models import Experiment
 
 pytestmark = pytest.mark.django_db
 
 NOW = BASE_TIME + timedelta(hours=1)
 HX_TAB = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "experiment-page"}
-
-
-def ingest(experiment, *traces: dict[str, Any]) -> list[Trace]:
-    ingest_traces(experiment, parse_trace_batch(list(traces), max_traces=1000))
-    return list(Trace.objects.filter(experiment=experiment).order_by("started_at"))
-
-
-def verdict(judge, trace: Trace, value: Any = None, *, error_code: str = "") -> Assessment:
-    """An assessment as judges.actions._record writes it."""
-    return Assessment.objects.create(
-        trace=trace, name=judge.name, value=None if error_code else value, source_type=AssessmentSource.LLM_JUDGE,
-        judge_name=judge.name, judge_version=judge.version, error_code=error_code, cost_usd=Decimal("0.0025"),
-    )
 
 
 def judge(experiment, endpoint, name: str, **fields: Any):
@@ -58,12 +43,6 @@ def chart_data(html: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def browser(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def judged(experiment, endpoint):
     """Three traces in the last hour, one an ERROR; "helpful" says yes, yes, no and was changed (v2) at 12:30."""
     traces = ingest(experiment, make_trace("t1", minutes=5), make_trace("t2", minutes=10), make_trace("t3", minutes=20, status="ERROR"))
@@ -72,17 +51,17 @@ def judged(experiment, endpoint):
     with time_machine.travel(BASE_TIME + timedelta(minutes=30), tick=False):
         helpful = update_judge(helpful, instructions="Is {{ outputs }} right and kind?")
     for trace, value in zip(traces, [True, True, False]):
-        verdict(helpful, trace, value)
+        record_verdict(helpful, trace, value, cost="0.0025")
     return experiment
 
 
-def test_the_tab_shows_cards_charts_and_the_judge_table(browser, judged):
-    html = overview(browser, judged, range="24h")
+def test_the_tab_shows_cards_charts_and_the_judge_table(editor_client, judged):
+    html = overview(editor_client, judged, range="24h")
 
     assert "<html" in html and 'id="experiment-page"' in html
     cards = re.findall(r'<div class="stat-label">([^<]+)</div>\s*<div class="stat-value">([^<]+)</div>', html)
     assert dict(cards) == {
-        "Traces": "3", "Error rate": "33.3%", "Latency p50 / p95": "1.20 s / 1.20 s", "Tokens": "450", "Judge cost": "$0.0075",
+        "Traces": "3", "Error rate": "33.3%", "Latency p50 / p95": "1.20 s / 1.20 s", "Tokens": "450", "Judge cost": "$0.007500",
     }
     row = html[html.index("<strong>helpful</strong>"):]
     row = row[: row.index("</tr>")]
@@ -90,14 +69,17 @@ def test_the_tab_shows_cards_charts_and_the_judge_table(browser, judged):
     assert html.index('class="overview-cards"') < html.index("<h2>Quality</h2>") < html.index("<h2>Judges</h2>")
 
 
-def test_charts_are_plotly_figures_from_embedded_json_with_version_marks(browser, judged):
-    html = overview(browser, judged, range="24h")
+def test_charts_are_plotly_figures_from_embedded_json_with_version_marks(editor_client, judged):
+    html = overview(editor_client, judged, range="24h")
     figures = chart_data(html)
 
     quality = figures["chart-judge-0"]
-    [line] = quality["data"]
+    upper, lower, line = quality["data"]  # the 95% Wilson band, then the pass-rate line
     assert line["line"]["color"] == "var(--ok)"  # pass green, from app.css
     assert line["y"][-1] == pytest.approx(0.6667) and len(line["x"]) == 24
+    assert lower["fill"] == "tonexty" and lower["y"][-1] < line["y"][-1] < upper["y"][-1]
+    assert line["customdata"][-1][0] == 3 and "n = %{customdata[0]}" in line["hovertemplate"]  # n on hover
+    assert line["marker"]["symbol"][-1] == "circle-open"  # 3 verdicts: too few to draw as a solid point
     assert [annotation["text"] for annotation in quality["layout"]["annotations"]] == ["v2"]
     assert quality["layout"]["shapes"][0]["x0"] == "2026-11-20 12:30:00"
     traces_chart = figures["chart-traces"]
@@ -109,11 +91,21 @@ def test_charts_are_plotly_figures_from_embedded_json_with_version_marks(browser
     assert not re.search(r'src="(https?:)?//', html) and "cdn." not in html.lower()
     for figure_id in figures:
         assert f'id="{figure_id}"' in html
+    assert html.count("the judge was changed here") == 1  # a legend line for the one chart with a mark
 
 
-def test_day_buckets_mark_latency_as_approximate(browser, judged):
-    week = overview(browser, judged, range="7d")
-    day = overview(browser, judged, range="24h")
+def test_a_judge_that_never_changed_draws_no_version_mark(editor_client, judged):
+    from judges.models import JudgeVersion
+
+    JudgeVersion.objects.filter(version__gt=1).delete()  # as if the judge had never been edited
+    html = overview(editor_client, judged, range="24h")
+    assert chart_data(html)["chart-judge-0"]["layout"]["annotations"] == []
+    assert "the judge was changed here" not in html
+
+
+def test_day_buckets_mark_latency_as_approximate(editor_client, judged):
+    week = overview(editor_client, judged, range="7d")
+    day = overview(editor_client, judged, range="24h")
 
     def latency(html: str) -> str:
         return re.search(r'Latency p50 / p95</div>\s*<div class="stat-value">([^<]+)</div>', html).group(1)
@@ -124,16 +116,18 @@ def test_day_buckets_mark_latency_as_approximate(browser, judged):
     assert chart_data(day)["chart-latency"]["data"][0]["hovertemplate"].startswith("p50 %{y")
 
 
-def test_an_htmx_tab_swap_gets_the_fragment(browser, judged):
-    html = overview(browser, judged, headers=HX_TAB, range="24h")
+def test_an_htmx_tab_swap_gets_the_fragment(editor_client, judged):
+    html = overview(editor_client, judged, headers=HX_TAB, range="24h")
 
     assert "<html" not in html
     assert 'class="tabs"' in html and "chart-judge-0" in html and "overview.css" not in html  # the CSS is in the head
-    assert "Plotly.newPlot" in html  # the drawing script travels with the fragment
+    # The chart data travels with the fragment; the script that draws it is already on the page (base.html loads
+    # overview_charts.js, which draws on htmx:load: no inline script under the Content-Security-Policy).
+    assert '<script id="overview-chart-data" type="application/json">' in html and "<script>" not in html
 
 
-def test_the_range_picker_links_push_the_url(browser, judged):
-    html = overview(browser, judged, range="30d")
+def test_the_range_picker_links_push_the_url(editor_client, judged):
+    html = overview(editor_client, judged, range="30d")
     url = reverse("experiment-overview", args=[judged.pk])
 
     for key in ("1h", "24h", "7d", "30d"):
@@ -144,10 +138,10 @@ def test_the_range_picker_links_push_the_url(browser, judged):
     assert "Last 30 days · per day (UTC)" in html
 
 
-def test_presets_and_custom_dates_pick_the_buckets(browser, judged):
-    assert len(chart_data(overview(browser, judged, range="7d"))["chart-traces"]["data"][0]["x"]) == 8  # days
-    assert len(chart_data(overview(browser, judged, range="1h"))["chart-traces"]["data"][0]["x"]) == 60  # minutes
-    html = overview(browser, judged, **{"from": "2026-11-18", "to": "2026-11-20"})
+def test_presets_and_custom_dates_pick_the_buckets(editor_client, judged):
+    assert len(chart_data(overview(editor_client, judged, range="7d"))["chart-traces"]["data"][0]["x"]) == 8  # days
+    assert len(chart_data(overview(editor_client, judged, range="1h"))["chart-traces"]["data"][0]["x"]) == 60  # minutes
+    html = overview(editor_client, judged, **{"from": "2026-11-18", "to": "2026-11-20"})
     assert len(chart_data(html)["chart-traces"]["data"][0]["x"]) == 3
     assert 'name="from" value="2026-11-18"' in html and 'name="to" value="2026-11-20"' in html  # the form keeps them
 
@@ -160,33 +154,33 @@ def test_presets_and_custom_dates_pick_the_buckets(browser, judged):
         ({"from": "yesterday"}, "&#x27;yesterday&#x27; is not a date"),
     ],
 )
-def test_a_bad_range_is_explained_on_the_page(browser, judged, params, message):
+def test_a_bad_range_is_explained_on_the_page(editor_client, judged, params, message):
     for headers in (None, HX_TAB):
-        html = overview(browser, judged, headers=headers, **params)
+        html = overview(editor_client, judged, headers=headers, **params)
         error = html[html.index('id="range-error"'):]
         assert message in error[: error.index("</div>")]
         assert "overview-chart-data" not in html and 'class="range-presets"' in html
 
 
-def test_no_traces_yet_says_how_to_send_them(browser, experiment):
-    html = overview(browser, experiment)
+def test_no_traces_yet_says_how_to_send_them(editor_client, experiment):
+    html = overview(editor_client, experiment)
 
     assert "No traces yet" in html and f"x-evalapp-experiment-id: {experiment.pk}" in html
     assert "overview-chart-data" not in html
 
 
-def test_no_judges_links_to_the_judges_tab(browser, experiment):
+def test_no_judges_links_to_the_judges_tab(editor_client, experiment):
     ingest(experiment, make_trace("t1"))
-    html = overview(browser, experiment)
+    html = overview(editor_client, experiment)
 
     assert "No judges yet" in html
     assert f'href="{reverse("experiment-judges", args=[experiment.pk])}"' in html
     assert chart_data(html)["chart-traces"]  # performance still shows
 
 
-def test_traces_outside_the_range_point_to_a_wider_one(browser, experiment):
+def test_traces_outside_the_range_point_to_a_wider_one(editor_client, experiment):
     ingest(experiment, make_trace("t1", minutes=-3 * 24 * 60))
-    html = overview(browser, experiment, range="24h")
+    html = overview(editor_client, experiment, range="24h")
 
     notice = html[html.index("No traces in this range"):]
     notice = notice[: notice.index("</div>")]
@@ -195,9 +189,9 @@ def test_traces_outside_the_range_point_to_a_wider_one(browser, experiment):
     assert "last 7 days" in notice
 
 
-def test_traces_older_than_the_presets_point_to_a_custom_range(browser, experiment):
+def test_traces_older_than_the_presets_point_to_a_custom_range(editor_client, experiment):
     ingest(experiment, make_trace("t1", minutes=-90 * 24 * 60))
-    html = overview(browser, experiment, range="30d")
+    html = overview(editor_client, experiment, range="30d")
 
     assert f'href="{reverse("experiment-overview", args=[experiment.pk])}?from=2026-08-22"' in html
 
@@ -218,7 +212,7 @@ def _page_queries(client, experiment) -> int:
     return len(queries)
 
 
-def test_query_count_does_not_grow_with_judges_or_traces(browser, endpoint, django_assert_max_num_queries):
+def test_query_count_does_not_grow_with_judges_or_traces(editor_client, endpoint, django_assert_max_num_queries):
     small = create_experiment("small")
     ingest(small, make_trace("s1"))
     judge(small, endpoint, "only")
@@ -229,28 +223,28 @@ def test_query_count_does_not_grow_with_judges_or_traces(browser, endpoint, djan
     for index, output_type in enumerate(["boolean", "integer", "float", "categorical", "string"]):
         created = judge(large, endpoint, f"judge-{index}", output_type=output_type, **({"categories": ["a", "b"]} if output_type == "categorical" else {}))
         for trace in traces:
-            verdict(created, trace, {"boolean": True, "integer": 3, "float": 0.5, "categorical": "a", "string": "fine"}[output_type])
+            record_verdict(created, trace, {"boolean": True, "integer": 3, "float": 0.5, "categorical": "a", "string": "fine"}[output_type], cost="0.0025")
     judge(large, endpoint, "conversation", scope="session", instructions="{{ conversation }}")
 
-    small_first = _page_queries(browser, small)
+    small_first = _page_queries(editor_client, small)
     plans = window_plan_queries()  # PostgreSQL's planner options
     with django_assert_max_num_queries(13 + plans):  # session, user, role, experiment + 9, storing the hours it summed
-        overview(browser, large, range="7d")
+        overview(editor_client, large, range="7d")
     with django_assert_max_num_queries(10 + plans):  # + 6 once the hours are stored
-        overview(browser, large, range="7d")
-    assert _page_queries(browser, small) == _page_queries(browser, large) < small_first
+        overview(editor_client, large, range="7d")
+    assert _page_queries(editor_client, small) == _page_queries(editor_client, large) < small_first
 
 
 # --- the experiment list -------------------------------------------------------------------------------------------
 
 
-def test_the_list_shows_traffic_active_judges_and_pass_rate(browser, judged, endpoint):
+def test_the_list_shows_traffic_active_judges_and_pass_rate(editor_client, judged, endpoint):
     judge(judged, endpoint, "safety", active=True)
     quiet = create_experiment("quiet")
     ingest(quiet, make_trace("q1", minutes=-3 * 24 * 60))
 
     with time_machine.travel(NOW, tick=False):
-        html = browser.get(reverse("experiment-list")).content.decode()
+        html = editor_client.get(reverse("experiment-list")).content.decode()
 
     rows = re.findall(r'<tr>\s*<td><a href="/experiments/\d+/">([^<]+)</a>.*?<td class="num">([^<]*)</td>\s*'
                       r'<td class="num">([^<]*)</td>\s*<td class="num">(.*?)</td>', html, re.S)
@@ -260,24 +254,24 @@ def test_the_list_shows_traffic_active_judges_and_pass_rate(browser, judged, end
     ]
 
 
-def test_the_list_makes_the_same_queries_for_many_experiments(browser, endpoint, django_assert_max_num_queries):
+def test_the_list_makes_the_same_queries_for_many_experiments(editor_client, endpoint, django_assert_max_num_queries):
     for index in range(12):
         experiment = create_experiment(f"e{index}")
         [trace] = ingest(experiment, make_trace(f"e{index}-t"))
-        verdict(judge(experiment, endpoint, "ok", active=index % 2 == 0), trace, True)
+        record_verdict(judge(experiment, endpoint, "ok", active=index % 2 == 0), trace, True, cost="0.0025")
 
     with django_assert_max_num_queries(8 + window_plan_queries()), time_machine.travel(NOW, tick=False):
-        html = browser.get(reverse("experiment-list")).content.decode()
+        html = editor_client.get(reverse("experiment-list")).content.decode()
     assert html.count("100%") == 12
 
 
-def test_new_experiment_button_opens_the_form(browser, db):
-    html = browser.get(reverse("experiment-list")).content.decode()
+def test_new_experiment_button_opens_the_form(editor_client, db):
+    html = editor_client.get(reverse("experiment-list")).content.decode()
     assert f'href="{reverse("experiment-create")}" hx-get="{reverse("experiment-create")}"' in html
 
-    partial = browser.get(reverse("experiment-create"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="new-experiment").content.decode()
+    partial = editor_client.get(reverse("experiment-create"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="new-experiment").content.decode()
     assert "<html" not in partial and 'name="name"' in partial and 'maxlength="200"' in partial
-    full = browser.get(reverse("experiment-create")).content.decode()
+    full = editor_client.get(reverse("experiment-create")).content.decode()
     assert "<html" in full and 'name="name"' in full
 
 
@@ -290,8 +284,8 @@ def test_new_experiment_button_opens_the_form(browser, db):
         ("checkout-agent", "An experiment named &#x27;checkout-agent&#x27; already exists; pick another name."),
     ],
 )
-def test_the_form_explains_what_is_wrong(browser, experiment, name, error):
-    response = browser.post(reverse("experiment-create"), {"name": name}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="new-experiment")
+def test_the_form_explains_what_is_wrong(editor_client, experiment, name, error):
+    response = editor_client.post(reverse("experiment-create"), {"name": name}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="new-experiment")
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -299,13 +293,13 @@ def test_the_form_explains_what_is_wrong(browser, experiment, name, error):
     assert Experiment.objects.count() == 1
 
 
-def test_creating_an_experiment_opens_its_overview(browser, db):
-    response = browser.post(reverse("experiment-create"), {"name": "  support-bot ", "description": "tier 1"}, HTTP_HX_REQUEST="true")
+def test_creating_an_experiment_opens_its_overview(editor_client, db):
+    response = editor_client.post(reverse("experiment-create"), {"name": "  support-bot ", "description": "tier 1"}, HTTP_HX_REQUEST="true")
 
     created = Experiment.objects.get()
     assert (created.name, created.description) == ("support-bot", "tier 1")
     assert response["HX-Redirect"] == reverse("experiment-overview", args=[created.pk])
-    plain = browser.post(reverse("experiment-create"), {"name": "another"})
+    plain = editor_client.post(reverse("experiment-create"), {"name": "another"})
     assert plain.status_code == 302 and plain["Location"] == reverse("experiment-overview", args=[Experiment.objects.get(name="another").pk])
 
 

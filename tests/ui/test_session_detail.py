@@ -9,11 +9,13 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.urls import reverse
+from django.utils.html import escape
 
-from judges import engine
-from judges.actions import create_judge, pause_judge
+from judges import selection
+from judges.actions import create_judge
 from judges.models import Evaluation, EvaluationStatus, Judge
-from tests.conftest import BASE_TIME, make_trace
+from judges.results import pause_judge
+from tests.conftest import BASE_TIME, ingest, judge_pending, make_trace
 from traces.models import Assessment, AssessmentSource, Session
 
 pytestmark = pytest.mark.django_db
@@ -23,11 +25,6 @@ HX_TAB = {"HX-Request": "true", "HX-Target": "experiment-page"}
 HX_JUDGING = {"HX-Request": "true", "HX-Target": "session-judging"}
 HX_FEEDBACK = {"HX-Request": "true", "HX-Target": "session-feedback"}
 runs_judges = pytest.mark.django_db(transaction=True)  # the engine's worker threads must see committed data
-
-
-def ingest(api, experiment, *traces) -> None:
-    response = api.post(f"/api/v1/experiments/{experiment.pk}/traces", {"traces": list(traces)}, format="json")
-    assert response.status_code == 200, response.content
 
 
 def url(experiment, session_id: str, name: str = "session-detail") -> str:
@@ -48,26 +45,12 @@ def frustration(experiment, endpoint, **fields) -> Judge:
 
 def judge_all_pending() -> None:
     while ids := list(Evaluation.objects.filter(status=EvaluationStatus.PENDING).values_list("pk", flat=True)):
-        engine.judge_pending(ids)
+        judge_pending(ids)
 
 
 @pytest.fixture
-def editor_client(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def viewer_client(client, viewer):
-    client.force_login(viewer)
-    return client
-
-
-@pytest.fixture
-def conversation(api, experiment):
-    ingest(
-        api,
-        experiment,
+def conversation(experiment):
+    ingest(experiment,
         chat_turn("t2", 1, "It still says the card was declined.", "Try another card, or call your bank."),
         chat_turn("t1", 0, "My card was declined at checkout.", "Sorry about that! Which card did you use?"),
         chat_turn("t3", 2, "This is useless!!!", None, status="ERROR"),
@@ -93,13 +76,21 @@ def test_the_conversation_reads_as_a_chat_in_turn_order(editor_client, experimen
     assert "user <span class=\"mono\">ana</span>" in html and "3 turns" in html
 
 
-def test_a_request_that_is_not_a_chat_is_shown_as_json(api, editor_client, experiment):
+def test_a_request_that_is_not_a_chat_is_shown_as_json(editor_client, experiment):
     trace = make_trace("t1", session_id="s9")
     trace["spans"][0]["inputs"] = {"query": ["refunds", "returns"], "top_k": 3}
-    ingest(api, experiment, trace)
+    ingest(experiment, trace)
     html = editor_client.get(url(experiment, "s9")).content.decode()
     assert '<pre>{\n  &quot;query&quot;: [\n    &quot;refunds&quot;,' in html
     assert "answer t1" in html
+
+
+def test_a_message_with_an_image_reads_as_its_text_as_on_the_trace_page(editor_client, experiment):
+    trace = chat_turn("t1", 0, "unused", "It is.")
+    trace["spans"][0]["inputs"]["messages"][1]["content"] = [{"type": "text", "text": "Is this my parcel?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
+    ingest(experiment, trace)
+    html = editor_client.get(url(experiment, "s1")).content.decode()
+    assert "Is this my parcel?\n[image_url]" in html and "base64" not in html
 
 
 def test_htmx_gets_the_tab_fragment_or_only_the_judging_section(editor_client, experiment, conversation):
@@ -110,27 +101,27 @@ def test_htmx_gets_the_tab_fragment_or_only_the_judging_section(editor_client, e
     assert "My card was declined" not in part and "Your feedback" not in part
 
 
-def test_unknown_sessions_are_404_and_ids_with_slashes_work(api, editor_client, experiment):
+def test_unknown_sessions_are_404_and_ids_with_slashes_work(editor_client, experiment):
     assert editor_client.get(url(experiment, "nope")).status_code == 404
-    ingest(api, experiment, make_trace("t1", session_id="team/a#1"))
+    ingest(experiment, make_trace("t1", session_id="team/a#1"))
     assert "answer t1" in editor_client.get(url(experiment, "team/a#1")).content.decode()
 
 
-def test_messages_are_user_data_and_render_as_text(api, editor_client, experiment):
+def test_messages_are_user_data_and_render_as_text(editor_client, experiment):
     evil = chat_turn("t1", 0, "<script>alert('pwned')</script>", "<img src=x onerror=alert(1)>")
     evil["session_id"] = "<b>s</b>"
-    ingest(api, experiment, evil)
+    ingest(experiment, evil)
     html = editor_client.get(url(experiment, "<b>s</b>")).content.decode()
     assert "<script>alert(" not in html and "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in html
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "<b>s</b>" not in html and "&lt;b&gt;s&lt;/b&gt;" in html
 
 
-def test_each_session_judge_says_where_the_conversation_stands(api, editor_client, experiment, endpoint):
+def test_each_session_judge_says_where_the_conversation_stands(editor_client, experiment, endpoint):
     with time_machine.travel(T0, tick=False):
         frustration(experiment, endpoint, session_idle_seconds=300)
         create_judge(experiment, name="complete", scope="session", builtin_key="ConversationCompleteness", endpoint=endpoint, active=False)
-        ingest(api, experiment, chat_turn("t1", 0, "Hi", "Hello"))
+        ingest(experiment, chat_turn("t1", 0, "Hi", "Hello"))
     with time_machine.travel(T0 + timedelta(seconds=100), tick=False):
         html = editor_client.get(url(experiment, "s1")).content.decode()
     assert "automatic evaluation is off for this judge" in html
@@ -141,16 +132,16 @@ def test_each_session_judge_says_where_the_conversation_stands(api, editor_clien
 
 
 @runs_judges
-def test_assessments_show_verdict_cost_and_the_earlier_one_superseded_after_new_turns(api, editor_client, experiment, endpoint):
+def test_assessments_show_verdict_cost_and_the_earlier_one_superseded_after_new_turns(editor_client, experiment, endpoint):
     with time_machine.travel(T0):
         frustration(experiment, endpoint)
-        ingest(api, experiment, chat_turn("t1", 0, "Where is my order?", "It ships tomorrow."))
+        ingest(experiment, chat_turn("t1", 0, "Where is my order?", "It ships tomorrow."))
     with time_machine.travel(T0 + timedelta(seconds=61)):
-        engine.select_sessions()
+        selection.select_sessions()
         judge_all_pending()
-        ingest(api, experiment, chat_turn("t2", 1, "This is useless!!! Talk to a human.", "Connecting you now."))
+        ingest(experiment, chat_turn("t2", 1, "This is useless!!! Talk to a human.", "Connecting you now."))
     with time_machine.travel(T0 + timedelta(seconds=130)):
-        engine.select_sessions()
+        selection.select_sessions()
         judge_all_pending()
         html = editor_client.get(url(experiment, "s1")).content.decode()
     first, second = Assessment.objects.filter(session__session_id="s1").order_by("created_at", "pk")
@@ -166,21 +157,33 @@ def test_assessments_show_verdict_cost_and_the_earlier_one_superseded_after_new_
     assert f"{second.input_tokens:,} in / {second.output_tokens:,} out tokens" in current and f"{second.latency_ms:,} ms" in current
     assert "$0.0" in current  # priced by the endpoint's per-million costs
     assert "every 5s" not in html.split('<section id="session-judging"')[1].split(">")[0]  # judged: nothing to poll for
+    judging = html.split('<section id="session-judging"')[1].split("</section>")[0]
+    assert f"judged: {second.value}" in judging and "&#x27;" not in judging and "judged: &#x27;" not in html  # no Python repr
+
+
+def test_values_read_as_the_judges_output_type():
+    from judges.models import Judge
+
+    assert [Judge(output_type="boolean").describe_value(v) for v in (True, False, None)] == ["Yes", "No", "no value"]
+    assert Judge(output_type="integer", min_value=1, max_value=5).describe_value(4) == "4 (on 1–5)"
+    assert Judge(output_type="float").describe_value(0.25) == "0.25"
+    assert Judge(output_type="categorical").describe_value("unresolved") == "unresolved"
+    assert Judge(output_type="string").describe_value("x" * 80) == "“" + "x" * 57 + "…”"
 
 
 @runs_judges
-def test_a_failed_judgement_is_explained_in_plain_words(api, editor_client, experiment, endpoint, standin, fast_retries):
+def test_a_failed_judgement_is_explained_in_plain_words(editor_client, experiment, endpoint, standin, fast_retries):
     with time_machine.travel(T0):
         frustration(experiment, endpoint)
-        ingest(api, experiment, chat_turn("t1", 0, "Hi", "Hello"))
-    standin.config.script = ["500", "500", "500"]
+        ingest(experiment, chat_turn("t1", 0, "Hi", "Hello"))
+    standin.config.script = ["malformed"]  # an answer that can't be read: an error (a provider outage is retried instead)
     with time_machine.travel(T0 + timedelta(seconds=61)):
-        engine.select_sessions()
+        selection.select_sessions()
         judge_all_pending()
         html = editor_client.get(url(experiment, "s1")).content.decode()
     assessment = Assessment.objects.get()
-    assert assessment.error_code == "provider_error"
-    assert f'<p class="error">Provider error: {assessment.error_message[:30]}' in html
+    assert assessment.error_code == "invalid_answer"
+    assert f'<p class="error">Invalid answer: {escape(assessment.error_message[:30])}' in html  # ("the model's answer…")
 
 
 def test_anyone_may_leave_feedback_and_it_is_listed(viewer_client, experiment, conversation):
@@ -207,15 +210,34 @@ def test_feedback_errors_are_shown_in_the_form_and_nothing_is_saved(viewer_clien
     html = response.content.decode()
     assert response.status_code == 200 and "HX-Trigger" not in response
     assert html.lstrip().startswith('<section id="session-feedback"')
-    assert "Verdict must be true/false, a number or a short text: choose 👍 or 👎, or type a value." in html
+    assert '<p class="error">Give a value: yes or no, a number, or a category.</p>' in html
     assert ">Hmm</textarea>" in html  # what was typed is kept
     assert not Assessment.objects.exists()
 
     full = viewer_client.post(url(experiment, "s1", "session-feedback"), {"name": " ", "value": "true"})
-    assert full.status_code == 200 and "<html" in full.content.decode() and "is required" in full.content.decode()
+    html = full.content.decode()
+    assert full.status_code == 200 and "<html" in html
+    assert "Choose what the feedback is about: thumbs or one of this experiment&#x27;s session judges." in html
+    assert not Assessment.objects.exists()
 
 
-def test_editors_can_judge_the_conversation_again(api, editor_client, experiment, endpoint, conversation):
+def test_feedback_is_read_like_on_the_trace_page_and_must_fit_the_judge_it_is_about(viewer_client, experiment, endpoint, conversation):
+    frustration(experiment, endpoint)  # answers one of none, resolved, unresolved
+    create_judge(experiment, name="escalated", scope="session", endpoint=endpoint, instructions="Did {{ conversation }} escalate?", output_type="boolean")
+    post = lambda **form: viewer_client.post(url(experiment, "s1", "session-feedback"), form, headers=HX_FEEDBACK).content.decode()  # noqa: E731
+
+    assert "frustration answers one of: none, resolved, unresolved." in post(name="frustration", value="other", other_value="a bit")
+    assert "escalated answers yes or no." in post(name="escalated", value="other", other_value="maybe")
+    assert not Assessment.objects.exists()
+    assert "Saved" in post(name="escalated", value="other", other_value="Yes")  # yes/no words are yes and no
+    assert "Saved" in post(name="frustration", value="other", other_value="resolved")
+    assert "Saved" in post(name="thumbs", value="other", other_value="1")  # as on the trace page: 1 is yes
+    assert "Choose what the feedback is about" in post(name="made-up", value="true")
+    current = dict(Assessment.objects.filter(valid=True).values_list("name", "value"))
+    assert current == {"escalated": True, "frustration": "resolved", "thumbs": True}
+
+
+def test_editors_can_judge_the_conversation_again(editor_client, experiment, endpoint, conversation):
     judge = frustration(experiment, endpoint, active=False)
     page = editor_client.get(url(experiment, "s1")).content.decode()
     assert "Judge again" in page
@@ -228,7 +250,7 @@ def test_editors_can_judge_the_conversation_again(api, editor_client, experiment
     assert "queued for judging" in html and "every 5s" in html.split(">")[0]  # polls until the verdict is in
 
 
-def test_judge_again_explains_why_it_cannot_run(api, editor_client, experiment, endpoint, conversation):
+def test_judge_again_explains_why_it_cannot_run(editor_client, experiment, endpoint, conversation):
     judge = frustration(experiment, endpoint)
     pause_judge(judge, "Authentication failed at the endpoint.")
     html = editor_client.post(url(experiment, "s1", "session-judge"), {"judge": judge.pk}, headers=HX_JUDGING).content.decode()
@@ -238,7 +260,7 @@ def test_judge_again_explains_why_it_cannot_run(api, editor_client, experiment, 
     assert not Evaluation.objects.filter(manual=True).exists()
 
 
-def test_viewers_cannot_judge_again(api, viewer_client, experiment, endpoint, conversation):
+def test_viewers_cannot_judge_again(viewer_client, experiment, endpoint, conversation):
     judge = frustration(experiment, endpoint, active=False)
     assert "Judge again" not in viewer_client.get(url(experiment, "s1")).content.decode()
     response = viewer_client.post(url(experiment, "s1", "session-judge"), {"judge": judge.pk}, headers=HX_JUDGING)

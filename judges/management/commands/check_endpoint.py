@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from judges.actions import check_connection
+from judges.endpoint_actions import check_connection
 from judges.models import ModelEndpoint
 
 

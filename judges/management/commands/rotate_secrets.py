@@ -9,8 +9,8 @@ from judges.models import ModelEndpoint
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt stored API keys with the current EVALAPP_SECRET_KEY. Set the new key, list the old one in "
-        "EVALAPP_SECRET_KEY_FALLBACKS, run this, then remove the fallback."
+        "Re-encrypt stored API keys with the current key, the first of EVALAPP_ENCRYPTION_KEYS. Put the new key "
+        "first, keep the old ones after it, run this, then remove the old ones."
     )
 
     def handle(self, *args, **options):

@@ -2,15 +2,18 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from judges.actions import ConfigError, run_judge_on_session, run_judge_on_trace
+from judges.errors import ConfigError
 from judges.llm import ERROR_TITLES
+from judges.manual import judge_by_hand
 from judges.models import Judge
-from traces.models import Session, Trace
 from traces.payload import whole_number
 
 
 class Command(BaseCommand):
-    help = "Run a judge on one trace or one session now and record the assessment (ignores sampling and filters)."
+    help = (
+        "Judge one trace or one session now, in this process, and record the assessment (ignores sampling, filters "
+        "and the on/off switch; honours the endpoint's limits and the judge's spend cap, like every judgement)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("judge", help="judge name")
@@ -26,18 +29,12 @@ class Command(BaseCommand):
         if found is None:
             raise CommandError(f"No judge {judge!r} in experiment {experiment!r}.")
         try:
-            if trace:
-                target = Trace.objects.filter(trace_id=trace, experiment=found.experiment).first()
-                if target is None:
-                    raise CommandError(f"No trace {trace!r} in experiment {found.experiment.name!r}.")
-                assessment = run_judge_on_trace(found, target)
-            else:
-                target = Session.objects.filter(session_id=session, experiment=found.experiment).first()
-                if target is None:
-                    raise CommandError(f"No session {session!r} in experiment {found.experiment.name!r}.")
-                assessment = run_judge_on_session(found, target)
+            [evaluation] = judge_by_hand(found, trace_ids=[trace] if trace else None, session_ids=[session] if session else None)
         except ConfigError as error:
             raise CommandError(str(error)) from None
+        assessment = evaluation.assessment
+        if assessment is None:  # released unjudged (e.g. the judge was paused meanwhile): it waits in the queue
+            raise CommandError(f"{found.name} did not judge it now ({evaluation.status}); it stays queued for the workers.")
         if assessment.error_code:
             self.stdout.write(f"{found.name} v{assessment.judge_version}: {ERROR_TITLES.get(assessment.error_code, assessment.error_code)} — {assessment.error_message}")
             return

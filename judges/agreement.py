@@ -1,0 +1,210 @@
+"""How well a judge agrees with people: the numbers from pairs (judge verdict, human label), no Django.
+
+For yes/no and category judges: accuracy, Cohen's κ and the confusion matrix. For whole-number judges (an ordered
+scale): accuracy, κ with **quadratic** weights (a 4 for a 5 costs less than a 1 for a 5), MAE and Spearman's ρ. For
+decimal judges: MAE and Spearman's ρ. Every figure carries a 95% interval from `scipy.stats.bootstrap` (percentile
+method, paired resampling — a pair is resampled whole — and a fixed seed, so the same pairs give the same interval).
+Below `MIN_PAIRS` pairs nothing is estimated: the answer is "insufficient", not a number that means nothing.
+
+κ is computed here (numpy, a few lines) rather than taken from scikit-learn, which the project doesn't install;
+`cohen_kappa` matches sklearn.metrics.cohen_kappa_score (tested on a fixed set against the hand computation)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MIN_PAIRS = 20
+CONFIDENCE = 0.95
+RESAMPLES = 1000
+SEED = 20261206
+
+# Output types (judges.models.OutputType values) and what is measured for each.
+NOMINAL = ("boolean", "categorical")
+ORDINAL = ("integer",)
+CONTINUOUS = ("float",)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One figure with its 95% bootstrap interval (low/high None when the resamples cannot vary it)."""
+
+    value: float
+    low: float | None
+    high: float | None
+
+    @property
+    def half_width(self) -> float | None:
+        if self.low is None or self.high is None:
+            return None
+        return (self.high - self.low) / 2
+
+    def as_json(self) -> dict[str, float | None]:
+        return {"value": _round(self.value), "low": _round(self.low), "high": _round(self.high)}
+
+
+def _round(number: float | None) -> float | None:
+    return None if number is None or not math.isfinite(number) else round(float(number), 4)
+
+
+@dataclass
+class Agreement:
+    """What a set of pairs says. `sufficient` False: only `n` (and the confusion matrix) mean anything."""
+
+    output_type: str
+    n: int
+    sufficient: bool
+    accuracy: Estimate | None = None
+    kappa: Estimate | None = None
+    kappa_weights: str | None = None  # None (plain), "quadratic" (ordered scales)
+    mae: Estimate | None = None
+    spearman: Estimate | None = None
+    labels: list[Any] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)  # rows: the judge's value, columns: the person's
+
+    @property
+    def needed(self) -> int:
+        return max(0, MIN_PAIRS - self.n)
+
+    def as_json(self) -> dict[str, Any]:
+        figures = {name: getattr(self, name) for name in ("accuracy", "kappa", "mae", "spearman")}
+        return {
+            "n": self.n,
+            "status": "ok" if self.sufficient else "insufficient",
+            "min_pairs": MIN_PAIRS,
+            **{name: (estimate.as_json() if estimate is not None else None) for name, estimate in figures.items()},
+            "kappa_weights": self.kappa_weights,
+            "confusion": {"labels": self.labels, "rows": self.confusion} if self.labels else None,
+        }
+
+
+def _codes(judge: Sequence[Any], human: Sequence[Any], labels: Sequence[Any] | None) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """Both sides as integer codes 0..k-1 over one label list (the given order, then any value seen, sorted)."""
+    known = list(labels or [])
+    seen = [value for value in sorted({*judge, *human}, key=lambda v: (str(type(v)), v)) if value not in known]
+    order = known + seen
+    index = {_key(value): position for position, value in enumerate(order)}
+    return (
+        np.array([index[_key(v)] for v in judge], dtype=np.int64),
+        np.array([index[_key(v)] for v in human], dtype=np.int64),
+        order,
+    )
+
+
+def _key(value: Any) -> tuple[str, Any]:
+    return (type(value).__name__, value)  # True and 1 are different labels
+
+
+def confusion_matrix(judge_codes: np.ndarray, human_codes: np.ndarray, k: int) -> np.ndarray:
+    """k×k counts; a leading batch axis is kept (one matrix per resample)."""
+    batch = judge_codes.shape[:-1]
+    flat = (judge_codes * k + human_codes).reshape(-1, judge_codes.shape[-1])
+    offsets = (np.arange(flat.shape[0]) * k * k)[:, None]
+    counts = np.bincount((flat + offsets).ravel(), minlength=flat.shape[0] * k * k)
+    return counts.reshape(*batch, k, k)
+
+
+def kappa_from_confusion(matrix: np.ndarray, weights: str | None = None) -> np.ndarray:
+    """Cohen's κ of one or many k×k matrices: 1 − Σw·observed / Σw·expected, with w = 0/1 (plain), |i−j| (linear) or
+    (i−j)² (quadratic). Where chance agreement is total (every pair the same single value) κ is undefined: NaN."""
+    k = matrix.shape[-1]
+    i, j = np.indices((k, k))
+    w = {None: (i != j).astype(float), "linear": np.abs(i - j).astype(float), "quadratic": ((i - j) ** 2).astype(float)}[weights]
+    total = matrix.sum(axis=(-2, -1), keepdims=True).astype(float)
+    observed = matrix / total
+    expected = observed.sum(axis=-1, keepdims=True) * observed.sum(axis=-2, keepdims=True)
+    disagreement_expected = (w * expected).sum(axis=(-2, -1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1 - (w * observed).sum(axis=(-2, -1)) / disagreement_expected
+
+
+def cohen_kappa(judge: Sequence[Any], human: Sequence[Any], *, labels: Sequence[Any] | None = None, weights: str | None = None) -> float:
+    judge_codes, human_codes, order = _codes(judge, human, labels)
+    return float(kappa_from_confusion(confusion_matrix(judge_codes, human_codes, len(order)), weights))
+
+
+def _rank(values: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(values, axis=-1)
+
+
+def _spearman(judge: np.ndarray, human: np.ndarray) -> np.ndarray:
+    # Pearson's r of the ranks (ties averaged) = scipy.stats.spearmanr, vectorised over the resamples.
+    a, b = _rank(judge), _rank(human)
+    a = a - a.mean(axis=-1, keepdims=True)
+    b = b - b.mean(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (a * b).sum(axis=-1) / np.sqrt((a * a).sum(axis=-1) * (b * b).sum(axis=-1))
+
+
+def _intervals(statistics, judge: np.ndarray, human: np.ndarray, seed: int, undefined: tuple[float, ...]) -> list[Estimate]:
+    """One bootstrap for several figures (the same resamples): each statistic maps (judge, human) → a value per
+    resample. A rare resample can leave a figure undefined — κ when both sides give one same value throughout
+    (chance agreement is total, and so is the agreement), ρ when a side is constant — and it counts as the
+    figure's `undefined` value (κ 1, ρ 0) rather than voiding the whole interval."""
+    from scipy.stats import bootstrap
+
+    points = [float(statistic(judge, human)) for statistic in statistics]
+    both = lambda a, b, axis=-1: np.stack([np.nan_to_num(statistic(a, b), nan=fill) for statistic, fill in zip(statistics, undefined, strict=True)])  # noqa: E731
+    # Resamples that cannot vary a figure (every pair agrees) make scipy warn; such a figure gets no interval below.
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = bootstrap(
+            (judge, human), both, paired=True, vectorized=True, n_resamples=RESAMPLES,
+            confidence_level=CONFIDENCE, method="percentile", random_state=np.random.default_rng(seed),
+        )
+    estimates = []
+    for point, low, high in zip(points, np.atleast_1d(result.confidence_interval.low), np.atleast_1d(result.confidence_interval.high), strict=True):
+        finite = math.isfinite(point) and math.isfinite(low) and math.isfinite(high)
+        estimates.append(Estimate(point, float(low), float(high)) if finite else Estimate(point, None, None))
+    return estimates
+
+
+def _accuracy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a == b).mean(axis=-1)
+
+
+def _mae(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a - b).mean(axis=-1)
+
+
+def measure(output_type: str, judge: Sequence[Any], human: Sequence[Any], *, labels: Sequence[Any] | None = None, seed: int = SEED) -> Agreement:
+    """Agreement of `judge[i]` with `human[i]` for a judge of `output_type` (OutputType values; "string" judges
+    have no agreement: free text is not compared). `labels`: the judge's categories or scale, in order."""
+    if len(judge) != len(human):
+        raise ValueError("judge and human must be paired: the same length")
+    n = len(judge)
+    result = Agreement(output_type=output_type, n=n, sufficient=n >= MIN_PAIRS)
+    if output_type in NOMINAL + ORDINAL:
+        judge_codes, human_codes, order = _codes(judge, human, labels)
+        k = max(1, len(order))
+        result.labels = order
+        result.confusion = confusion_matrix(judge_codes, human_codes, k).tolist() if n else []
+        if result.sufficient:
+            weights = "quadratic" if output_type in ORDINAL else None
+            result.kappa_weights = weights
+            kappa = lambda a, b: kappa_from_confusion(confusion_matrix(a, b, k), weights)  # noqa: E731
+            result.accuracy, result.kappa = _intervals([_accuracy, kappa], judge_codes, human_codes, seed, undefined=(0.0, 1.0))
+    if output_type in ORDINAL + CONTINUOUS and result.sufficient:
+        a, b = np.asarray(judge, dtype=float), np.asarray(human, dtype=float)
+        result.mae, result.spearman = _intervals([_mae, _spearman], a, b, seed, undefined=(0.0, 0.0))
+    return result
+
+
+def more_for_half_width(agreement: Agreement, target: float = 0.10) -> int | None:
+    """A projection, not a promise: how many more pairs would bring κ's interval to ±`target`, assuming its width
+    shrinks as 1/√n (as a bootstrap interval does for a steady rate of agreement). None when it can't be said."""
+    if not agreement.sufficient or agreement.kappa is None:
+        return None
+    half = agreement.kappa.half_width
+    if half is None:
+        return None
+    if half <= target:
+        return 0
+    return math.ceil(agreement.n * (half / target) ** 2) - agreement.n

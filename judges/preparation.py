@@ -1,0 +1,193 @@
+"""What one judgement sends: the judge's definition (saved or the form's unsaved one), what it sees of a trace or a
+session, and the prompt — or why the judge doesn't apply. Reads the database, writes nothing, calls no model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Prefetch
+
+from judges import prompt_values
+from judges.catalog import BUILTIN_JUDGES
+from judges.egress import EgressPolicy
+from judges.llm import EndpointConfig
+from judges.models import Judge, ModelEndpoint
+from judges.outputs import OutputSpec
+from judges.prompting import Prompt, build_prompt
+from judges.templating import GUIDELINES, render
+from traces.models import Session, Span, Trace
+
+REQUIREMENT_MESSAGES = {
+    "inputs": "this {target} has no request (inputs) to judge",
+    "outputs": "this {target} has no response (outputs) to judge{why}",
+    "retrieval": "{judge} needs RETRIEVER spans (documents your retriever returned); this {target} has none{kinds}",
+    "tools": "{judge} needs TOOL spans (the tool calls your agent made); this {target} has none{kinds}",
+    "conversation": "this session has no turns to judge",
+    "guidelines": "{judge} needs guidelines to check against; edit the judge and write them",
+}
+
+
+@dataclass
+class JudgeDefinition:
+    """Everything about a judge that decides what it asks: saved or not (the form's "try it")."""
+
+    name: str
+    scope: str
+    builtin_key: str
+    instructions: str
+    spec: OutputSpec
+    endpoint: EndpointConfig
+    endpoint_name: str = ""
+    model: str = ""
+    is_standin: bool = False
+
+    @property
+    def template(self) -> str:
+        if not self.builtin_key:
+            return self.instructions
+        builtin = BUILTIN_JUDGES[self.builtin_key]
+        if self.instructions.strip() and "guidelines" not in builtin.requires:
+            return builtin.template + "\n\nAlso take into account these criteria from the team:\n" + self.instructions.strip()
+        return builtin.template
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return BUILTIN_JUDGES[self.builtin_key].requires if self.builtin_key else ()
+
+    @property
+    def label(self) -> str:
+        return BUILTIN_JUDGES[self.builtin_key].label if self.builtin_key else self.name
+
+
+@lru_cache(maxsize=8)
+def _policy(allowed_hosts: tuple[str, ...], allow_private: bool) -> EgressPolicy:
+    return EgressPolicy(allowed_hosts, allow_private)
+
+
+def egress_policy() -> EgressPolicy:
+    """Where model calls may go, from the settings as they are now (judges.egress)."""
+    return _policy(tuple(settings.EVALAPP_ENDPOINT_ALLOWED_HOSTS), settings.EVALAPP_ENDPOINT_ALLOW_PRIVATE)
+
+
+def endpoint_config(endpoint: ModelEndpoint) -> EndpointConfig:
+    return EndpointConfig(
+        model=endpoint.model,
+        api_base=endpoint.api_base,
+        api_key=endpoint.key_for_call(),
+        inference_params=dict(endpoint.inference_params or {}),
+        timeout_seconds=endpoint.timeout_seconds,
+        max_retries=endpoint.max_retries,
+        output_mode=endpoint.output_mode,
+        detected_output_mode=endpoint.detected_output_mode,
+        input_cost_per_million=endpoint.input_cost_per_million,
+        output_cost_per_million=endpoint.output_cost_per_million,
+        context_window=endpoint.context_window,
+        egress=egress_policy(),
+    )
+
+
+def definition_of(judge: Judge) -> JudgeDefinition:
+    return JudgeDefinition(
+        name=judge.name,
+        scope=judge.scope,
+        builtin_key=judge.builtin_key,
+        instructions=judge.instructions,
+        spec=OutputSpec(judge.output_type, tuple(judge.categories or ()), judge.min_value, judge.max_value),
+        endpoint=endpoint_config(judge.endpoint),
+        endpoint_name=judge.endpoint.name,
+        model=judge.endpoint.model,
+        is_standin=judge.endpoint.is_standin,
+    )
+
+
+def _span_data(span: Span) -> prompt_values.SpanData:
+    return prompt_values.SpanData(
+        span_id=span.span_id,
+        parent_span_id=span.parent_span_id,
+        name=span.name,
+        span_type=span.span_type,
+        status=span.status,
+        status_message=span.status_message,
+        duration_ms=span.duration_ms,
+        inputs=span.inputs,
+        outputs=span.outputs,
+        started_at=span.started_at.isoformat(),
+    )
+
+
+def trace_data(trace: Trace) -> prompt_values.TraceData:
+    spans = list(trace.spans.all())  # prefetched by callers that load many
+    return prompt_values.TraceData(
+        trace_id=trace.trace_id,
+        request=trace.request,
+        response=trace.response,
+        metadata=dict(trace.metadata or {}),
+        tags=dict(trace.tags or {}),
+        status=trace.status,
+        spans=[_span_data(span) for span in sorted(spans, key=lambda span: (span.started_at, span.pk))],
+    )
+
+
+def session_traces(session: Session) -> list[Trace]:
+    return list(
+        Trace.objects.filter(experiment_id=session.experiment_id, session_id=session.session_id)
+        .order_by("started_at", "pk")
+        .prefetch_related(Prefetch("spans", queryset=Span.objects.order_by("started_at", "pk")))
+    )
+
+
+def _not_applicable(definition: JudgeDefinition, values: dict[str, Any], target: str, status: str, spans) -> str | None:
+    kinds = sorted({span.span_type for span in spans})
+    for requirement in definition.requires:
+        present = {
+            "inputs": values.get("inputs") is not None,
+            "outputs": values.get("outputs") is not None,
+            "retrieval": values.get("retrieved_context") is not None,
+            "tools": values.get("tool_calls") is not None,
+            "conversation": values.get("conversation") is not None,
+            "guidelines": bool(definition.instructions.strip()),
+        }[requirement]
+        if not present:
+            return REQUIREMENT_MESSAGES[requirement].format(
+                target=target,
+                judge=definition.label,
+                kinds=f" (its span types: {', '.join(kinds)})" if kinds else "",
+                why=" (the trace ended with an error)" if status == "ERROR" else "",
+            ) + "."
+    return None
+
+
+@dataclass
+class Prepared:
+    """The prompt for one judgement, or why the judge does not apply."""
+
+    prompt: Prompt | None
+    not_applicable: str = ""
+
+
+def _prepare(definition: JudgeDefinition, values: dict[str, Any], target: str, status: str, spans) -> Prepared:
+    reason = _not_applicable(definition, values, target, status, spans)
+    if reason:
+        return Prepared(None, reason[0].upper() + reason[1:])
+    if definition.builtin_key:
+        values = {**values, GUIDELINES: definition.instructions.strip()}
+    task, blocks = render(definition.template, values)
+    prompt = build_prompt(task, blocks, definition.spec, context_window_tokens=definition.endpoint.context_tokens())
+    if prompt.missing and not definition.builtin_key:
+        names = ", ".join("{{ " + label.lower() + " }}" for label in prompt.missing)
+        return Prepared(prompt, f"This {target} has no value for {names}, which the instructions use.")
+    return Prepared(prompt)
+
+
+def prepare_trace(definition: JudgeDefinition, trace: Trace) -> Prepared:
+    data = trace_data(trace)
+    return _prepare(definition, prompt_values.trace_values(data), "trace", trace.status, data.spans)
+
+
+def prepare_session(definition: JudgeDefinition, session: Session, traces: list[Trace] | None = None) -> Prepared:
+    turns = [trace_data(trace) for trace in (traces if traces is not None else session_traces(session))]
+    spans = [span for turn in turns for span in turn.spans]
+    return _prepare(definition, prompt_values.session_values(turns), "session", "OK", spans)

@@ -1,0 +1,392 @@
+"""Judging pending work: claim it, call the model within the endpoint's limits, record each result.
+
+Evaluation rows are the source of truth: unique per (judge, trace) and per (judge, session, generation), claimed
+with one conditional UPDATE, finished with another that only succeeds for the claim holder — so two workers can
+never both record a result. A heartbeat keeps this worker's leases alive; a dead worker's work is reclaimed by the
+sweep (judges.sweep) when its lease runs out.
+
+`drain` is what the background task runs; the same limits (the endpoint's shared concurrency slots, its
+requests-per-minute budget, the judge's daily spend cap) apply to every judgement, by hand or automatic."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Prefetch, Q
+from django.utils import timezone
+
+from judges import limits, outages, spend
+from judges.llm import AUTHENTICATION, CONFIGURATION, NOT_APPLICABLE, RATE_LIMITED, CallResult, complete
+from judges.models import Evaluation, EvaluationStatus, Judge
+from judges.preparation import Prepared, definition_of, prepare_session, prepare_trace, session_traces
+from judges.results import Outcome, record_result
+from judges.secrets import SecretUnreadable
+from traces.models import Span, Trace
+
+logger = logging.getLogger(__name__)
+decisions = logging.getLogger("judges.decisions")
+
+PENDING, RUNNING, DONE, ERROR = EvaluationStatus.PENDING, EvaluationStatus.RUNNING, EvaluationStatus.DONE, EvaluationStatus.ERROR
+POLL_SECONDS = 0.05
+ZERO = Decimal(0)
+# Claimed work waiting for an endpoint slot, at most: a round that hoarded more would keep live work that arrives
+# meanwhile (claimed first, by priority) behind its backlog.
+MAX_WAITING = 8
+
+
+def lease_seconds() -> int:
+    return settings.EVALAPP_LEASE_SECONDS
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def new_token() -> str:
+    return f"{worker_id()}:{uuid.uuid4().hex[:8]}"
+
+
+# --- claiming and settling ------------------------------------------------------------------------------
+
+
+def claim(ids: list[int] | None, *, limit: int = 64, token: str | None = None) -> tuple[str, list[Evaluation]]:
+    """Atomically take up to `limit` pending evaluations (of unpaused judges) for this worker, with a lease."""
+    token = token or new_token()
+    now = timezone.now()
+    # Work asked for by hand (a job) runs even when automatic evaluation is off; work waiting to retry after a
+    # provider failure, or on a paused judge or endpoint, waits.
+    pending = Evaluation.objects.filter(
+        Q(judge__active=True) | Q(manual=True),
+        Q(not_before__isnull=True) | Q(not_before__lte=now),
+        status=PENDING,
+        judge__paused_reason="",
+        judge__endpoint__paused_reason="",
+        judge__experiment__deleting_since__isnull=True,  # its experiment is being deleted: no money spent on it
+    )
+    if ids is not None:
+        pending = pending.filter(pk__in=ids)
+    chosen = list(pending.order_by("priority", "created_at", "pk").values_list("pk", flat=True)[:limit])
+    if not chosen:
+        return token, []
+    Evaluation.objects.filter(pk__in=chosen, status=PENDING).update(
+        status=RUNNING,
+        claimed_by=token,
+        lease_expires_at=now + timedelta(seconds=lease_seconds()),
+        attempts=F("attempts") + 1,
+        started_at=now,
+    )
+    claimed = list(
+        Evaluation.objects.filter(pk__in=chosen, claimed_by=token, status=RUNNING).select_related(
+            "judge__endpoint", "judge__experiment", "trace", "session"
+        )
+    )
+    for evaluation in claimed:
+        decisions.debug("claimed evaluation %s (judge %s) as %s", evaluation.pk, evaluation.judge.name, token)
+    return token, claimed
+
+
+def finish(evaluation: Evaluation, token: str, outcome: Outcome) -> bool:
+    """Record the result if we still hold the claim. False if the lease was lost to another worker."""
+    result = outcome.result
+    with transaction.atomic():
+        won = Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token, status=RUNNING).update(
+            status=DONE if result.ok else ERROR,
+            error_code=result.error_code,
+            error_message=result.error_message,
+            cost_usd=result.cost_usd,
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+        )
+        if not won:
+            decisions.debug("evaluation %s: lease lost, result dropped", evaluation.pk)
+            return False
+        target = {"trace": evaluation.trace} if evaluation.trace_id else {"session": evaluation.session}
+        assessment = record_result(evaluation.judge, outcome, **target)
+        Evaluation.objects.filter(pk=evaluation.pk).update(assessment=assessment)
+    decisions.debug(
+        "evaluation %s (judge %s): %s",
+        evaluation.pk,
+        evaluation.judge.name,
+        repr(result.value) if result.ok else f"{result.error_code}: {result.error_message}",
+    )
+    return True
+
+
+def release_claim(evaluation: Evaluation, token: str) -> None:
+    """Give back work that was claimed but never started (time budget spent, judge paused meanwhile): it is
+    picked up again, and the claim doesn't count as an attempt."""
+    Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token, status=RUNNING).update(
+        status=PENDING, claimed_by="", lease_expires_at=None, attempts=F("attempts") - 1
+    )
+
+
+def _heartbeat(token: str, stop: threading.Event) -> None:
+    """Keep our leases alive while we work, so only a dead worker's evaluations are reclaimed."""
+    interval = max(1.0, lease_seconds() / 3)
+    try:
+        while not stop.wait(interval):
+            Evaluation.objects.filter(claimed_by=token, status=RUNNING).update(
+                lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds())
+            )
+            limits.renew(token)
+    finally:
+        connection.close()
+
+
+# --- what each judgement needs before its call -----------------------------------------------------------
+
+
+def _load(evaluations: list[Evaluation]) -> dict[int, Prepared | CallResult]:
+    """Read what the judges will see (in the draining thread: pool threads only make HTTP calls)."""
+    trace_pks = [e.trace_id for e in evaluations if e.trace_id]
+    if trace_pks:
+        spans = Prefetch("spans", queryset=Span.objects.order_by("started_at", "pk"))
+        traces = {t.pk: t for t in Trace.objects.filter(pk__in=trace_pks).prefetch_related(spans)}
+        for evaluation in evaluations:
+            if evaluation.trace_id:
+                evaluation.trace = traces[evaluation.trace_id]
+    prepared: dict[int, Prepared | CallResult] = {}
+    for evaluation in evaluations:
+        try:
+            definition = definition_of(evaluation.judge)
+            if evaluation.trace_id:
+                prepared[evaluation.pk] = prepare_trace(definition, evaluation.trace)
+            else:
+                prepared[evaluation.pk] = prepare_session(definition, evaluation.session, session_traces(evaluation.session))
+        except SecretUnreadable as error:
+            prepared[evaluation.pk] = CallResult(error_code=CONFIGURATION, error_message=str(error))
+        except Exception as error:  # one broken evaluation must not strand the batch
+            logger.exception("preparing evaluation %s failed", evaluation.pk)
+            prepared[evaluation.pk] = CallResult(error_code=CONFIGURATION, error_message=f"Could not prepare the prompt: {type(error).__name__}: {error}")
+    return prepared
+
+
+def outcome_without_call(ready: Prepared | CallResult) -> Outcome | None:
+    """The outcome when no call is needed (the prompt couldn't be built, the judge doesn't apply); None when the
+    model should be called."""
+    if isinstance(ready, CallResult):
+        return Outcome(ready)
+    if ready.not_applicable or ready.prompt is None:
+        return Outcome(CallResult(error_code=NOT_APPLICABLE, error_message=ready.not_applicable))
+    return None
+
+
+def call_model(judge: Judge, prepared: Prepared) -> Outcome:
+    """Runs in a pool thread: HTTP only, no database (a thread per call would mean a connection per call)."""
+    definition = definition_of(judge)
+    result = complete(definition.endpoint, prepared.prompt.messages, definition.spec)
+    return Outcome(result, truncated=prepared.prompt.truncated, messages=prepared.prompt.messages)
+
+
+def take_slot(endpoint, holder: str) -> int | None:
+    """One of the endpoint's shared concurrency slots and room in its requests-per-minute budget, or None."""
+    limits.ensure_slots(endpoint)
+    slot = limits.try_acquire(endpoint, holder)
+    if slot is not None and endpoint.requests_per_minute and limits.take_minute_budget(endpoint) > 0:
+        limits.release(slot, holder)
+        return None
+    return slot
+
+
+# --- the draining loop ----------------------------------------------------------------------------------
+
+
+class _Drain:
+    """One task's judging round: this thread claims, prepares and settles; pool threads only call models."""
+
+    def __init__(self, first_ids: list[int] | None, *, take_more: bool, budget_seconds: float, max_in_flight: int):
+        self.ids = first_ids
+        self.take_more = take_more
+        self.max_in_flight = max_in_flight
+        self.deadline = time.monotonic() + budget_seconds
+        self.token = new_token()
+        self.estimates: dict[int, Decimal] = {}  # per judge: what a call is reserved against its spend cap
+        self.waiting: list[tuple[Evaluation, Prepared]] = []
+        self.in_flight: dict[Future, tuple[Evaluation, int, Decimal]] = {}  # -> (evaluation, slot, reserved)
+        self.claimed: list[Evaluation] = []
+        self.paused: set[int] = set()  # judges whose key was refused during this round
+        self.paused_endpoints: set[int] = set()  # endpoints that paused themselves (an outage) during this round
+        self.may_claim = True
+        self.finished = 0
+        self.deferred: dict[int, datetime] = {}  # given back after a provider failure: pk -> when to try again
+
+    def time_left(self) -> bool:
+        return time.monotonic() < self.deadline
+
+    def claim_more(self) -> bool:
+        """Take what there is room for; False when nothing was found."""
+        room = min(self.max_in_flight - len(self.in_flight), MAX_WAITING) - len(self.waiting)
+        if not (self.may_claim and room > 0 and self.time_left()):
+            return True
+        _, claimed = claim(self.ids, limit=room, token=self.token)
+        if self.ids is not None and self.take_more and len(claimed) < room:
+            claimed += claim(None, limit=room - len(claimed), token=self.token)[1]
+        if self.ids is not None and not self.take_more:
+            self.may_claim = False
+        self.ids = None
+        self.prepare(claimed)
+        return bool(claimed)
+
+    def retry_deferred(self) -> bool:
+        """Work this round gave back after a provider failure: wait for the earliest retry time (within the round's
+        budget) and take it again, so a short outage costs seconds, not a sweep. False when there is none to wait
+        for (nothing deferred, not within the budget, or its endpoint paused itself)."""
+        if not self.deferred:
+            return False
+        earliest = min(self.deferred.values())
+        wait_seconds = (earliest - timezone.now()).total_seconds()
+        if time.monotonic() + max(0.0, wait_seconds) >= self.deadline:
+            return False
+        time.sleep(max(0.0, min(wait_seconds, 1.0)))
+        due = [pk for pk, at in self.deferred.items() if at <= timezone.now()]
+        if due:
+            for pk in due:
+                del self.deferred[pk]
+            self.prepare(claim(due, limit=len(due), token=self.token)[1])  # not claimed: paused, or taken elsewhere
+        return True
+
+    def prepare(self, claimed: list[Evaluation]) -> None:
+        """Load what the claimed judgements need; settle at once those needing no call, queue the rest."""
+        if claimed:
+            self.claimed.extend(claimed)
+            prepared = _load(claimed)
+            for evaluation in claimed:
+                ready = prepared[evaluation.pk]
+                outcome = outcome_without_call(ready)
+                if outcome is None:
+                    self.waiting.append((evaluation, ready))
+                else:
+                    self.finished += finish(evaluation, self.token, outcome)
+
+    def start_calls(self, pool: ThreadPoolExecutor) -> None:
+        """Start the calls that endpoint slots (and per-minute budgets) allow now; the rest keeps waiting. Work of
+        a judge paused meanwhile (its key was refused) is given back to wait for the fix."""
+        if not self.time_left():
+            for evaluation, _ in self.waiting:  # out of time: what hasn't started goes back to the queue
+                release_claim(evaluation, self.token)
+            self.waiting = []
+        blocked: set[int] = set()
+        still_waiting = []
+        for evaluation, ready in self.waiting:
+            if evaluation.judge_id in self.paused or evaluation.judge.endpoint_id in self.paused_endpoints:
+                release_claim(evaluation, self.token)
+                continue
+            endpoint = evaluation.judge.endpoint
+            slot = None if endpoint.pk in blocked else take_slot(endpoint, f"{self.token}:{evaluation.pk}")
+            if slot is None:
+                blocked.add(endpoint.pk)
+                still_waiting.append((evaluation, ready))
+                continue
+            judge = evaluation.judge
+            if judge.daily_cost_cap_usd is not None and judge.pk not in self.estimates:
+                self.estimates[judge.pk] = spend.estimate(judge, ready)
+            reserved = self.estimates.get(judge.pk, ZERO)
+            if (capped := spend.reserve(judge, reserved)) is not None:
+                limits.release(slot, f"{self.token}:{evaluation.pk}")
+                self.finished += finish(evaluation, self.token, Outcome(capped))
+                continue
+            self.in_flight[pool.submit(call_model, judge, ready)] = (evaluation, slot, reserved)
+        self.waiting = still_waiting
+
+    def settle(self, done: set[Future]) -> None:
+        for future in done:
+            evaluation, slot, reserved = self.in_flight.pop(future)
+            limits.release(slot, f"{self.token}:{evaluation.pk}")
+            try:
+                outcome = future.result()
+            except Exception as error:  # a bug on our side: recorded (and visible), never retried in a loop
+                logger.exception("judging evaluation %s failed", evaluation.pk)
+                outcome = Outcome(CallResult(error_code="provider_error", error_message=f"internal error: {type(error).__name__}: {error}"))
+            spend.settle(evaluation.judge, reserved, outcome.result.cost_usd)
+            limits.record_call(evaluation.judge.endpoint, outcome.result)
+            if outcome.result.error_code == AUTHENTICATION:
+                self.paused.add(evaluation.judge_id)
+            if outcome.ok:
+                outages.succeeded(evaluation.judge.endpoint)
+            elif outages.is_transient(outcome.result) and (retry_at := outages.defer(evaluation, self.token, outcome.result)):
+                if evaluation.judge.endpoint.is_paused:
+                    self.paused_endpoints.add(evaluation.judge.endpoint_id)
+                else:
+                    self.deferred[evaluation.pk] = retry_at
+                continue
+            self.finished += finish(evaluation, self.token, outcome)
+
+    def run(self) -> int:
+        stop = threading.Event()
+        heartbeat = threading.Thread(target=_heartbeat, args=(self.token, stop), daemon=True)
+        heartbeat.start()
+        try:
+            with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
+                while True:
+                    found = self.claim_more()
+                    self.start_calls(pool)
+                    if not self.in_flight and not self.waiting:
+                        if self.may_claim and found and self.time_left():
+                            continue  # take another look: more may have arrived meanwhile
+                        if self.retry_deferred():
+                            continue
+                        break
+                    if self.in_flight:
+                        done, _ = wait(list(self.in_flight), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                        self.settle(done)
+                    else:
+                        time.sleep(POLL_SECONDS)  # everything waits for a slot held elsewhere
+        finally:
+            stop.set()
+            heartbeat.join(timeout=5)
+            for evaluation in self.claimed:  # anything still ours after an unexpected error goes back to the queue
+                release_claim(evaluation, self.token)
+        return self.finished
+
+
+def drain(
+    first_ids: list[int] | None,
+    *,
+    take_more: bool = True,
+    budget_seconds: float | None = None,
+    max_in_flight: int | None = None,
+) -> int:
+    """Judge `first_ids` and (with `take_more`) whatever else is pending, until nothing is or the time budget is
+    spent. Returns how many results this worker recorded."""
+    return _Drain(
+        first_ids,
+        take_more=take_more,
+        budget_seconds=budget_seconds if budget_seconds is not None else settings.EVALAPP_DRAIN_SECONDS,
+        max_in_flight=max_in_flight or settings.EVALAPP_DRAIN_CONCURRENCY,
+    ).run()
+
+
+def call_within_limits(judge: Judge, prepared: Prepared, *, wait_seconds: float) -> Outcome:
+    """One call outside any evaluation ("Try it" on the form's unsaved judge), under the same limits as the
+    workers: the judge's spend cap, one of the endpoint's shared slots and its per-minute budget. Waits up to
+    `wait_seconds` for a slot."""
+    outcome = outcome_without_call(prepared)
+    if outcome is not None:
+        return outcome
+    holder = f"{new_token()}:try"
+    deadline = time.monotonic() + wait_seconds
+    while (slot := take_slot(judge.endpoint, holder)) is None:
+        if time.monotonic() >= deadline:
+            message = f"All {judge.endpoint.max_concurrency} concurrent calls of {judge.endpoint.name} are busy judging; try again in a moment."
+            return Outcome(CallResult(error_code=RATE_LIMITED, error_message=message))
+        time.sleep(POLL_SECONDS * 4)
+    reserved = spend.estimate(judge, prepared) if judge.pk and judge.daily_cost_cap_usd is not None else ZERO
+    if (capped := spend.reserve(judge, reserved)) is not None:
+        limits.release(slot, holder)
+        return Outcome(capped)
+    try:
+        outcome = call_model(judge, prepared)
+    finally:
+        limits.release(slot, holder)
+    spend.settle(judge, reserved, outcome.result.cost_usd)
+    return outcome

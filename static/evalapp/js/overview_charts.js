@@ -1,0 +1,95 @@
+// Draws the Overview's charts from #overview-chart-data. Runs on a full page load, after an htmx swap that brings the chart
+// data, and after a back/forward restore from htmx's history cache (which brings back the drawn charts' markup without their state, so each chart is cleared and drawn again).
+// plotly.js (~4.5 MB) is loaded once, on first use, from our own static files. Charts are emptied before htmx
+// saves the page for the back button (see below).
+// The figures come from the json_script #overview-chart-data, plotly's address from <body data-plotly-src> (no
+// inline script: the Content-Security-Policy allows scripts from our static files only).
+(function () {
+  var figures = [];
+  var styles = null;
+
+  // Figures name colours as CSS variables ("var(--ok)") so the charts use app.css's palette.
+  function resolve(value) {
+    if (typeof value === "string") {
+      var match = /^var\((--[\w-]+)\)$/.exec(value);
+      return match ? styles.getPropertyValue(match[1]).trim() : value;
+    }
+    if (Array.isArray(value)) return value.map(resolve);
+    if (value && typeof value === "object") {
+      var copy = {};
+      Object.keys(value).forEach(function (key) { copy[key] = resolve(value[key]); });
+      return copy;
+    }
+    return value;
+  }
+
+  function draw() {
+    if (!document.getElementById("overview-chart-data")) return;  // another page or tab by the time plotly loaded
+    var previous = window.evalappOverviewCharts;
+    if (previous) {
+      previous.observer.disconnect();
+      previous.elements.forEach(function (element) { window.Plotly.purge(element); });
+    }
+    // Charts follow their card's width (window resizes, and the grid settling after a tab swap's CSS applies).
+    var observer = new ResizeObserver(function (entries) {
+      entries.forEach(function (entry) { if (entry.target.isConnected) window.Plotly.Plots.resize(entry.target); });
+    });
+    var elements = [];
+    figures.forEach(function (figure) {
+      var holder = document.getElementById(figure.id);
+      if (!holder) return;
+      // Plot into a fresh child without an id: htmx's settle step resets the class of elements whose id was
+      // on the page before the swap, which would strip plotly's own classes (and its layout) from the holder.
+      var element = document.createElement("div");
+      holder.replaceChildren(element);
+      window.Plotly.newPlot(element, resolve(figure.data), resolve(figure.layout), {displayModeBar: false});
+      observer.observe(element);
+      elements.push(element);
+    });
+    window.evalappOverviewCharts = {observer: observer, elements: elements};
+  }
+
+  // htmx keeps a copy of the page for the back button; drawn charts would make it hundreds of kilobytes (in
+  // sessionStorage), and this script draws them again on restore anyway. The swap follows at once.
+  if (!window.evalappOverviewHistoryHook) {
+    window.evalappOverviewHistoryHook = true;
+    document.addEventListener("htmx:beforeHistorySave", function () {
+      var drawn = window.evalappOverviewCharts;
+      if (!drawn) return;
+      drawn.observer.disconnect();
+      drawn.elements.forEach(function (element) { window.Plotly.purge(element); element.remove(); });
+      window.evalappOverviewCharts = null;
+    });
+  }
+
+  function start() {
+    var source = document.getElementById("overview-chart-data");
+    if (!source) return;
+    figures = JSON.parse(source.textContent);
+    styles = getComputedStyle(document.documentElement);
+    if (window.Plotly) { draw(); return; }
+    var loader = document.getElementById("plotly-js");
+    if (!loader) {
+      loader = document.createElement("script");
+      loader.id = "plotly-js";
+      loader.src = document.body.dataset.plotlySrc;
+      document.head.appendChild(loader);
+    }
+    loader.addEventListener("load", draw, {once: true});
+  }
+
+  // htmx:load comes for the page (on <body>) and for each element an htmx swap brings (the Overview tab, a new
+  // range); htmx:historyRestore for a back/forward restore from htmx's history cache. A restore brings both, so
+  // the drawing waits for the events of one moment to pass and runs once.
+  var scheduled = false;
+  function schedule() {
+    if (scheduled) return;
+    scheduled = true;
+    setTimeout(function () { scheduled = false; start(); }, 0);
+  }
+  document.addEventListener("htmx:load", function (event) {
+    var element = event.target;
+    if (element.id === "overview-chart-data" || (element.querySelector && element.querySelector("#overview-chart-data"))) schedule();
+  });
+  document.addEventListener("htmx:historyRestore", schedule);
+})();
