@@ -11,6 +11,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from judges import try_runs
+from judges.models import TryRun
 from tests.browser.conftest import post_traces
 from traces.feedback import add_feedback
 from traces.models import Session, Trace
@@ -136,6 +138,10 @@ def test_html_in_logged_data_is_shown_as_text_everywhere(logged_in, live_server,
     page.fill("#id_instructions", "Is {{ outputs }} polite?")
     page.get_by_role("textbox", name="Trace id to try it on").fill("xss-1")
     page.get_by_role("button", name="Try it").click()
+    # A worker makes the call (judges.try_runs); this process plays the worker while the page polls.
+    expect(page.locator("#try-result")).not_to_be_empty()
+    queued = TryRun.objects.get(status=TryRun.Status.QUEUED)
+    assert try_runs.run(queued.pk)
     result = page.locator("#try-result .try-verdict")
     expect(result.locator(".rationale")).to_contain_text("[stand-in model]")
     expect(result).to_contain_text(f"Request: {SCRIPT} where is my order?")

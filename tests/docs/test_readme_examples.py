@@ -92,7 +92,9 @@ def free_port() -> int:
 def base_env(var_dir: Path, standin: StandinLLM) -> dict[str, str]:
     """The environment of every server-side process (manage.py, gunicorn, qcluster)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("EVALAPP_")}
-    for key in ("DATABASE_URL", "REDIS_URL", "DEBUG"):
+    # DJANGO_ALLOW_ASYNC_UNSAFE: the browser tests' conftest sets it in this process; a server must not inherit it
+    # (and `check --deploy` refuses it).
+    for key in ("DATABASE_URL", "REDIS_URL", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"):
         env.pop(key, None)
     env.update(
         DJANGO_SETTINGS_MODULE="evalapp.settings",  # the production settings, as `./run app` uses

@@ -23,7 +23,9 @@ PRODUCTION = {"EVALAPP_HTTPS": "true", "ALLOWED_HOSTS": "evals.example.com", "CS
 
 
 def manage(tmp_path: Path, *args: str, **variables: str) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG", "DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    # (DJANGO_ALLOW_ASYNC_UNSAFE comes from the browser tests' conftest when they run in the same session.)
+    dropped = ("SECRET_KEY", "DEBUG", "DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    env = {key: value for key, value in os.environ.items() if key not in dropped}
     env.update(EVALAPP_VAR_DIR=str(tmp_path), SECRET_KEY=secrets.token_urlsafe(50), **variables)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 

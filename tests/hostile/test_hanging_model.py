@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from judges import try_runs, worker
 from judges.actions import create_judge
+from judges.egress import EgressPolicy
 from judges.endpoint_actions import create_endpoint
 from judges.llm import TIMEOUT, EndpointConfig, complete
 from judges.manual import start_job
@@ -86,7 +87,8 @@ def hanging_endpoint(db, hanging_model) -> ModelEndpoint:
 
 def test_a_call_to_a_model_that_never_answers_ends_as_a_timeout(hanging_model, fast_retries):
     config = EndpointConfig(
-        model="openai/hangs", api_base=hanging_model.api_base, api_key="sk-x", timeout_seconds=TIMEOUT_SECONDS, max_retries=1
+        model="openai/hangs", api_base=hanging_model.api_base, api_key="sk-x", timeout_seconds=TIMEOUT_SECONDS, max_retries=1,
+        egress=EgressPolicy(allowed_hosts=("127.0.0.1",)),  # the hanging model listens on loopback
     )
     # A guard against hanging, far above the 2 × 1 s the two attempts take (litellm's first import included).
     with deadline(60):
