@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "traces",
     "judges",
     "datasets",
+    "evaluations",
     "standin",
 ]
 
