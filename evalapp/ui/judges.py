@@ -87,7 +87,7 @@ def attach_stats(judges: list[Judge]) -> None:
         outage = Q(status=EvaluationStatus.ERROR, error_code__in=TRANSIENT, finished_at__gte=now - timedelta(hours=24))
         queued, provider_errors = {}, {}
         for row in (
-            Evaluation.objects.filter(waiting | outage, judge_id__in=[judge.pk for judge in judges])
+            Evaluation.objects.filter(waiting | outage, judge_id__in=[judge.pk for judge in judges], shadow__isnull=True)
             .values("judge_id")
             .annotate(queued=Count("pk", filter=waiting), provider_errors=Count("pk", filter=outage))
             .order_by()
