@@ -157,7 +157,7 @@ def test_shadow_verdicts_never_move_an_alert(experiment, endpoint):
     common = {"name": judge.name, "source_type": AssessmentSource.LLM_JUDGE, "judge_name": judge.name, "source_id": f"judge:{judge.pk}"}
     Assessment.objects.bulk_create(Assessment(trace=trace, value=True, judge_version=1, **common) for trace in traces)
     Assessment.objects.bulk_create(Assessment(trace=trace, value=False, judge_version=started.version, shadow=True, **common) for trace in traces)
-    evaluate.check_rules(BASE_TIME + timedelta(minutes=61))
+    evaluate.check_rules(BASE_TIME + timedelta(minutes=60))
     rule.refresh_from_db()
     assert rule.last_figures["n"] == 60 and rule.last_figures["value"] == 1.0
     assert not AlertEvent.objects.exists()
