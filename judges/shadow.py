@@ -166,16 +166,36 @@ class ShadowStats:
     queued: int = 0
     cost_usd: Decimal = Decimal(0)
 
+    def as_json(self) -> dict[str, Any]:
+        shadow = self.version
+        return {
+            "version": shadow.version,
+            "status": shadow.role,
+            "settings": shadow.settings(),
+            "model": shadow.config.get("model", ""),
+            "created_at": shadow.created_at,
+            "ended_at": shadow.ended_at,
+            "judged": self.judged,
+            "errors": self.errors,
+            "queued": self.queued,
+            "cost_usd": float(self.cost_usd),
+        }
+
 
 def shadow_stats(judges: list[Judge]) -> dict[int, ShadowStats]:
     """Per judge with a running shadow: what it judged and cost since it started, and what waits for it (kept apart
     from the live version's figures). Two queries whatever the number of judges."""
     shadows = {row.judge_id: row for row in JudgeVersion.all_objects.filter(judge__in=judges, role=VersionRole.SHADOW)}
-    found = {judge_id: ShadowStats(row) for judge_id, row in shadows.items()}
+    return stats_of(list(shadows.values()))
+
+
+def stats_of(shadows: list[JudgeVersion]) -> dict[int, ShadowStats]:
+    """Each shadow version's work so far (by judge id: one shadow per judge given)."""
+    found = {row.judge_id: ShadowStats(row) for row in shadows}
     if not shadows:
         return found
     rows = (
-        Evaluation.objects.filter(shadow__in=list(shadows.values()))
+        Evaluation.objects.filter(shadow__in=shadows)
         .values("judge_id", "status")
         .annotate(count=Count("pk"), cost=Sum("cost_usd"))
         .order_by()
