@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import standin.verdicts
 
+import standin.verdicts
 from evalapp.overview.compute import compute_overview, judge_totals
 from evalapp.overview.ranges import parse_range
 from judges import selection, shadow, tasks
