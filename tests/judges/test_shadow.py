@@ -323,3 +323,17 @@ def test_retention_deletes_shadow_verdicts_with_their_traces(experiment, endpoin
     delete_batch(experiment, BASE_TIME + timedelta(days=1))
     assert not Trace.objects.exists() and not Assessment.all_objects.exists()
     assert not Evaluation.objects.exists()
+
+
+def test_the_diff_is_paged_and_its_queries_do_not_grow_with_the_page(experiment, endpoint, standin, no_noise, django_assert_max_num_queries):
+    judge = relevance(experiment, endpoint)
+    started = shadow.start_shadow(judge, instructions=TONE)
+    run_ingest_task(scripted_traffic(experiment, count=39))  # 26 of them disagree
+    first = shadow.shadow_diff(judge, started)
+    assert (first.total, first.pages, len(first.rows)) == (26, 2, 25)
+    with django_assert_max_num_queries(8):
+        second = shadow.shadow_diff(judge, started, page=2)
+    assert len(second.rows) == 1 and {row.target_id for row in first.rows + second.rows} == {
+        trace.trace_id for trace in Trace.objects.filter(experiment=experiment) if not trace.trace_id.endswith("plain")
+    }
+    assert shadow.shadow_diff(judge, started, page=99).page == 2  # past the end: the last page
