@@ -36,6 +36,7 @@ urlpatterns = [
     path("", include("evalapp.ui.endpoints")),
     path("", include("evalapp.ui.alerts")),
     path("", include("evalapp.ui.datasets")),
+    path("", include("evalapp.ui.evaluations")),
     path("", include("evalapp.ui.retention")),
     path("", include("evalapp.ui.deletion")),
     path("login/", LoginView.as_view(), name="login"),  # failures counted: accounts.throttle
