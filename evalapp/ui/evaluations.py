@@ -39,6 +39,8 @@ from traces.payload import whole_number
 
 RUNS_PER_PAGE = 20
 ROWS_PER_PAGE = 25
+# Changes listed per section on the compare page unless ?all=1 (the API lists every one).
+CHANGES_SHOWN = 200
 POLL_SECONDS = 3
 
 
@@ -254,7 +256,10 @@ def run_compare(request: HttpRequest, experiment_id: int, run_id: uuid.UUID) -> 
         context["error"] = f"These runs cannot be compared: {error}."
         return render_tab(request, experiment, "evaluations", "evalapp/evaluations/compare.html", context, status=400)
 
+    show_all = request.GET.get("all") == "1"
+
     def changes(items):
+        items = items if show_all else items[:CHANGES_SHOWN]
         return [
             {
                 "change": item,
@@ -274,6 +279,10 @@ def run_compare(request: HttpRequest, experiment_id: int, run_id: uuid.UUID) -> 
         regressions=changes(comparison.regressions),
         improvements=changes(comparison.improvements),
         swap_url=reverse("evaluation-compare", args=[experiment.pk, base.pk]) + "?" + urlencode({"with": str(new.pk)}),
+        all_url=""
+        if show_all or max(len(comparison.regressions), len(comparison.improvements)) <= CHANGES_SHOWN
+        else reverse("evaluation-compare", args=[experiment.pk, new.pk]) + "?" + urlencode({"with": str(base.pk), "all": "1"}),
+        changes_shown=CHANGES_SHOWN,
     )
     return render_tab(request, experiment, "evaluations", "evalapp/evaluations/compare.html", context)
 

@@ -89,10 +89,10 @@ def test_the_tab_pages_runs_in_a_fixed_number_of_queries(editor_client, experime
         build_run(experiment, [judges["correct"]], [Row(inputs={"q": n}, verdicts={"correct": True})], name=f"run-{n:02d}")
     with django_assert_max_num_queries(9):  # 4 of them summarize every run on the page at once
         first = text(editor_client.get(tab_url(experiment)))
-    assert first.count('<tr id="run-') == 20 and "run-22" in first and "run-02" not in first
+    assert first.count('<tr id="run-') == 20 and ">run-22</a>" in first and ">run-02</a>" not in first
     assert "Older →" in first
     second = text(editor_client.get(tab_url(experiment) + "?page=2"))
-    assert second.count('<tr id="run-') == 3 and "run-00" in second and "← Newer" in second
+    assert second.count('<tr id="run-') == 3 and ">run-00</a>" in second and "← Newer" in second
 
 
 def test_the_tab_polls_only_while_a_run_is_judging(editor_client, experiment, judges):
@@ -198,3 +198,20 @@ def test_the_dataset_page_and_list_show_their_runs(editor_client, experiment, fi
 def test_pages_need_a_login(client, finished):
     response = client.get(run_url(finished))
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_a_long_comparison_lists_its_first_changes_and_links_to_all(editor_client, experiment, judges, refunds, finished, monkeypatch):
+    from evalapp.ui import evaluations as pages
+
+    monkeypatch.setattr(pages, "CHANGES_SHOWN", 2)
+    dataset, records = refunds
+    # Every row passing: the 10 rows that failed before improve.
+    new = build_run(experiment, [judges["correct"]], [Row(inputs={}, record=r, verdicts={"correct": True}) for r in records[:29]], name="v3", dataset=dataset)
+    url = reverse("evaluation-compare", args=[experiment.pk, new.pk]) + f"?with={finished.pk}"
+    page = text(editor_client.get(url))
+    assert "Improvements (10)" in words(page)
+    improvements = re.search(r'id="improvements">.*?</table>', page).group(0)
+    assert improvements.count('class="change-row"') == 2 and "Show every change" in page
+    everything = text(editor_client.get(url + "&all=1"))
+    assert re.search(r'id="improvements">.*?</table>', everything).group(0).count('class="change-row"') == 10
+    assert "Show every change" not in everything
