@@ -110,7 +110,7 @@ def _row_keys(run: EvaluationRun) -> tuple[dict[str, dict[str, Any]], int]:
     key (datasets.records.record_key). A repeated key keeps its first row; the count of repeats is returned."""
     keyed: dict[str, dict[str, Any]] = {}
     repeats = 0
-    rows = RunRow.objects.filter(run=run).values("pk", "position", "record_id", "trace_id").order_by("position")
+    rows = RunRow.objects.filter(run=run).values("pk", "position", "record_id", "trace_id", "error").order_by("position")
     unkeyed = []
     for row in rows:
         if row["record_id"] is None:
@@ -327,6 +327,11 @@ def compare(base: EvaluationRun, new: EvaluationRun) -> Comparison:
         notes.append(f"rows with the same record more than once were compared once ({base_repeats} in the base run, {new_repeats} in the new)")
     if skipped := sorted(set(base_types) ^ set(new_types)):
         notes.append("judges in only one of the runs are not compared: " + ", ".join(skipped))
+    # A row whose predict function raised has no verdicts, so no pair: say how many, as they are not in the tests.
+    newly_broken = sum(1 for key in joined.shared if joined.new_rows[key]["error"] and not joined.base_rows[key]["error"])
+    fixed = sum(1 for key in joined.shared if joined.base_rows[key]["error"] and not joined.new_rows[key]["error"])
+    if newly_broken or fixed:
+        notes.append(f"{newly_broken} row(s) raised in the new run's predict function but not in the base run's, {fixed} the other way round; they have no pair")
 
     judges, flips = [], []
     for name in (name for name in base_types if name in new_types):
