@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from evaluations.models import RunStatus
 from judges.models import Evaluation, EvaluationStatus
+from tests.browser.conftest import screenshot
 from tests.conftest import record_verdict
 from tests.evaluations.conftest import PENDING, Row, build_run, dataset_with, yes_no_judge
 
@@ -45,6 +46,7 @@ def test_open_a_run_and_compare_it_with_the_previous_one(logged_in, live_server,
     expect(first_verdict.locator(".rationale")).to_be_hidden()
     first_verdict.locator("summary").click()
     expect(first_verdict.locator(".rationale")).to_have_text("new reason 0")
+    screenshot(page, "evaluation-run")
 
     page.get_by_label(re.compile("Compare")).select_option(value=str(base.pk))
     page.get_by_role("button", name="Compare").click()
@@ -54,6 +56,7 @@ def test_open_a_run_and_compare_it_with_the_previous_one(logged_in, live_server,
     expect(page.locator("#compare-correct")).to_contain_text("McNemar (exact)")
     expect(page.locator("#regressions")).to_contain_text("old reason 0")
     expect(page.locator("#regressions")).to_contain_text("new reason 0")
+    screenshot(page, "evaluation-compare")
     assert page.js_errors == []
 
 
