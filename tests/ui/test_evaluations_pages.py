@@ -215,3 +215,12 @@ def test_a_long_comparison_lists_its_first_changes_and_links_to_all(editor_clien
     everything = text(editor_client.get(url + "&all=1"))
     assert re.search(r'id="improvements">.*?</table>', everything).group(0).count('class="change-row"') == 10
     assert "Show every change" not in everything
+
+
+def test_odd_page_numbers_and_filters_land_on_a_real_page(editor_client, experiment, finished):
+    past_the_end = text(editor_client.get(run_url(finished, page=999)))
+    assert "rows 26–30 of 30" in past_the_end
+    assert "rows 1–25 of 30" in text(editor_client.get(run_url(finished, page="abc", only="bogus")))
+    assert editor_client.get(tab_url(experiment) + "?page=-3").status_code == 200
+    itself = editor_client.get(reverse("evaluation-compare", args=[experiment.pk, finished.pk]) + f"?with={finished.pk}")
+    assert itself.status_code == 400 and "compared with itself" in text(itself)
