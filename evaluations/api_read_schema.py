@@ -25,13 +25,13 @@ RUN_ID = _uuid("run_id", "The run's id.", EXAMPLE_RUN_ID)
 OTHER_ID = _uuid("other_id", "The run to compare with `run_id` (the new one; `run_id` is the base).", EXAMPLE_OTHER_ID)
 
 
-class PinnedJudgeSerializer(serializers.Serializer):
+class EvaluationRunJudgeSerializer(serializers.Serializer):
     name = serializers.CharField(allow_null=True)
     version = serializers.IntegerField(allow_null=True, help_text="The judge's version when the run started.")
     output_type = serializers.CharField(allow_null=True, help_text="boolean (yes/no), integer, float, categorical or string.")
 
 
-class JudgeMetricSerializer(serializers.Serializer):
+class EvaluationRunJudgeMetricSerializer(serializers.Serializer):
     name = serializers.CharField()
     version = serializers.IntegerField(allow_null=True)
     output_type = serializers.CharField()
@@ -49,7 +49,7 @@ class JudgeMetricSerializer(serializers.Serializer):
     cost_usd = serializers.FloatField()
 
 
-class GateSerializer(serializers.Serializer):
+class EvaluationRunGateOutcomeSerializer(serializers.Serializer):
     judge_name = serializers.CharField()
     metric = serializers.ChoiceField(choices=["pass_rate", "mean"])
     operator = serializers.ChoiceField(choices=[">=", "<="])
@@ -60,7 +60,7 @@ class GateSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True, help_text="Why a gate without a figure failed.")
 
 
-class SummarySerializer(serializers.Serializer):
+class EvaluationRunSummarySerializer(serializers.Serializer):
     done = serializers.IntegerField(help_text="Evaluations of the run settled (judged, failed, skipped).")
     total = serializers.IntegerField(help_text="Evaluations of the run.")
     progress = serializers.FloatField(allow_null=True)
@@ -69,28 +69,28 @@ class SummarySerializer(serializers.Serializer):
     cost_usd = serializers.FloatField()
     duration_seconds = serializers.FloatField()
     passed = serializers.BooleanField(help_text="Every gate passed (true without gates).")
-    judges = JudgeMetricSerializer(many=True)
-    gates = GateSerializer(many=True)
+    judges = EvaluationRunJudgeMetricSerializer(many=True)
+    gates = EvaluationRunGateOutcomeSerializer(many=True)
 
 
-class RunSerializer(serializers.Serializer):
+class EvaluationRunDetailSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     experiment_id = serializers.IntegerField()
     name = serializers.CharField()
     status = serializers.ChoiceField(choices=["predicting", "judging", "done", "cancelled"])
     dataset_id = serializers.IntegerField(allow_null=True)
     dataset_name = serializers.CharField(allow_blank=True)
-    judges = PinnedJudgeSerializer(many=True)
+    judges = EvaluationRunJudgeSerializer(many=True)
     params = serializers.DictField(child=serializers.JSONField(), help_text="What was evaluated (agent version, commit, model…).")
     row_count = serializers.IntegerField()
     created_by = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
     judging_started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
-    summary = SummarySerializer()
+    summary = EvaluationRunSummarySerializer()
 
 
-class VerdictSerializer(serializers.Serializer):
+class EvaluationRunRowVerdictSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=["judged", "error", "not_applicable", "pending", "running", "missing"])
     value = serializers.JSONField(allow_null=True)
     passed = serializers.BooleanField(allow_null=True, help_text="Yes/no verdicts: the value; else null.")
@@ -99,7 +99,7 @@ class VerdictSerializer(serializers.Serializer):
     error_message = serializers.CharField(allow_blank=True)
 
 
-class RowSerializer(serializers.Serializer):
+class EvaluationRunRowSerializer(serializers.Serializer):
     position = serializers.IntegerField()
     record_id = serializers.IntegerField(allow_null=True)
     record_version = serializers.IntegerField(allow_null=True)
@@ -110,18 +110,18 @@ class RowSerializer(serializers.Serializer):
     trace_id = serializers.CharField(allow_null=True)
     error = serializers.CharField(allow_blank=True, help_text="The predict function's error, if it raised.")
     latency_ms = serializers.IntegerField(allow_null=True)
-    verdicts = serializers.DictField(child=VerdictSerializer(), help_text="By judge name.")
+    verdicts = serializers.DictField(child=EvaluationRunRowVerdictSerializer(), help_text="By judge name.")
 
 
-class RowPageSerializer(serializers.Serializer):
-    rows = RowSerializer(many=True)
+class EvaluationRunRowPageSerializer(serializers.Serializer):
+    rows = EvaluationRunRowSerializer(many=True)
     total = serializers.IntegerField()
     offset = serializers.IntegerField()
     limit = serializers.IntegerField()
     next_offset = serializers.IntegerField(allow_null=True)
 
 
-class SideSerializer(serializers.Serializer):
+class EvaluationRunComparedSideSerializer(serializers.Serializer):
     position = serializers.IntegerField()
     outputs = serializers.JSONField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
@@ -130,17 +130,17 @@ class SideSerializer(serializers.Serializer):
     rationale = serializers.CharField(allow_blank=True)
 
 
-class RowChangeSerializer(serializers.Serializer):
+class EvaluationRunRowChangeSerializer(serializers.Serializer):
     judge_name = serializers.CharField()
     kind = serializers.ChoiceField(choices=["pass → fail", "fail → pass", "score drop", "score rise"])
     delta = serializers.FloatField(allow_null=True, help_text="new − base, for numbers.")
     inputs = serializers.JSONField()
     expectations = serializers.JSONField()
-    base = SideSerializer()
-    new = SideSerializer()
+    base = EvaluationRunComparedSideSerializer()
+    new = EvaluationRunComparedSideSerializer()
 
 
-class JudgeChangeSerializer(serializers.Serializer):
+class EvaluationRunJudgeChangeSerializer(serializers.Serializer):
     name = serializers.CharField()
     output_type = serializers.CharField()
     test = serializers.ChoiceField(choices=["mcnemar", "wilcoxon"], allow_null=True)
@@ -154,16 +154,16 @@ class JudgeChangeSerializer(serializers.Serializer):
     note = serializers.CharField(allow_blank=True)
 
 
-class ComparisonSerializer(serializers.Serializer):
+class EvaluationRunComparisonSerializer(serializers.Serializer):
     base_run_id = serializers.UUIDField()
     new_run_id = serializers.UUIDField()
     matched = serializers.IntegerField(help_text="Rows joined (by dataset record id, else by the inputs' key).")
     only_base = serializers.IntegerField()
     only_new = serializers.IntegerField()
     notes = serializers.ListField(child=serializers.CharField())
-    judges = JudgeChangeSerializer(many=True)
-    regressions = RowChangeSerializer(many=True)
-    improvements = RowChangeSerializer(many=True)
+    judges = EvaluationRunJudgeChangeSerializer(many=True)
+    regressions = EvaluationRunRowChangeSerializer(many=True)
+    improvements = EvaluationRunRowChangeSerializer(many=True)
 
 
 SUMMARY_EXAMPLE = {
@@ -255,7 +255,7 @@ run_detail = extend_schema_view(
         f"quality gate with its value, n and outcome (a gate with no verdicts fails); judging progress. {WHO}",
         tags=TAG,
         parameters=[RUN_ID],
-        responses={200: RunSerializer, **errors(404)},
+        responses={200: EvaluationRunDetailSerializer, **errors(404)},
         examples=[OpenApiExample("A finished run", value=RUN_EXAMPLE, response_only=True)],
     )
 )
@@ -278,7 +278,7 @@ run_rows = extend_schema_view(
                 description="`failed`: rows a yes/no judge failed; `errors`: predict or judge errors; `changed`: the record changed since.",
             ),
         ],
-        responses={200: RowPageSerializer, **errors(400, 404)},
+        responses={200: EvaluationRunRowPageSerializer, **errors(400, 404)},
         examples=[OpenApiExample("A page of rows", value={"rows": [ROW_EXAMPLE], "total": 100, "offset": 0, "limit": 1, "next_offset": 1}, response_only=True)],
     )
 )
@@ -294,7 +294,7 @@ run_compare = extend_schema_view(
         f"improvement, with both runs' outputs and rationales. Runs of other experiments or datasets: 400 on `other_id`. {WHO}",
         tags=TAG,
         parameters=[RUN_ID, OTHER_ID],
-        responses={200: ComparisonSerializer, **errors(400, 404)},
+        responses={200: EvaluationRunComparisonSerializer, **errors(400, 404)},
         examples=[OpenApiExample("One regression", value=COMPARISON_EXAMPLE, response_only=True)],
     )
 )

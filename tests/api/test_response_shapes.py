@@ -14,8 +14,12 @@ from jsonschema import Draft202012Validator
 
 from datasets.actions import TraceSelection, add_traces_to_dataset, create_dataset, merge_records
 from datasets.records import parse_records
+from judges import shadow
+from judges.acting import acting_judge
 from judges.actions import create_judge
+from judges.llm import CallResult
 from judges.manual import start_job
+from judges.results import Outcome, record_result
 from tests.conftest import ingest, judge_now, make_trace, record_verdict
 from traces.feedback import add_feedback
 from traces.models import Session
@@ -96,6 +100,10 @@ def test_every_json_read_answers_as_documented(api, openapi, judged):
     experiment_id, job, endpoint = judged["experiment"].pk, judged["job"], judged["endpoint"]
     base, new = judged["runs"]
     datasets = f"/api/v1/experiments/{experiment_id}/datasets"
+    helpful = judged["experiment"].judges.get(name="helpful")
+    running = shadow.start_shadow(helpful, instructions="Is {{ outputs }} a polite answer to {{ inputs }}?")
+    for trace in judged["experiment"].traces.filter(trace_id__in=["t1", "t2"]):  # t2: a disagreement a person labelled
+        record_result(acting_judge(running, helpful), Outcome(CallResult(value=trace.trace_id == "t1", rationale="shadow says")), trace=trace, shadow=running)
     dataset, record = judged["dataset"], judged["dataset"].records.get(source_trace_id="t1")
     reads = {
         "/api/v1/experiments/{experiment_id}/datasets": datasets,
@@ -115,6 +123,8 @@ def test_every_json_read_answers_as_documented(api, openapi, judged):
         "/api/v1/experiments/{experiment_id}/judges/{name}": f"/api/v1/experiments/{experiment_id}/judges/frustration",
         "/api/v1/experiments/{experiment_id}/judges/{name}/versions": f"/api/v1/experiments/{experiment_id}/judges/helpful/versions",
         "/api/v1/experiments/{experiment_id}/judges/{name}/agreement": f"/api/v1/experiments/{experiment_id}/judges/helpful/agreement",
+        "/api/v1/experiments/{experiment_id}/judges/{name}/shadow": f"/api/v1/experiments/{experiment_id}/judges/helpful/shadow",
+        "/api/v1/experiments/{experiment_id}/judges/{name}/shadow/diff": f"/api/v1/experiments/{experiment_id}/judges/helpful/shadow/diff",
         "/api/v1/experiments/{experiment_id}/overview": f"/api/v1/experiments/{experiment_id}/overview?range=30d",
         "/api/v1/endpoints": "/api/v1/endpoints",
         "/api/v1/endpoints/{endpoint_id}": f"/api/v1/endpoints/{endpoint.pk}",
@@ -141,6 +151,7 @@ def test_every_json_read_answers_as_documented(api, openapi, judged):
     assert bodies["/api/v1/evaluation-runs/{run_id}"]["summary"]["gates"][0]["passed"] is True
     assert bodies["/api/v1/evaluation-runs/{run_id}/rows"]["next_offset"] == 1
     assert len(bodies["/api/v1/evaluation-runs/{run_id}/compare/{other_id}"]["regressions"]) == 1
+    assert bodies["/api/v1/experiments/{experiment_id}/judges/{name}/shadow/diff"]["results"][0]["human"]["labelled_by"] == "pat"
 
 
 def test_writes_answer_as_documented(api, openapi, judged):
