@@ -85,3 +85,14 @@ def sweep() -> dict:
 def ensure_schedule() -> None:
     """Idempotent: the every-minute sweep that reclaims leases, judges idle sessions and catches misses."""
     queue.schedule_every_minute(SWEEP_SCHEDULE, sweep)
+
+
+def run_align(run_id: str) -> bool:
+    """An align() run (judges.align)."""
+    from judges import align
+
+    return align.run(run_id)
+
+
+def enqueue_align(run_id: str) -> None:
+    queue.enqueue_on_commit(run_align, run_id)
