@@ -30,8 +30,7 @@ def traces_saying(experiment, answers: list[tuple[str, str]]):
     return ingest(experiment, *built)
 
 
-@pytest.fixture
-def politeness(experiment, endpoint, user):
+def label_politeness(experiment, endpoint, user) -> Judge:
     """A judge that asks only about tone, and people who also fail answers that brush the question off: on every
     brush-off the judge said yes and the person no. 40 good answers, 20 rude ones, 40 brush-offs."""
     judge = create_judge(experiment, name="polite", instructions=POLITE, endpoint=endpoint)
@@ -42,6 +41,11 @@ def politeness(experiment, endpoint, user):
         record_verdict(judge, trace, kind != "rude", rationale="[stand-in model] recorded")
         add_feedback(user=user, name="polite", value=kind == "good", trace=trace, rationale="brushes me off" if kind == "brush" else "")
     return judge
+
+
+@pytest.fixture
+def politeness(experiment, endpoint, user):
+    return label_politeness(experiment, endpoint, user)
 
 
 def test_the_split_is_a_property_of_the_id_and_never_overlaps():
