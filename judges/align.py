@@ -18,7 +18,8 @@
 
 Cost: estimated before it starts (held-out items × the instructions tried × mean tokens of the version's verdicts
 on those items × the endpoint's prices, plus the rewrite call), the actual cost summed from the calls after.
-"Use this candidate" goes through `make_candidate_version` — the one place that decides what a pick becomes."""
+"Use this candidate" goes through `make_candidate_version` — the one place that decides what a pick becomes: a
+shadow version (judges.shadow) that judges beside the live one until it is promoted."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from judges.errors import ConfigError
 from judges.labelling import judge_view
 from judges.labels import load_pairs, scale_of
 from judges.llm import RATE_LIMITED, CallResult, complete, get_litellm
-from judges.models import AlignRun, Judge, ModelEndpoint, OutputType, Scope
+from judges.models import AlignRun, Judge, JudgeVersion, ModelEndpoint, OutputType, Scope
 from judges.preparation import definition_of, endpoint_config, prepare_session, prepare_trace
 from judges.results import Outcome
 from judges.templating import references
@@ -634,17 +635,20 @@ def run_json(aligned: AlignRun) -> dict[str, Any]:
 # --- the pick ------------------------------------------------------------------------------------------------------
 
 
-def make_candidate_version(judge: Judge, instructions: str, *, user=None):
-    """What "use this candidate" makes of the chosen instructions. The one switch point: a live new version of the
-    judge (judges.actions.update_judge) until shadow versions exist; then a shadow version beside the live one."""
-    from judges.actions import update_judge
+def make_candidate_version(judge: Judge, instructions: str, *, user=None) -> JudgeVersion:
+    """What "use this candidate" makes of the chosen instructions — the one switch point: a **shadow version**
+    (judges.shadow), which judges the live version's sampled items beside it, counted nowhere, until someone
+    promotes it on the shadow page. (Before shadow versions existed this was `update_judge`: a live new version.)
+    ConfigError when the judge already has a shadow."""
+    from judges.shadow import start_shadow
 
-    return update_judge(judge, user=user, instructions=instructions)
+    return start_shadow(judge, instructions=instructions, by=user)
 
 
 def use_candidate(aligned: AlignRun, key: str, *, user=None) -> int:
-    """Make the chosen candidate's instructions a version of the judge; returns its version number. Refused when
-    the run isn't done, the key is unknown, the candidate failed, or the judge changed since the run."""
+    """Make the chosen candidate's instructions the judge's shadow version; returns its version number. Refused
+    when the run isn't done, the key is unknown, the candidate failed, the judge changed since the run, or it has
+    a shadow already."""
     if aligned.status != AlignRun.Status.DONE:
         raise ConfigError({"candidate": "the run isn't finished yet"})
     found = next((c for c in aligned.candidates if c["key"] == key), None)
@@ -657,7 +661,6 @@ def use_candidate(aligned: AlignRun, key: str, *, user=None) -> int:
         judge = Judge.objects.select_for_update().get(pk=aligned.judge_id)
         if judge.version != aligned.judge_version:
             raise ConfigError({"candidate": f"{judge.name} has changed since this run (v{aligned.judge_version} → v{judge.version}); run align again"})
-        made = make_candidate_version(judge, found["instructions"], user=user)
-        version = getattr(made, "version", None) or judge.version
+        version = make_candidate_version(judge, found["instructions"], user=user).version
         AlignRun.objects.filter(pk=aligned.pk).update(picked=key, picked_version=version)
     return version

@@ -83,7 +83,7 @@ class AlignUseSerializer(serializers.Serializer):
 
 
 class AlignUsedSerializer(serializers.Serializer):
-    version = serializers.IntegerField(help_text="The judge's new version, with the candidate's instructions.")
+    version = serializers.IntegerField(help_text="The shadow version's number (the live version is unchanged).")
     run = AlignRunSerializer()
 
 
@@ -164,8 +164,9 @@ align_use = extend_schema_view(
     post=extend_schema(
         operation_id="judges_align_use",
         summary="Use a candidate's instructions",
-        description="Makes a new version of the judge with the chosen candidate's instructions. Refused when the run "
-        "isn't done, the candidate wasn't tried, or the judge changed since the run. Editors only.",
+        description="Makes the chosen candidate's instructions the judge's shadow version (`…/shadow`): it judges the "
+        "live version's sampled items beside it, counted nowhere, until promoted. Refused when the run isn't done, the "
+        "candidate wasn't tried, the judge changed since the run, or it already has a shadow. Editors only.",
         tags=["Judges"],
         parameters=[EXPERIMENT_ID, TRACE_JUDGE_NAME, RUN_ID_PARAMETER],
         request=AlignUseSerializer,

@@ -146,6 +146,7 @@ def align_run_page(request: HttpRequest, experiment_id: int, judge_id: int, run_
         "agreement_url": reverse("judge-agreement", args=[experiment.pk, judge.pk]),
         "poll_url": reverse("judge-align-run", args=[experiment.pk, judge.pk, aligned.pk]),
         "use_url": reverse("judge-align-use", args=[experiment.pk, judge.pk, aligned.pk]),
+        "shadow_url": reverse("judge-shadow", args=[experiment.pk, judge.pk]),
     }
     if is_partial_request(request, "align-run"):
         return render_tab(request, experiment, "judges", "evalapp/judges/align_run.html#run", context)
@@ -163,7 +164,7 @@ def align_use(request: HttpRequest, experiment_id: int, judge_id: int, run_id: u
     except ConfigError as error:
         messages.error(request, "; ".join(error.errors.values()))
     else:
-        messages.success(request, f"{judge.name} v{version} now uses the candidate's instructions.")
+        messages.success(request, f"The candidate is now the shadow version of {judge.name} (v{version}): it judges what the live version judges, counted nowhere, until you promote it.")
     return redirect("judge-align-run", experiment.pk, judge.pk, aligned.pk)
 
 

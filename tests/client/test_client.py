@@ -335,7 +335,8 @@ def test_judge_align_waits_for_the_candidates_and_their_held_out_scores(client, 
     assert run["status"] == "done" and float(run["cost_usd"]) > 0 and float(run["estimate_usd"]) > 0
     scores = {c["key"]: c["agreement"]["kappa"]["value"] for c in run["candidates"]}
     assert scores["rewritten"] > scores["current"]
-    assert judge.use_candidate(run["id"], "rewritten") == 2 and judge.version == 2
+    assert judge.use_candidate(run["id"], "rewritten") == 2
+    assert judge.shadow()["settings"]["instructions"] == run["candidates"][2]["instructions"] and judge.version == 1
 
 
 def test_judge_align_with_too_few_labels_says_how_many_more(client, exp, experiment, endpoint):

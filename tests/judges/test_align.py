@@ -119,17 +119,32 @@ def test_the_few_shot_candidate_quotes_train_corrections_only(politeness):
     assert text.count("{{") == 1  # the data quoted can't add a placeholder
 
 
-def test_using_a_candidate_makes_a_version_with_its_instructions(politeness, endpoint, user):
+def test_using_a_candidate_makes_it_the_shadow_version(politeness, endpoint, user):
+    from judges.shadow import current_shadow
+
     started = align.start_align(politeness, min_labels=50, rewrite_endpoint=endpoint)
     align.run(str(started.pk))
     finished = AlignRun.objects.get(pk=started.pk)
     with pytest.raises(ConfigError):
         align.use_candidate(finished, "nonsense", user=user)
     version = align.use_candidate(finished, "rewritten", user=user)
-    judge = Judge.objects.get(pk=politeness.pk)
     rewritten = next(c for c in finished.candidates if c["key"] == "rewritten")
-    assert version == 2 and judge.instructions == rewritten["instructions"]
+    judge = Judge.objects.get(pk=politeness.pk)
+    assert (judge.version, judge.instructions) == (1, POLITE)  # the live version is untouched
+    shadow = current_shadow(judge)
+    assert shadow.version == version == 2 and shadow.config["instructions"] == rewritten["instructions"]
     assert AlignRun.objects.get(pk=started.pk).picked == "rewritten"
-    with pytest.raises(ConfigError) as stale:  # the judge changed since the run
+    with pytest.raises(ConfigError) as second:  # one shadow at a time
+        align.use_candidate(AlignRun.objects.get(pk=started.pk), "few_shot", user=user)
+    assert "already this judge's shadow" in second.value.errors["shadow"]
+
+
+def test_a_candidate_of_a_judge_changed_since_the_run_is_refused(politeness, endpoint, user):
+    from judges.actions import update_judge
+
+    started = align.start_align(politeness, min_labels=50, rewrite_endpoint=None)
+    align.run(str(started.pk))
+    update_judge(politeness, instructions=POLITE + " Be strict.")
+    with pytest.raises(ConfigError) as stale:
         align.use_candidate(AlignRun.objects.get(pk=started.pk), "few_shot", user=user)
     assert "changed since this run" in stale.value.errors["candidate"]

@@ -62,4 +62,6 @@ def test_start_poll_and_use_through_the_api(api, viewer_api, openapi, experiment
     assert viewer_api.post(url(experiment, f"/{run_id}/use"), {"candidate": "rewritten"}, format="json").status_code == 403
     used = check(openapi, path + "/use", "post", api.post(url(experiment, f"/{run_id}/use"), {"candidate": "rewritten"}, format="json"))
     assert used["version"] == 2 and used["run"]["picked"] == "rewritten"
-    assert Judge.objects.get(pk=politeness.pk).instructions == body["candidates"][2]["instructions"]
+    shadow = api.get(f"/api/v1/experiments/{experiment.pk}/judges/polite/shadow").json()
+    assert shadow["version"] == 2 and shadow["settings"]["instructions"] == body["candidates"][2]["instructions"]
+    assert Judge.objects.get(pk=politeness.pk).version == 1

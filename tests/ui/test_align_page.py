@@ -55,8 +55,9 @@ def test_start_shows_the_estimate_then_progress_then_results_and_cost(editor_cli
 
     used = editor_client.post(reverse("judge-align-use", args=[politeness.experiment_id, politeness.pk, aligned.pk]), {"candidate": "rewritten"})
     assert used.status_code == 302
-    assert Judge.objects.get(pk=politeness.pk).version == 2
-    assert "now uses the candidate" in editor_client.get(used["Location"]).content.decode()
+    assert Judge.objects.get(pk=politeness.pk).version == 1
+    after = editor_client.get(used["Location"]).content.decode()
+    assert "is now the shadow version" in after and reverse("judge-shadow", args=[politeness.experiment_id, politeness.pk]) in after
 
 
 def test_bad_options_are_a_message_and_start_nothing(editor_client, politeness):  # noqa: F811

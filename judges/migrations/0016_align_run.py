@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('judges', '0014_label_claim'),
+        ('judges', '0015_shadow_versions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
