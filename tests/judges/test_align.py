@@ -25,7 +25,9 @@ def traces_saying(experiment, answers: list[tuple[str, str]]):
     built = []
     for minute, (trace_id, answer) in enumerate(answers):
         trace = make_trace(trace_id, minutes=minute)
-        trace["spans"][0]["outputs"] = {"content": answer}
+        # Each answer its own (an order number): the stand-in's deliberate mistakes are drawn per prompt, and
+        # identical prompts would make them all at once.
+        trace["spans"][0]["outputs"] = {"content": f"{answer} (Order #{minute})"}
         built.append(trace)
     return ingest(experiment, *built)
 
