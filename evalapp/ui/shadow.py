@@ -101,9 +101,10 @@ def shadow_diff_page(request: HttpRequest, experiment_id: int, judge_id: int) ->
         diff = shadows.shadow_diff(judge, found, page=page)
         detail = "session-detail" if judge.scope == Scope.SESSION else "trace-detail"
         shadow_judge = found.acting_judge(judge, endpoint=judge.endpoint)
+        stats = shadows.stats_of([found])[judge.pk]
         context.update(
             diff=diff,
-            stats=shadows.stats_of([found])[judge.pk],
+            stats=stats,
             rows=[
                 {
                     "row": row,
@@ -116,6 +117,7 @@ def shadow_diff_page(request: HttpRequest, experiment_id: int, judge_id: int) ->
             ],
             live_agreement=_rows(judge, diff.live_agreement.as_json()),
             shadow_agreement=_rows(shadow_judge, diff.shadow_agreement.as_json()),
+            cost_text=format_cost(stats.cost_usd),
             live_title=f"Live v{judge.version}",
             shadow_title=f"Shadow v{found.version}",
         )

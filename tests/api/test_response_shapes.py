@@ -14,8 +14,11 @@ from jsonschema import Draft202012Validator
 
 from datasets.actions import TraceSelection, add_traces_to_dataset, create_dataset, merge_records
 from datasets.records import parse_records
+from judges import shadow
 from judges.actions import create_judge
+from judges.llm import CallResult
 from judges.manual import start_job
+from judges.results import Outcome, record_result
 from tests.conftest import ingest, judge_now, make_trace, record_verdict
 from traces.feedback import add_feedback
 from traces.models import Session
@@ -97,6 +100,10 @@ def queued_align_run(experiment_id: int) -> str:
 def test_every_json_read_answers_as_documented(api, openapi, judged):
     experiment_id, job, endpoint = judged["experiment"].pk, judged["job"], judged["endpoint"]
     datasets = f"/api/v1/experiments/{experiment_id}/datasets"
+    helpful = judged["experiment"].judges.get(name="helpful")
+    running = shadow.start_shadow(helpful, instructions="Is {{ outputs }} a polite answer to {{ inputs }}?")
+    for trace in judged["experiment"].traces.filter(trace_id__in=["t1", "t2"]):  # t2: a disagreement a person labelled
+        record_result(running.acting_judge(helpful), Outcome(CallResult(value=trace.trace_id == "t1", rationale="shadow says")), trace=trace, shadow=running)
     dataset, record = judged["dataset"], judged["dataset"].records.get(source_trace_id="t1")
     reads = {
         "/api/v1/experiments/{experiment_id}/datasets": datasets,
@@ -119,6 +126,8 @@ def test_every_json_read_answers_as_documented(api, openapi, judged):
         "/api/v1/experiments/{experiment_id}/judges/{name}/align": f"/api/v1/experiments/{experiment_id}/judges/helpful/align",
         # A queued run; tests/judges/test_align_api.py checks a finished one's shape.
         "/api/v1/experiments/{experiment_id}/judges/{name}/align/{run_id}": f"/api/v1/experiments/{experiment_id}/judges/helpful/align/{queued_align_run(experiment_id)}",
+        "/api/v1/experiments/{experiment_id}/judges/{name}/shadow": f"/api/v1/experiments/{experiment_id}/judges/helpful/shadow",
+        "/api/v1/experiments/{experiment_id}/judges/{name}/shadow/diff": f"/api/v1/experiments/{experiment_id}/judges/helpful/shadow/diff",
         "/api/v1/experiments/{experiment_id}/overview": f"/api/v1/experiments/{experiment_id}/overview?range=30d",
         "/api/v1/endpoints": "/api/v1/endpoints",
         "/api/v1/endpoints/{endpoint_id}": f"/api/v1/endpoints/{endpoint.pk}",
@@ -139,6 +148,7 @@ def test_every_json_read_answers_as_documented(api, openapi, judged):
     assert Session.objects.filter(session_id="s1").exists()
     assert bodies["/api/v1/experiments/{experiment_id}/datasets/{dataset_id}/records"]["next_cursor"]
     assert bodies["/api/v1/experiments/{experiment_id}/datasets/{dataset_id}"]["created_by"] == "pat"
+    assert bodies["/api/v1/experiments/{experiment_id}/judges/{name}/shadow/diff"]["results"][0]["human"]["labelled_by"] == "pat"
 
 
 def test_writes_answer_as_documented(api, openapi, judged):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import standin.verdicts
 
+import standin.verdicts
 from evalapp.overview.compute import compute_overview, judge_totals
 from evalapp.overview.ranges import parse_range
 from judges import selection, shadow, tasks
@@ -116,10 +116,11 @@ def test_shadow_results_never_count_in_the_overview_chips_filter_or_agreement(ex
     since, until = BASE_TIME - timedelta(hours=1), BASE_TIME + timedelta(hours=1)
     totals = judge_totals(experiment, [judge], since, until)[judge.pk]
     assert totals.counts["judged"] == 12 and totals.counts["passes"] == live_passes
-    overview = compute_overview(experiment, parse_range({"from": "2026-11-19", "to": "2026-11-21"}), now=BASE_TIME + timedelta(days=2))
-    [summary] = overview["judges"]
-    assert summary["judged"] == 12 and summary["pass_rate"] == pytest.approx(live_passes / 12, abs=1e-4)
-    assert summary["versions"] == []  # a shadow draws no version mark
+    for rollups in (False, True):  # from the raw rows, and from the stored hourly rollups
+        overview = compute_overview(experiment, parse_range({"from": "2026-11-19", "to": "2026-11-21"}), now=BASE_TIME + timedelta(days=2), rollups=rollups)
+        [summary] = overview["judges"]
+        assert summary["judged"] == 12 and summary["pass_rate"] == pytest.approx(live_passes / 12, abs=1e-4)
+        assert summary["versions"] == []  # a shadow draws no version mark
 
     # Chips: each trace's state is the live verdict.
     states = trace_states([judge], Trace.objects.filter(experiment=experiment))
