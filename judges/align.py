@@ -9,10 +9,10 @@
    rewritten by a model (an endpoint the user picks; default the judge's own) that reads the train
    disagreements.
 3. **Held-out check** — the current instructions and each candidate judge every held-out item with the judge's
-   own endpoint, through the same call path and limits as the workers (an endpoint slot and its per-minute budget
-   per call, the judge's daily spend cap; judges.worker), in a background task (`run`, queued by `start_align`;
-   the page and the API poll the AlignRun). Direct calls rather than manual evaluations: a candidate is not a
-   version of the judge, and its verdicts must not land on the traces as the judge's.
+   own endpoint, through the same call path and limits as the workers (judges.align_calls), in background tasks
+   (`run`, queued by `start_align`; a task that reaches `task_seconds()` queues the rest as a new one; the page
+   and the API poll the AlignRun). Direct calls rather than manual evaluations: a candidate is not a version of
+   the judge, and its verdicts must not land on the traces as the judge's.
 4. **Scores** — each is compared with the people on the held-out items only: κ (weighted κ for whole numbers,
    MAE for decimals) with its 95% bootstrap interval and n (judges.agreement).
 
@@ -28,27 +28,26 @@ import logging
 import math
 import time
 import uuid
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from copy import copy
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from judges import limits, spend, tasks, worker
+from judges import align_calls, tasks
 from judges.agreement import MIN_PAIRS, Agreement, measure
 from judges.errors import ConfigError
 from judges.labelling import judge_view
 from judges.labels import load_pairs, scale_of
-from judges.llm import RATE_LIMITED, CallResult, complete, get_litellm
+from judges.llm import CallResult, get_litellm
 from judges.models import AlignRun, Judge, JudgeVersion, ModelEndpoint, OutputType, Scope
-from judges.preparation import definition_of, endpoint_config, prepare_session, prepare_trace
-from judges.results import Outcome
+from judges.preparation import definition_of, prepare_session, prepare_trace
 from judges.templating import references
 from traces.models import Assessment, AssessmentSource, Session, Trace
 
@@ -57,6 +56,7 @@ logger = logging.getLogger(__name__)
 HELD_OUT_SHARE = 0.4  # 60% train, 40% held-out
 MIN_HELD_OUT = MIN_PAIRS  # agreement is only estimated from 20 pairs (judges.agreement)
 DEFAULT_MIN_LABELS = 50
+STALL_SLACK_SECONDS = 120
 MAX_EXAMPLES = 6  # few-shot examples added to the instructions
 MAX_REWRITE_EXAMPLES = 20  # disagreements the rewriting model reads
 EXAMPLE_CHARS = 600  # of each value shown in an example
@@ -283,7 +283,7 @@ def _estimate(plan: Plan) -> None:
             return
         total += cost * len(plan.held_out)
     if plan.rewrite_endpoint is not None:
-        prompt = rewrite_messages(judge, plan.corrections[:MAX_REWRITE_EXAMPLES], examples_text=None)
+        prompt = rewrite_messages(judge, plan.corrections[:MAX_REWRITE_EXAMPLES])
         cost = price(plan.rewrite_endpoint, _tokens("".join(m["content"] for m in prompt)), _tokens(judge.instructions) + 200)
         if cost is None:
             plan.estimate_usd = None
@@ -339,7 +339,7 @@ def with_examples(judge: Judge, corrections: list[Pair]) -> str:
     return (judge.instructions.rstrip() + "\n\n" + few_shot_text(judge, corrections)).strip()
 
 
-def rewrite_messages(judge: Judge, corrections: list[Pair], *, examples_text: str | None = None) -> list[dict[str, str]]:
+def rewrite_messages(judge: Judge, corrections: list[Pair]) -> list[dict[str, str]]:
     """What the rewriting model reads: the instructions, what the judge answers, and the train disagreements (the
     data as the judge saw it, its answer and rationale, the person's answer and comment)."""
     blocks = _example_blocks(judge, corrections)
@@ -433,108 +433,16 @@ def _prepare(judge: Judge, instructions: str, target: Trace | Session):
     return prepare_session(definition, target) if judge.scope == Scope.SESSION else prepare_trace(definition, target)
 
 
-class _Costs:
-    def __init__(self, run_id: Any) -> None:
-        self.run_id = run_id
-
-    def add(self, result: CallResult) -> None:
-        AlignRun.objects.filter(pk=self.run_id).update(
-            calls_done=F("calls_done") + 1,
-            cost_usd=F("cost_usd") + (result.cost_usd or 0),
-            cost_unknown_calls=F("cost_unknown_calls") + (1 if result.cost_usd is None and result.attempts and not result.error_code else 0),
-        )
+def _stored(result: CallResult) -> dict[str, Any]:
+    return {"value": result.value if result.ok else None, "error": result.error_code, "cost": None if result.cost_usd is None else str(result.cost_usd)}
 
 
-def _rewrite(judge: Judge, endpoint: ModelEndpoint, corrections: list[Pair], costs: _Costs) -> tuple[str, str]:
-    """(instructions, problem): one call of the rewriting model, within its endpoint's slots and per-minute budget."""
-    messages = rewrite_messages(judge, corrections[:MAX_REWRITE_EXAMPLES])
-    holder = f"{worker.new_token()}:align-rewrite"
-    deadline = time.monotonic() + endpoint.timeout_seconds * (endpoint.max_retries + 1)
-    while (slot := worker.take_slot(endpoint, holder)) is None:
-        if time.monotonic() >= deadline:
-            return "", f"every concurrent call of {endpoint.name} stayed busy; try again later"
-        time.sleep(0.2)
-    try:
-        result = complete(endpoint_config(endpoint), messages, None, max_tokens=REWRITE_MAX_TOKENS)
-    finally:
-        limits.release(slot, holder)
-    limits.record_call(endpoint, result)
-    costs.add(result)
-    if not result.ok:
-        return "", f"the rewrite call failed: {result.error_message}"
-    text = _strip_fences(result.raw_content)
-    return text, check_instructions(judge, text)
-
-
-def _judge_all(judge: Judge, work: list[tuple[str, int, Any]], costs: _Costs) -> dict[tuple[str, int], CallResult]:
-    """Every (candidate, item, prepared prompt) judged by the judge's endpoint: up to PARALLEL_CALLS in flight, each
-    holding one of the endpoint's shared slots (and its per-minute budget) and reserving against the judge's spend
-    cap — the workers' rules. Pool threads only make HTTP calls; this thread does the database work."""
-    endpoint = judge.endpoint
-    token = worker.new_token()
-    results: dict[tuple[str, int], CallResult] = {}
-    pending = deque(work)
-    in_flight: dict[Any, tuple[str, int, int, str, Decimal]] = {}
-    give_up_at = time.monotonic() + endpoint.timeout_seconds * (endpoint.max_retries + 1) + 60
-    renewed = time.monotonic()
-    estimate: Decimal | None = None
-    with ThreadPoolExecutor(max_workers=PARALLEL_CALLS) as pool:
-        while pending or in_flight:
-            while pending and len(in_flight) < PARALLEL_CALLS:
-                key, pk, prepared = pending[0]
-                outcome = worker.outcome_without_call(prepared)
-                if outcome is None:
-                    holder = f"{token}:{key}:{pk}"
-                    slot = worker.take_slot(endpoint, holder)
-                    if slot is None:
-                        break
-                    if estimate is None:
-                        estimate = spend.estimate(judge, prepared) if judge.daily_cost_cap_usd is not None else Decimal(0)
-                    if (capped := spend.reserve(judge, estimate)) is not None:
-                        limits.release(slot, holder)
-                        outcome = Outcome(capped)
-                    else:
-                        pending.popleft()
-                        in_flight[pool.submit(worker.call_model, judge, prepared)] = (key, pk, slot, holder, estimate)
-                        give_up_at = time.monotonic() + endpoint.timeout_seconds * (endpoint.max_retries + 1) + 60
-                        continue
-                pending.popleft()
-                results[(key, pk)] = outcome.result
-                costs.add(outcome.result)
-            if time.monotonic() - renewed > settings.EVALAPP_LEASE_SECONDS / 3:
-                limits.renew(token)
-                renewed = time.monotonic()
-            if in_flight:
-                done, _ = wait(list(in_flight), timeout=0.05, return_when=FIRST_COMPLETED)
-                for future in done:
-                    key, pk, slot, holder, reserved = in_flight.pop(future)
-                    limits.release(slot, holder)
-                    try:
-                        result = future.result().result
-                    except Exception as error:  # a bug on our side: counted as an error of this item
-                        logger.exception("align call failed")
-                        result = CallResult(error_code="provider_error", error_message=f"internal error: {type(error).__name__}: {error}")
-                    spend.settle(judge, reserved, result.cost_usd)
-                    limits.record_call(endpoint, result)
-                    results[(key, pk)] = result
-                    costs.add(result)
-            elif pending:
-                if time.monotonic() > give_up_at:  # the endpoint's slots stayed busy elsewhere all along
-                    while pending:
-                        key, pk, _ = pending.popleft()
-                        results[(key, pk)] = CallResult(error_code=RATE_LIMITED, error_message=f"no free slot of {endpoint.name}")
-                        costs.add(results[(key, pk)])
-                    break
-                time.sleep(0.2)
-    return results
-
-
-def _score(judge: Judge, key: str, pairs: dict[int, Pair], held_out: list[int], results: dict[tuple[str, int], CallResult]) -> dict[str, Any]:
-    judged = [(pk, results[(key, pk)]) for pk in held_out if (key, pk) in results]
-    ok = [(pk, result) for pk, result in judged if result.ok and result.value is not None]
-    agreement: Agreement = measure(judge.output_type, [r.value for _, r in ok], [pairs[pk].human for pk, _ in ok], labels=scale_of(judge))
+def _score(judge: Judge, key: str, pairs: dict[int, Pair], held_out: list[int], results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    judged = [(pk, results[str(pk)]) for pk in held_out if str(pk) in results]
+    ok = [(pk, found) for pk, found in judged if not found["error"] and found["value"] is not None]
+    agreement: Agreement = measure(judge.output_type, [found["value"] for _, found in ok], [pairs[pk].human for pk, _ in ok], labels=scale_of(judge))
     figure = "mae" if judge.output_type == OutputType.FLOAT else "kappa"
-    cost = sum((r.cost_usd for _, r in judged if r.cost_usd is not None), Decimal(0))
+    cost = sum((Decimal(found["cost"]) for _, found in judged if found["cost"] is not None), Decimal(0))
     return {
         "n": agreement.n,
         "errors": len(judged) - len(ok),
@@ -544,10 +452,23 @@ def _score(judge: Judge, key: str, pairs: dict[int, Pair], held_out: list[int], 
     }
 
 
+def stalled(aligned: AlignRun, now=None) -> bool:
+    """Not finished, and nothing moved for longer than any task of it may take: no worker took it, or the one that
+    had it died. (A task stops taking new calls at half the broker's timeout and queues the rest anew.)"""
+    if aligned.finished:
+        return False
+    return (now or timezone.now()) - aligned.updated_at > timedelta(seconds=settings.Q_CLUSTER["timeout"] * 2 + STALL_SLACK_SECONDS)
+
+
 def run(run_id: str) -> bool:
-    """The worker's part: make the candidates, judge the held-out items with each, score them. False when there
-    was nothing to do (taken by another worker, or done)."""
-    if not AlignRun.objects.filter(pk=run_id, status=AlignRun.Status.QUEUED).update(status=AlignRun.Status.RUNNING, started_at=timezone.now()):
+    """A worker's part (one task): make the candidates once, judge held-out items with each for up to
+    `task_seconds()`, then either queue the rest as a new task or score them all. False when there was nothing to
+    do (taken by another worker, or finished)."""
+    now = timezone.now()
+    claimed = AlignRun.objects.filter(pk=run_id, status=AlignRun.Status.QUEUED).update(
+        status=AlignRun.Status.RUNNING, started_at=Coalesce(F("started_at"), Value(now)), updated_at=now
+    )
+    if not claimed:
         return False
     aligned = AlignRun.objects.select_related("judge__endpoint", "judge__experiment", "rewrite_endpoint").get(pk=run_id)
     try:
@@ -558,29 +479,57 @@ def run(run_id: str) -> bool:
     return True
 
 
-def _run(aligned: AlignRun) -> None:
-    judge = aligned.judge
-    costs = _Costs(aligned.pk)
-    pairs = _pairs(judge, aligned.judge_version)
+def task_seconds() -> float:
+    """How long one task of a run takes new calls for (then it queues the rest as a new task): half the broker's
+    task timeout, leaving the other half for the calls in flight to finish."""
+    return max(10.0, settings.Q_CLUSTER["timeout"] / 2)
+
+
+def _candidates(aligned: AlignRun, judge: Judge, pairs: dict[int, Pair], progress: align_calls.Progress) -> list[dict[str, Any]]:
+    """The instructions to try, made once per run (the rewrite is a model call) and kept in the row."""
     train = [pk for pk in aligned.train if pk in pairs]
-    held_out = [pk for pk in aligned.held_out if pk in pairs]
     corrections = [pairs[pk] for pk in train if _differ(judge, pairs[pk].human, pairs[pk].judge)]
     candidates: list[dict[str, Any]] = [{"key": CURRENT, "title": TITLES[CURRENT], "instructions": judge.instructions, "problem": ""}]
     candidates.append({"key": FEW_SHOT, "title": TITLES[FEW_SHOT], "instructions": with_examples(judge, corrections[:MAX_EXAMPLES]), "problem": ""})
     if aligned.rewrite_endpoint is not None:
-        text, problem = _rewrite(judge, aligned.rewrite_endpoint, corrections, costs)
+        messages = rewrite_messages(judge, corrections[:MAX_REWRITE_EXAMPLES])
+        result = align_calls.rewrite(aligned.rewrite_endpoint, messages, progress, max_tokens=REWRITE_MAX_TOKENS)
+        text = _strip_fences(result.raw_content) if result.ok else ""
+        problem = check_instructions(judge, text) if result.ok else f"the rewrite call failed: {result.error_message}"
         candidates.append({"key": REWRITTEN, "title": TITLES[REWRITTEN], "instructions": text, "problem": problem, "endpoint": aligned.rewrite_endpoint.name})
-    tried = [c for c in candidates if not c["problem"]]
-    AlignRun.objects.filter(pk=aligned.pk).update(
-        candidates=candidates, calls_total=len(held_out) * len(tried) + (1 if aligned.rewrite_endpoint else 0)
-    )
-    targets = Trace.objects.prefetch_related("spans").in_bulk(held_out) if judge.scope == Scope.TRACE else _targets(judge, held_out)
-    work = [(c["key"], pk, _prepare(judge, c["instructions"], targets[pk])) for c in tried for pk in held_out if pk in targets]
-    results = _judge_all(judge, work, costs)
+    return candidates
+
+
+def _run(aligned: AlignRun) -> None:
+    judge = aligned.judge
+    progress = align_calls.Progress(aligned.pk)
+    pairs = _pairs(judge, aligned.judge_version)
+    held_out = [pk for pk in aligned.held_out if pk in pairs]
+    candidates = aligned.candidates
+    if not candidates:
+        candidates = _candidates(aligned, judge, pairs, progress)
+        tried = sum(1 for c in candidates if not c["problem"])
+        calls_total = len(held_out) * tried + (1 if aligned.rewrite_endpoint else 0)
+        AlignRun.objects.filter(pk=aligned.pk).update(candidates=candidates, calls_total=calls_total)
+    results: dict[str, dict[str, Any]] = aligned.results or {}
+    todo = [(c["key"], pk) for c in candidates if not c["problem"] for pk in held_out if str(pk) not in results.get(c["key"], {})]
+    targets = Trace.objects.prefetch_related("spans").in_bulk({pk for _, pk in todo}) if judge.scope == Scope.TRACE else _targets(judge, [pk for _, pk in todo])
+    instructions = {c["key"]: c["instructions"] for c in candidates}
+    work = [(key, pk, _prepare(judge, instructions[key], targets[pk])) for key, pk in todo if pk in targets]
+    done = align_calls.judge_all(judge, work, progress, stop_taking_at=time.monotonic() + task_seconds())
+    for (key, pk), result in done.items():
+        results.setdefault(key, {})[str(pk)] = _stored(result)
+    if len(done) < len(work):  # out of this task's time: the rest in a new task
+        with transaction.atomic():
+            AlignRun.objects.filter(pk=aligned.pk).update(results=results, status=AlignRun.Status.QUEUED, updated_at=timezone.now())
+            tasks.enqueue_align(str(aligned.pk))
+        return
     for candidate in candidates:
         if not candidate["problem"]:
-            candidate.update(_score(judge, candidate["key"], pairs, held_out, results))
-    AlignRun.objects.filter(pk=aligned.pk).update(candidates=candidates, status=AlignRun.Status.DONE, finished_at=timezone.now())
+            candidate.update(_score(judge, candidate["key"], pairs, held_out, results.get(candidate["key"], {})))
+    AlignRun.objects.filter(pk=aligned.pk).update(
+        candidates=candidates, results=results, status=AlignRun.Status.DONE, finished_at=timezone.now(), updated_at=timezone.now()
+    )
 
 
 # --- what people see ------------------------------------------------------------------------------------------

@@ -583,11 +583,14 @@ class AlignRun(models.Model):
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
     cost_unknown_calls = models.PositiveIntegerField(default=0)  # calls whose model has no known price
     candidates = models.JSONField(default=list, blank=True)  # judges.align: one entry per candidate, "current" first
+    # Each call's answer so far, by candidate key and item pk: a run longer than one task goes on where it stopped.
+    results = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     picked = models.CharField(max_length=20, blank=True)  # the candidate someone chose ("use this candidate")
     picked_version = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)  # the last call's answer (a stalled run stops moving)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

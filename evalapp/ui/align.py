@@ -136,6 +136,7 @@ def align_run_page(request: HttpRequest, experiment_id: int, judge_id: int, run_
         "judge": judge,
         "run": body,
         "finished": aligned.finished,
+        "stalled": align.stalled(aligned),
         "percent": round(100 * body["progress"]["done"] / total) if total else 0,
         "estimate_text": _cost(body["estimate_usd"]),
         "cost_text": _cost(body["cost_usd"]),

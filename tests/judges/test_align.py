@@ -150,3 +150,19 @@ def test_a_candidate_of_a_judge_changed_since_the_run_is_refused(politeness, end
     with pytest.raises(ConfigError) as stale:
         align.use_candidate(AlignRun.objects.get(pk=started.pk), "few_shot", user=user)
     assert "changed since this run" in stale.value.errors["candidate"]
+
+
+def test_a_run_longer_than_a_task_goes_on_in_new_tasks_and_ends_the_same(politeness, endpoint, monkeypatch):
+    whole = align.start_align(politeness, min_labels=50, rewrite_endpoint=endpoint)
+    align.run(str(whole.pk))
+    monkeypatch.setattr(align, "task_seconds", lambda: 0.2)  # a task takes new calls for 0.2 s, then hands over
+    queued: list[str] = []
+    monkeypatch.setattr("judges.tasks.enqueue_align", queued.append)
+    chunked = align.start_align(politeness, min_labels=50, rewrite_endpoint=endpoint)
+    tasks = 0
+    while align.run(str(chunked.pk)):  # what the broker does with each task queued
+        tasks += 1
+    assert tasks > 1 and queued.count(str(chunked.pk)) == tasks  # the first at the start, then one per hand-over
+    one, many = AlignRun.objects.get(pk=whole.pk), AlignRun.objects.get(pk=chunked.pk)
+    assert many.status == AlignRun.Status.DONE and many.calls_done == many.calls_total == one.calls_total
+    assert [c["agreement"] for c in many.candidates] == [c["agreement"] for c in one.candidates]

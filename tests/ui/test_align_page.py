@@ -77,3 +77,15 @@ def test_viewers_read_but_get_403_on_start_and_use(viewer_client, politeness, en
     use = reverse("judge-align-use", args=[politeness.experiment_id, politeness.pk, aligned.pk])
     assert viewer_client.post(use, {"candidate": "rewritten"}).status_code == 403
     assert Judge.objects.get(pk=politeness.pk).version == 1
+
+
+def test_a_run_no_worker_took_says_so_and_stops_polling(editor_client, politeness, endpoint):  # noqa: F811
+    import time_machine
+    from django.utils import timezone
+
+    aligned = align.start_align(politeness, rewrite_endpoint=endpoint)
+    url = reverse("judge-align-run", args=[politeness.experiment_id, politeness.pk, aligned.pk])
+    assert 'hx-trigger="every 2s"' in editor_client.get(url).content.decode()
+    with time_machine.travel(timezone.now() + timezone.timedelta(hours=1)):
+        later = editor_client.get(url).content.decode()
+    assert "no worker took it" in later and 'hx-trigger="every 2s"' not in later
