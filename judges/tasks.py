@@ -7,7 +7,7 @@ import logging
 
 from django.db import InterfaceError, OperationalError
 
-from judges import queue, selection, try_runs, worker
+from judges import align_work, queue, selection, try_runs, worker
 from judges import sweep as sweeping
 from traces import deletion
 from traces.database import database_unavailable, describe
@@ -88,10 +88,11 @@ def ensure_schedule() -> None:
 
 
 def run_align(run_id: str) -> bool:
-    """An align() run (judges.align)."""
-    from judges import align
-
-    return align.run(run_id)
+    """One task of an align() run (judges.align_work.run); a run longer than a task goes on in a new one."""
+    more = align_work.run(run_id) == align_work.MORE
+    if more:
+        enqueue_align(run_id)
+    return more
 
 
 def enqueue_align(run_id: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from judges import align
+from judges import align_work
 from judges.models import AlignRun
 from judges.shadow import current_shadow
 from tests.browser.conftest import screenshot
@@ -34,7 +34,7 @@ def test_align_from_the_agreement_page_to_a_shadow_version(logged_in, live_serve
     page.click("#align-start")
     expect(page.locator(".align-status")).to_contain_text("queued")
     expect(page.locator("#align-run progress")).to_be_visible()
-    align.run(str(AlignRun.objects.get().pk))  # the worker; the page picks the result up by polling
+    align_work.run(str(AlignRun.objects.get().pk))  # the worker; the page picks the result up by polling
     expect(page.locator(".align-results")).to_be_visible(timeout=10_000)
     expect(page.locator("#align-run progress")).to_have_count(0)
     expect(page.locator(".align-cost")).to_contain_text("$")

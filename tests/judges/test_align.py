@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from judges import align
+from judges import align, align_work
 from judges.actions import create_judge
 from judges.errors import ConfigError
 from judges.models import AlignRun, Judge
@@ -91,7 +91,7 @@ def test_rewritten_instructions_that_fix_the_disagreements_raise_held_out_kappa(
 
     started = align.start_align(politeness, min_labels=50, rewrite_endpoint=endpoint)
     assert started.status == AlignRun.Status.QUEUED and started.estimate_usd == plan.estimate_usd
-    assert align.run(str(started.pk))  # what the worker's task does
+    assert align_work.run(str(started.pk)) == align_work.FINISHED  # what the worker's task does
     body = align.run_json(AlignRun.objects.get(pk=started.pk))
 
     assert body["status"] == "done" and body["progress"]["done"] == body["progress"]["total"] == len(plan.held_out) * 3 + 1
@@ -125,7 +125,7 @@ def test_using_a_candidate_makes_it_the_shadow_version(politeness, endpoint, use
     from judges.shadow import current_shadow
 
     started = align.start_align(politeness, min_labels=50, rewrite_endpoint=endpoint)
-    align.run(str(started.pk))
+    align_work.run(str(started.pk))
     finished = AlignRun.objects.get(pk=started.pk)
     with pytest.raises(ConfigError):
         align.use_candidate(finished, "nonsense", user=user)
@@ -145,7 +145,7 @@ def test_a_candidate_of_a_judge_changed_since_the_run_is_refused(politeness, end
     from judges.actions import update_judge
 
     started = align.start_align(politeness, min_labels=50, rewrite_endpoint=None)
-    align.run(str(started.pk))
+    align_work.run(str(started.pk))
     update_judge(politeness, instructions=POLITE + " Be strict.")
     with pytest.raises(ConfigError) as stale:
         align.use_candidate(AlignRun.objects.get(pk=started.pk), "few_shot", user=user)
@@ -153,16 +153,25 @@ def test_a_candidate_of_a_judge_changed_since_the_run_is_refused(politeness, end
 
 
 def test_a_run_longer_than_a_task_goes_on_in_new_tasks_and_ends_the_same(politeness, endpoint, monkeypatch):
+    from judges import tasks
+
     whole = align.start_align(politeness, min_labels=50, rewrite_endpoint=endpoint)
-    align.run(str(whole.pk))
-    monkeypatch.setattr(align, "task_seconds", lambda: 0.2)  # a task takes new calls for 0.2 s, then hands over
+    assert align_work.run(str(whole.pk)) == align_work.FINISHED
+    monkeypatch.setattr(align_work, "task_seconds", lambda: 0.2)  # a task takes new calls for 0.2 s, then hands over
     queued: list[str] = []
-    monkeypatch.setattr("judges.tasks.enqueue_align", queued.append)
+    monkeypatch.setattr(tasks, "enqueue_align", queued.append)
     chunked = align.start_align(politeness, min_labels=50, rewrite_endpoint=endpoint)
-    tasks = 0
-    while align.run(str(chunked.pk)):  # what the broker does with each task queued
-        tasks += 1
-    assert tasks > 1 and queued.count(str(chunked.pk)) == tasks  # the first at the start, then one per hand-over
+    assert queued == [str(chunked.pk)]
+    while queued:  # what the broker does with each task queued
+        tasks.run_align(queued.pop())
+        assert AlignRun.objects.get(pk=chunked.pk).status in (AlignRun.Status.QUEUED, AlignRun.Status.DONE)
     one, many = AlignRun.objects.get(pk=whole.pk), AlignRun.objects.get(pk=chunked.pk)
     assert many.status == AlignRun.Status.DONE and many.calls_done == many.calls_total == one.calls_total
+    assert len(many.results["current"]) == len(one.held_out) and many.started_at < many.updated_at
     assert [c["agreement"] for c in many.candidates] == [c["agreement"] for c in one.candidates]
+
+
+def test_run_takes_a_run_once(politeness, endpoint):
+    started = align.start_align(politeness, min_labels=50, rewrite_endpoint=None)
+    assert align_work.run(str(started.pk)) == align_work.FINISHED
+    assert align_work.run(str(started.pk)) == align_work.NOTHING  # a second delivery of the task does nothing

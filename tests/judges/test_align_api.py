@@ -48,14 +48,14 @@ def test_viewers_may_read_but_not_start_or_use(viewer_api, experiment, politenes
 
 
 def test_start_poll_and_use_through_the_api(api, viewer_api, openapi, experiment, politeness, endpoint):  # noqa: F811
-    from judges import align
+    from judges import align_work
 
     started = api.post(url(experiment), {"min_labels": 50, "rewrite_endpoint": endpoint.name}, format="json")
     started_body = check(openapi, "/api/v1/experiments/{experiment_id}/judges/{name}/align", "post", started, status=202)
     assert started_body["status"] == "queued"
     run_id = started.json()["id"]
     assert started["Location"].endswith(f"/align/{run_id}")
-    align.run(run_id)  # the worker's task
+    align_work.run(run_id)  # the worker's task
     path = "/api/v1/experiments/{experiment_id}/judges/{name}/align/{run_id}"
     body = check(openapi, path, "get", viewer_api.get(url(experiment, f"/{run_id}")))  # as documented
     assert body["status"] == "done" and [c["key"] for c in body["candidates"]] == ["current", "few_shot", "rewritten"]

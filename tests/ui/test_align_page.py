@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from judges import align
+from judges import align, align_work
 from judges.actions import create_judge
 from judges.models import AlignRun, Judge
 from tests.judges.test_align import POLITE, politeness  # noqa: F401 — the fixture
@@ -44,7 +44,7 @@ def test_start_shows_the_estimate_then_progress_then_results_and_cost(editor_cli
     waiting = editor_client.get(started["Location"]).content.decode()
     assert 'hx-trigger="every 2s"' in waiting and "0 of" in waiting and estimate in waiting
 
-    align.run(str(aligned.pk))  # the worker's task
+    align_work.run(str(aligned.pk))  # the worker's task
     done = editor_client.get(started["Location"]).content.decode()
     assert 'hx-trigger="every 2s"' not in done  # the polling stops
     aligned.refresh_from_db()
@@ -72,7 +72,7 @@ def test_viewers_read_but_get_403_on_start_and_use(viewer_client, politeness, en
     assert viewer_client.post(page(politeness), {"min_labels": 50}).status_code == 403
     assert not AlignRun.objects.exists()
     aligned = align.start_align(politeness, rewrite_endpoint=endpoint)
-    align.run(str(aligned.pk))
+    align_work.run(str(aligned.pk))
     assert "Use this candidate</button>" not in viewer_client.get(reverse("judge-align-run", args=[politeness.experiment_id, politeness.pk, aligned.pk])).content.decode()
     use = reverse("judge-align-use", args=[politeness.experiment_id, politeness.pk, aligned.pk])
     assert viewer_client.post(use, {"candidate": "rewritten"}).status_code == 403
