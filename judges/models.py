@@ -25,8 +25,7 @@ class OutputMode(models.TextChoices):
     TEXT = "text", "Plain text"
 
 
-# Evaluation.priority: live work first, then a judge's look-back when switched on, then backfills.
-# A shadow version's work comes last of all: a candidate's trial must never delay what the live version says.
+# Evaluation.priority: live work, a judge's look-back when switched on, backfills, then shadow versions' (never delaying live).
 LIVE_PRIORITY, LOOKBACK_PRIORITY, BACKFILL_PRIORITY, SHADOW_PRIORITY = 0, 1, 2, 3
 # Calls in flight an endpoint starts with before its provider has answered; it then adapts up to max_concurrency.
 ADAPTIVE_START = 8
@@ -232,23 +231,18 @@ class Judge(models.Model):
 
 class VersionRole(models.TextChoices):
     LIVE = "live", "Live"
-    # A candidate judging the same sampled items beside the live version, counted nowhere (judges.shadow).
-    SHADOW = "shadow", "Shadow"
-    PROMOTED = "promoted", "Shadow, promoted"  # its settings became a new live version
-    DISCARDED = "discarded", "Shadow, discarded"
+    SHADOW = "shadow", "Shadow"  # a candidate judging the live version's items, counted nowhere (judges.shadow)
+    PROMOTED, DISCARDED = ("promoted", "Shadow, promoted"), ("discarded", "Shadow, discarded")  # ended shadows
 
 
 class LiveVersions(models.Manager):
-    """The judge's own history: what was live when. Shadow versions (current, promoted or discarded) are left
-    out, so they draw no version mark and appear in no version list; `JudgeVersion.all_objects` sees them."""
-
+    """What was live when. Shadow versions are left out (no version mark, no version list); `all_objects` sees them."""
     def get_queryset(self) -> models.QuerySet:
         return super().get_queryset().filter(role=VersionRole.LIVE)
 
 
 class JudgeVersion(models.Model):
     judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="versions")
-    # Numbers are shared by live and shadow versions of a judge (one sequence), so "v3" names one thing.
     version = models.PositiveIntegerField()
     config = models.JSONField()
     role = models.CharField(max_length=10, choices=VersionRole.choices, default=VersionRole.LIVE)
@@ -256,56 +250,15 @@ class JudgeVersion(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = LiveVersions()
-    all_objects = models.Manager()
+    objects, all_objects = LiveVersions(), models.Manager()
 
     class Meta:
         ordering = ["judge", "-version"]
         base_manager_name = "all_objects"
-        constraints = [
+        constraints = [  # numbers unique per judge; one shadow at a time
             models.UniqueConstraint(fields=["judge", "version"], name="judge_version_unique"),
-            # One shadow at a time per judge.
             models.UniqueConstraint(fields=["judge"], condition=Q(role="shadow"), name="judge_one_shadow"),
         ]
-
-    @property
-    def is_shadow(self) -> bool:
-        return self.role == VersionRole.SHADOW
-
-    def settings(self) -> dict:
-        """What a shadow version may change (judges.shadow.SHADOW_FIELDS), as judges.actions takes them."""
-        config = self.config
-        return {
-            "instructions": config.get("instructions", ""),
-            "endpoint": config.get("endpoint_id"),
-            "output_type": config.get("output_type"),
-            "categories": list(config.get("categories") or []),
-            "min_value": config.get("min_value"),
-            "max_value": config.get("max_value"),
-        }
-
-    def acting_judge(self, judge: Judge, endpoint: ModelEndpoint | None = None) -> Judge:
-        """An unsaved copy of `judge` that says what this (shadow) version says: its instructions, model and output
-        settings and its number — and no spend cap (a shadow's calls never eat the live version's daily cap)."""
-        copy = Judge(**{f.attname: getattr(judge, f.attname) for f in Judge._meta.concrete_fields})
-        copy._state.adding = False
-        settings = self.settings()
-        copy.instructions = settings["instructions"]
-        copy.output_type = settings["output_type"] or judge.output_type
-        copy.categories = settings["categories"]
-        copy.min_value, copy.max_value = settings["min_value"], settings["max_value"]
-        if endpoint is None:
-            endpoint = judge.endpoint if settings["endpoint"] == judge.endpoint_id else ModelEndpoint.objects.get(pk=settings["endpoint"])
-        copy.endpoint = endpoint
-        if "experiment" in judge._state.fields_cache:
-            copy.experiment = judge.experiment
-        copy.version = self.version
-        copy.daily_cost_cap_usd = None
-        copy.paused_reason = ""
-        return copy
-
-    def __str__(self) -> str:
-        return f"{self.judge.name} v{self.version}"
 
 
 class EvaluationStatus(models.TextChoices):
@@ -421,8 +374,7 @@ class Evaluation(models.Model):
     trace = models.ForeignKey(Trace, null=True, blank=True, on_delete=models.CASCADE, related_name="evaluations")
     session = models.ForeignKey(Session, null=True, blank=True, on_delete=models.CASCADE, related_name="evaluations")
     session_generation = models.PositiveIntegerField(default=0)
-    # Set for a shadow version's work (judges.shadow): judged with that version's settings, recorded as a shadow
-    # assessment. Null for the live version's.
+    # A shadow version's work (judges.shadow), recorded as a shadow assessment; null for the live version's.
     shadow = models.ForeignKey(JudgeVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="shadow_evaluations")
     status = models.CharField(max_length=10, choices=EvaluationStatus.choices, default=EvaluationStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -455,20 +407,12 @@ class Evaluation(models.Model):
                 | (Q(trace__isnull=True) & Q(session__isnull=False)),
                 name="evaluation_on_trace_xor_session",
             ),
+            models.UniqueConstraint(fields=["judge", "trace"], condition=Q(trace__isnull=False, manual=False, shadow__isnull=True), name="evaluation_once_per_trace"),
             models.UniqueConstraint(
-                fields=["judge", "trace"], condition=Q(trace__isnull=False, manual=False, shadow__isnull=True), name="evaluation_once_per_trace"
-            ),
-            models.UniqueConstraint(
-                fields=["judge", "session", "session_generation"],
-                condition=Q(session__isnull=False, manual=False, shadow__isnull=True),
-                name="evaluation_once_per_session_generation",
+                fields=["judge", "session", "session_generation"], condition=Q(session__isnull=False, manual=False, shadow__isnull=True), name="evaluation_once_per_session_generation"
             ),
             models.UniqueConstraint(fields=["shadow", "trace"], condition=Q(shadow__isnull=False, trace__isnull=False), name="shadow_once_per_trace"),
-            models.UniqueConstraint(
-                fields=["shadow", "session", "session_generation"],
-                condition=Q(shadow__isnull=False, session__isnull=False),
-                name="shadow_once_per_session_generation",
-            ),
+            models.UniqueConstraint(fields=["shadow", "session", "session_generation"], condition=Q(shadow__isnull=False, session__isnull=False), name="shadow_once_per_session_generation"),
         ]
         indexes = [
             models.Index(fields=["status", "priority", "created_at"], name="evaluation_status_priority"),

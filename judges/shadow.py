@@ -4,7 +4,7 @@ before it replaces it (design note 42).
 A shadow is a `JudgeVersion` row with role "shadow" (one per judge at a time). Wherever the live version is
 selected to judge a trace or session, a second `Evaluation` tied to the shadow row is created beside it — the same
 decision, so the same sampled items — at the lowest priority, so it never delays live work. The worker judges it
-with the shadow's settings (`JudgeVersion.acting_judge`) and records an `Assessment` with `shadow=True`, which the default
+with the shadow's settings (`judges.acting.acting_judge`) and records an `Assessment` with `shadow=True`, which the default
 manager (`Assessment.objects`) leaves out: no chart, chip, filter, rollup, alert, agreement or pass rate counts it.
 The trace and session pages and the diff page read it through `Assessment.all_objects`.
 
@@ -24,6 +24,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from judges import audit
+from judges.acting import acting_judge, version_settings
 from judges.actions import JUDGE_FIELDS, clean_judge, next_version_number, update_judge
 from judges.agreement import Agreement
 from judges.errors import ConfigError
@@ -146,7 +147,7 @@ def promote_shadow(judge: Judge, *, by: Any = None) -> JudgeVersion:
     """Make the shadow's settings the live ones: a new live version (judges.actions.update_judge — the version mark
     on the Overview, the audit entry; when on, it judges new traffic from now). Returns that new live version."""
     judge, shadow = _locked_shadow(judge)
-    settings = shadow.settings()
+    settings = version_settings(shadow)
     if not ModelEndpoint.objects.filter(pk=settings["endpoint"]).exists():
         raise ConfigError({"endpoint": "the shadow's model endpoint was deleted; discard the shadow and start another"})
     _stop(shadow, VersionRole.PROMOTED)
@@ -171,7 +172,7 @@ class ShadowStats:
         return {
             "version": shadow.version,
             "status": shadow.role,
-            "settings": shadow.settings(),
+            "settings": version_settings(shadow),
             "model": shadow.config.get("model", ""),
             "created_at": shadow.created_at,
             "ended_at": shadow.ended_at,
@@ -302,7 +303,7 @@ def shadow_diff(judge: Judge, shadow: JudgeVersion, *, page: int = 1) -> ShadowD
     scale = scale_of(judge)
     live_agreement = measured(judge.output_type, [live[pk][1] for pk in labelled], [labels[pk].value for pk in labelled], scale)
     shadow_type = shadow.config.get("output_type") or judge.output_type
-    shadow_scale = scale_of(shadow.acting_judge(judge, endpoint=judge.endpoint)) if shadow_type != judge.output_type or shadow.config.get("categories") != judge.categories else scale
+    shadow_scale = scale_of(acting_judge(shadow, judge, endpoint=judge.endpoint)) if shadow_type != judge.output_type or shadow.config.get("categories") != judge.categories else scale
     shadow_agreement = measured(shadow_type, [said[pk][1] for pk in labelled], [labels[pk].value for pk in labelled], shadow_scale)
     differ = [pk for pk in both if not _same(live[pk][1], said[pk][1])]
     pages = max(1, -(-len(differ) // DIFF_PAGE))

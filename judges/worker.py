@@ -26,6 +26,7 @@ from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
 from judges import limits, outages, spend
+from judges.acting import acting_judge
 from judges.llm import AUTHENTICATION, CONFIGURATION, NOT_APPLICABLE, RATE_LIMITED, CallResult, complete
 from judges.models import Evaluation, EvaluationStatus, Judge, ModelEndpoint, VersionRole
 from judges.preparation import Prepared, definition_of, prepare_session, prepare_trace, session_traces
@@ -99,7 +100,7 @@ def claim(ids: list[int] | None, *, limit: int = 64, token: str | None = None) -
 
 def _as_shadows(claimed: list[Evaluation], token: str) -> list[Evaluation]:
     """A shadow version's work is judged by the shadow's settings: its `judge` becomes the version's acting judge
-    (judges.shadow). Work whose shadow endpoint was deleted meanwhile is settled as cancelled."""
+    (judges.acting). Work whose shadow endpoint was deleted meanwhile is settled as cancelled."""
     kept = []
     endpoints = {e.pk: e for e in ModelEndpoint.objects.filter(pk__in={e.shadow.config.get("endpoint_id") for e in claimed if e.shadow_id})}
     for evaluation in claimed:
@@ -110,7 +111,7 @@ def _as_shadows(claimed: list[Evaluation], token: str) -> list[Evaluation]:
                     status=EvaluationStatus.CANCELLED, error_message="the shadow's model endpoint was deleted", finished_at=timezone.now(), lease_expires_at=None
                 )
                 continue
-            evaluation.judge = evaluation.shadow.acting_judge(evaluation.judge, endpoint)
+            evaluation.judge = acting_judge(evaluation.shadow, evaluation.judge, endpoint)
         kept.append(evaluation)
     return kept
 

@@ -20,6 +20,7 @@ from evalapp.ui.agreement import _rows
 from evalapp.ui.common import get_experiment, render_tab
 from evalapp.ui.formatting import format_cost
 from judges import shadow as shadows
+from judges.acting import acting_judge
 from judges.actions import JUDGE_FIELDS, clean_judge
 from judges.agreement import MIN_PAIRS
 from judges.errors import ConfigError
@@ -100,7 +101,7 @@ def shadow_diff_page(request: HttpRequest, experiment_id: int, judge_id: int) ->
     if found is not None:
         diff = shadows.shadow_diff(judge, found, page=page)
         detail = "session-detail" if judge.scope == Scope.SESSION else "trace-detail"
-        shadow_judge = found.acting_judge(judge, endpoint=judge.endpoint)
+        shadow_judge = acting_judge(found, judge, endpoint=judge.endpoint)
         stats = shadows.stats_of([found])[judge.pk]
         context.update(
             diff=diff,

@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 from datasets.actions import TraceSelection, add_traces_to_dataset, create_dataset, merge_records
 from datasets.records import parse_records
 from judges import shadow
+from judges.acting import acting_judge
 from judges.actions import create_judge
 from judges.llm import CallResult
 from judges.manual import start_job
@@ -103,7 +104,7 @@ def test_every_json_read_answers_as_documented(api, openapi, judged):
     helpful = judged["experiment"].judges.get(name="helpful")
     running = shadow.start_shadow(helpful, instructions="Is {{ outputs }} a polite answer to {{ inputs }}?")
     for trace in judged["experiment"].traces.filter(trace_id__in=["t1", "t2"]):  # t2: a disagreement a person labelled
-        record_result(running.acting_judge(helpful), Outcome(CallResult(value=trace.trace_id == "t1", rationale="shadow says")), trace=trace, shadow=running)
+        record_result(acting_judge(running, helpful), Outcome(CallResult(value=trace.trace_id == "t1", rationale="shadow says")), trace=trace, shadow=running)
     dataset, record = judged["dataset"], judged["dataset"].records.get(source_trace_id="t1")
     reads = {
         "/api/v1/experiments/{experiment_id}/datasets": datasets,

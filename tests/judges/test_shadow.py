@@ -296,3 +296,44 @@ def test_the_shadow_keeps_its_cost_apart(experiment, endpoint, standin):
     from judges.models import JudgeSpend
 
     assert JudgeSpend.objects.get(judge=judge).spent_usd == live_cost  # the cap counts the live version only
+
+
+def test_a_shadow_on_another_model_whose_key_is_refused_never_pauses_the_live_judge(experiment, endpoint, standin):
+    from judges.endpoint_actions import create_endpoint
+
+    refused = create_endpoint(name="wrong key", model="openai/evalapp-standin", api_base=standin.api_base, api_key="sk-wrong-0000000000", is_standin=True)
+    judge = relevance(experiment, endpoint)
+    shadow.start_shadow(judge, instructions=RELEVANCE, endpoint=refused.name)  # the same question, another model
+    run_ingest_task(ingest(experiment, make_trace("k1"), make_trace("k2", minutes=1)))
+    judge.refresh_from_db()
+    assert judge.paused_reason == ""
+    assert set(Assessment.all_objects.filter(shadow=True).values_list("error_code", flat=True)) == {"authentication"}
+    assert Assessment.objects.filter(name="relevance", error_code="").count() == 2
+    run_ingest_task(ingest(experiment, make_trace("k3", minutes=2)))
+    assert Assessment.objects.filter(trace__trace_id="k3", error_code="").exists()  # live work goes on
+
+
+def test_retention_deletes_shadow_verdicts_with_their_traces(experiment, endpoint, standin):
+    from traces.retention import delete_batch
+
+    judge = relevance(experiment, endpoint)
+    shadow.start_shadow(judge, instructions=TONE)
+    run_ingest_task(ingest(experiment, make_trace("r1"), make_trace("r2", minutes=1)))
+    assert Assessment.all_objects.filter(shadow=True).count() == 2
+    delete_batch(experiment, BASE_TIME + timedelta(days=1))
+    assert not Trace.objects.exists() and not Assessment.all_objects.exists()
+    assert not Evaluation.objects.exists()
+
+
+def test_the_diff_is_paged_and_its_queries_do_not_grow_with_the_page(experiment, endpoint, standin, no_noise, django_assert_max_num_queries):
+    judge = relevance(experiment, endpoint)
+    started = shadow.start_shadow(judge, instructions=TONE)
+    run_ingest_task(scripted_traffic(experiment, count=39))  # 26 of them disagree
+    first = shadow.shadow_diff(judge, started)
+    assert (first.total, first.pages, len(first.rows)) == (26, 2, 25)
+    with django_assert_max_num_queries(8):
+        second = shadow.shadow_diff(judge, started, page=2)
+    assert len(second.rows) == 1 and {row.target_id for row in first.rows + second.rows} == {
+        trace.trace_id for trace in Trace.objects.filter(experiment=experiment) if not trace.trace_id.endswith("plain")
+    }
+    assert shadow.shadow_diff(judge, started, page=99).page == 2  # past the end: the last page
