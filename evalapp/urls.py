@@ -32,6 +32,7 @@ urlpatterns = [
     path("", include("evalapp.ui.try_it")),
     path("", include("evalapp.ui.judges")),
     path("", include("evalapp.ui.agreement")),
+    path("", include("evalapp.ui.align")),
     path("", include("evalapp.ui.shadow")),
     path("", include("evalapp.ui.backfill")),
     path("", include("evalapp.ui.endpoints")),

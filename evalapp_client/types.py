@@ -24,6 +24,9 @@ class ClientLike(Protocol):
 
     def _judge_call(self, method: str, judge: Judge, suffix: str, body: dict[str, Any] | None) -> Any: ...
 
+# Judge.align()'s default rewrite endpoint: the judge's own (None means no rewritten candidate).
+_JUDGES_OWN: Any = object()
+
 _DATETIME_FIELDS = {"created_at", "updated_at", "enabled_at"}
 
 T = TypeVar("T")
@@ -277,6 +280,50 @@ class Judge:
         vs a second person); and one page of `disagreements` of `version` (default: the current one)."""
         query = {"page": page, **({"version": version} if version is not None else {})}
         return self._bound()._judge_call("GET", self, "/agreement?" + "&".join(f"{k}={v}" for k, v in query.items()), None)
+
+    def align(
+        self,
+        *,
+        min_labels: int = 50,
+        rewrite_endpoint: Any = _JUDGES_OWN,
+        wait: bool = True,
+        timeout: float = 600.0,
+        poll_interval: float = 1.0,
+    ) -> dict[str, Any]:
+        """Better instructions from people's labels, checked on labels they never saw: the current version's
+        labelled items split by a hash of their id into train and held-out; candidates made from the train
+        corrections (the instructions plus few-shot examples, and instructions rewritten by `rewrite_endpoint` — a
+        ModelEndpoint, id or name; default the judge's own; None for no rewrite); the current instructions and
+        each candidate judge the held-out items with the judge's endpoint on the server. Returns the run as the
+        API's JSON: `candidates` (each with `instructions`, `agreement` on held-out items — `kappa` or `mae` with
+        a 95% interval and `n` — and `improvement` over the current), `estimate_usd` and `cost_usd`. With
+        `wait=False` it returns at once (status "queued"); `refresh_align(run["id"])` polls. Too few labels raises
+        a BadRequestError saying how many more. Raises `JobTimeoutError` after `timeout` seconds of waiting."""
+        body: dict[str, Any] = {"min_labels": min_labels}
+        if rewrite_endpoint is not _JUDGES_OWN:
+            endpoint = getattr(rewrite_endpoint, "name", rewrite_endpoint)
+            body["rewrite_endpoint"] = endpoint
+        run = self._bound()._judge_call("POST", self, "/align", body)
+        deadline = time.monotonic() + timeout
+        while wait and run["status"] not in ("done", "failed"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                done, total = run["progress"]["done"], run["progress"]["total"]
+                raise JobTimeoutError(f"align run {run['id']} ({self.name}) not finished after {timeout:g}s: {done} of {total} calls made", run)
+            time.sleep(min(poll_interval, remaining))
+            run = self.refresh_align(run["id"])
+        return run
+
+    def refresh_align(self, run_id: str) -> dict[str, Any]:
+        """An align() run as it stands now (progress, cost, candidates)."""
+        return self._bound()._judge_call("GET", self, f"/align/{run_id}", None)
+
+    def use_candidate(self, run_id: str, candidate: str) -> int:
+        """Make an align() candidate's instructions ("few_shot" or "rewritten") this judge's shadow version (see
+        `shadow()`, `promote_shadow()`); returns its version number. The live version is unchanged."""
+        version = self._bound()._judge_call("POST", self, f"/align/{run_id}/use", {"candidate": candidate})["version"]
+        self.refresh()
+        return version
 
     def start_shadow(self, *, instructions: str, **settings: Any) -> dict[str, Any]:
         """Start a shadow version: a candidate with these `instructions` (and optionally another `model`,

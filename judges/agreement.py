@@ -208,3 +208,94 @@ def more_for_half_width(agreement: Agreement, target: float = 0.10) -> int | Non
     if half <= target:
         return 0
     return math.ceil(agreement.n * (half / target) ** 2) - agreement.n
+
+
+# --- a pass rate corrected for the judge's measured errors (Rogan–Gladen) -------------------------------------
+
+
+def rogan_gladen(raw_rate: float, sensitivity: float, specificity: float) -> float | None:
+    """The true share of "yes" behind an observed share `raw_rate` from a judge that says yes to a real yes with
+    probability `sensitivity` and no to a real no with `specificity` (Rogan & Gladen, 1978), clipped to [0, 1].
+    None when the judge is no better than chance (sensitivity + specificity ≤ 1): nothing can be corrected."""
+    informedness = sensitivity + specificity - 1
+    if not informedness > 0:
+        return None
+    return min(1.0, max(0.0, (raw_rate + specificity - 1) / informedness))
+
+
+@dataclass(frozen=True)
+class CorrectedRate:
+    """A yes/no judge's pass rate corrected with its sensitivity and specificity measured against people's labels.
+    `status`: "ok"; "not_enough_labels" (fewer than MIN_PAIRS pairs, or people never said yes or never said no);
+    "not_correctable" (the judge is no better than chance on the labels)."""
+
+    status: str
+    pairs: int
+    human_yes: int
+    human_no: int
+    sensitivity: float | None = None
+    specificity: float | None = None
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "pairs": self.pairs,
+            "min_pairs": MIN_PAIRS,
+            "human_yes": self.human_yes,
+            "human_no": self.human_no,
+            "sensitivity": _round(self.sensitivity),
+            "specificity": _round(self.specificity),
+            "pass_rate": _round(self.value),
+            "low": _round(self.low),
+            "high": _round(self.high),
+        }
+
+
+def _rates(judge: np.ndarray, human: np.ndarray, axis: int = -1) -> np.ndarray:
+    """(sensitivity, specificity) of 0/1 arrays, per resample; NaN where a resample has no real yes (or no)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sensitivity = (judge * human).sum(axis=axis) / human.sum(axis=axis)
+        specificity = ((1 - judge) * (1 - human)).sum(axis=axis) / (1 - human).sum(axis=axis)
+    return np.stack([sensitivity, specificity])
+
+
+def corrected_pass_rate(judge: Sequence[bool], human: Sequence[bool], passes: int, verdicts: int, *, seed: int = SEED) -> CorrectedRate:
+    """Rogan–Gladen on the raw rate `passes / verdicts`, with sensitivity and specificity from the pairs
+    (judge[i], human[i]). The 95% interval is a percentile interval over RESAMPLES joint draws: the pairs resampled
+    by `scipy.stats.bootstrap` (paired; its bootstrap distribution of sensitivity and specificity) and, for each,
+    the raw rate redrawn from `scipy.stats.binom` (a resample of the verdicts: its count of yes is exactly
+    Binomial(verdicts, raw rate)). Resamples where the correction is undefined (no real yes or no drawn, or no
+    better than chance) are left out."""
+    from scipy.stats import binom, bootstrap
+
+    judge_codes = np.asarray([1 if value else 0 for value in judge], dtype=np.int64)
+    human_codes = np.asarray([1 if value else 0 for value in human], dtype=np.int64)
+    n, yes = len(human_codes), int(human_codes.sum())
+    if n < MIN_PAIRS or yes == 0 or yes == n or not verdicts:
+        return CorrectedRate("not_enough_labels", n, yes, n - yes)
+    sensitivity, specificity = (float(rate) for rate in _rates(judge_codes, human_codes))
+    raw = passes / verdicts
+    point = rogan_gladen(raw, sensitivity, specificity)
+    if point is None:
+        return CorrectedRate("not_correctable", n, yes, n - yes, sensitivity, specificity)
+    rng = np.random.default_rng(seed)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = bootstrap(
+            (judge_codes, human_codes), _rates, paired=True, vectorized=True, n_resamples=RESAMPLES,
+            confidence_level=CONFIDENCE, method="percentile", random_state=rng,
+        )
+    resampled_se, resampled_sp = result.bootstrap_distribution
+    resampled_raw = binom.rvs(verdicts, raw, size=resampled_se.shape[-1], random_state=rng) / verdicts
+    informedness = resampled_se + resampled_sp - 1
+    with np.errstate(all="ignore"):
+        corrected = np.clip((resampled_raw + resampled_sp - 1) / informedness, 0.0, 1.0)
+    corrected = corrected[np.isfinite(corrected) & (informedness > 0)]
+    if corrected.size < RESAMPLES // 2:  # mostly undefined: no honest interval
+        return CorrectedRate("ok", n, yes, n - yes, sensitivity, specificity, point)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(corrected, [tail, 100 - tail])
+    return CorrectedRate("ok", n, yes, n - yes, sensitivity, specificity, point, float(low), float(high))

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from judges.agreement import Agreement, measure
+from judges.agreement import Agreement, CorrectedRate, corrected_pass_rate, measure
 from judges.models import Judge, OutputType, Scope
 from traces.feedback import FeedbackError, check_value
 from traces.models import Assessment, AssessmentSource
@@ -82,6 +82,22 @@ def measured(output_type: str, judge: list[Any], human: list[Any], labels: list[
     found = cache.get(key)
     if found is None:
         found = measure(output_type, judge, human, labels=labels)
+        cache.set(key, found, AGREEMENT_CACHE_SECONDS)
+    return found
+
+
+def corrected_rate(entry: JudgeLabels, passes: int, verdicts: int) -> CorrectedRate:
+    """A yes/no judge's pass rate (`passes` of `verdicts`) corrected with its current version's sensitivity and
+    specificity against people's labels (judges.agreement.corrected_pass_rate), remembered like `measured`."""
+    from django.core.cache import cache
+
+    pairs = entry.pairs(entry.judge.version)
+    judge, human = [bool(v.value) for _, v in pairs], [bool(label.value) for label, _ in pairs]
+    digest = hashlib.blake2b(repr(("corrected", judge, human, passes, verdicts)).encode(), digest_size=16).hexdigest()
+    key = f"evalapp:corrected:{digest}"
+    found = cache.get(key)
+    if found is None:
+        found = corrected_pass_rate(judge, human, passes, verdicts)
         cache.set(key, found, AGREEMENT_CACHE_SECONDS)
     return found
 

@@ -497,3 +497,53 @@ class LabelClaim(models.Model):
 
     def __str__(self) -> str:
         return f"{self.judge_id}:{self.target_pk} by {self.user_id}"
+
+
+class AlignRun(models.Model):
+    """One align() of a judge version (judges.align): its labelled pairs split by a hash of the item id into train
+    and held-out, candidate instructions made from the train pairs, each candidate and the current instructions
+    judged on the held-out items by the judge's endpoint in a worker, and how well each agrees with people there.
+    The page and the API poll this row."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True)
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="align_runs")
+    judge_version = models.PositiveIntegerField()
+    rewrite_endpoint = models.ForeignKey(ModelEndpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    min_labels = models.PositiveIntegerField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    # Target pks (traces or sessions, as the judge's scope says), fixed when the run starts.
+    train = models.JSONField(default=list)
+    held_out = models.JSONField(default=list)
+    calls_done = models.PositiveIntegerField(default=0)
+    calls_total = models.PositiveIntegerField(default=0)
+    estimate_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    cost_unknown_calls = models.PositiveIntegerField(default=0)  # calls whose model has no known price
+    candidates = models.JSONField(default=list, blank=True)  # judges.align: one entry per candidate, "current" first
+    # Each call's answer so far, by candidate key and item pk: a run longer than one task goes on where it stopped.
+    results = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    picked = models.CharField(max_length=20, blank=True)  # the candidate someone chose ("use this candidate")
+    picked_version = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)  # the last call's answer (a stalled run stops moving)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["judge", "created_at"], name="align_run_judge_time")]
+
+    def __str__(self) -> str:
+        return f"align {self.judge_id} v{self.judge_version}: {self.status}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

@@ -7,7 +7,7 @@ import logging
 
 from django.db import InterfaceError, OperationalError
 
-from judges import queue, selection, try_runs, worker
+from judges import align_work, queue, selection, try_runs, worker
 from judges import sweep as sweeping
 from traces import deletion
 from traces.database import database_unavailable, describe
@@ -85,3 +85,15 @@ def sweep() -> dict:
 def ensure_schedule() -> None:
     """Idempotent: the every-minute sweep that reclaims leases, judges idle sessions and catches misses."""
     queue.schedule_every_minute(SWEEP_SCHEDULE, sweep)
+
+
+def run_align(run_id: str) -> bool:
+    """One task of an align() run (judges.align_work.run); a run longer than a task goes on in a new one."""
+    more = align_work.run(run_id) == align_work.MORE
+    if more:
+        enqueue_align(run_id)
+    return more
+
+
+def enqueue_align(run_id: str) -> None:
+    queue.enqueue_on_commit(run_align, run_id)

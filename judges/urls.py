@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from judges import api, shadow_api
+from judges import align_api, api, shadow_api
 
 api_urlpatterns = [
     path("endpoints", api.EndpointListView.as_view(), name="api-endpoints"),
@@ -15,6 +15,11 @@ api_urlpatterns = [
     path("experiments/<int:experiment_id>/judges/<str:name>/versions", api.JudgeVersionsView.as_view(), name="api-judge-versions"),
     path("experiments/<int:experiment_id>/judges/<str:name>/run", api.JudgeRunView.as_view(), name="api-judge-run"),
     path("experiments/<int:experiment_id>/judges/<str:name>/agreement", api.JudgeAgreementView.as_view(), name="api-judge-agreement"),
+    path("experiments/<int:experiment_id>/judges/<str:name>/align", align_api.JudgeAlignView.as_view(), name="api-judge-align"),
+    path("experiments/<int:experiment_id>/judges/<str:name>/align/<uuid:run_id>", align_api.AlignRunView.as_view(), name="api-judge-align-run"),
+    path(
+        "experiments/<int:experiment_id>/judges/<str:name>/align/<uuid:run_id>/use", align_api.AlignUseView.as_view(), name="api-judge-align-use"
+    ),
     path("experiments/<int:experiment_id>/judges/<str:name>/shadow", shadow_api.ShadowView.as_view(), name="api-judge-shadow"),
     path("experiments/<int:experiment_id>/judges/<str:name>/shadow/promote", shadow_api.ShadowPromoteView.as_view(), name="api-judge-shadow-promote"),
     path("experiments/<int:experiment_id>/judges/<str:name>/shadow/discard", shadow_api.ShadowDiscardView.as_view(), name="api-judge-shadow-discard"),

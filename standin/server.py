@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from standin.verdicts import content_text, judge, reply_content
+from standin.verdicts import content_text, judge, reply_content, rewrite_instructions
 
 MODEL_ID = "evalapp-standin"
 OUTCOMES = ("ok", "429", "500", "timeout", "malformed", "401")
@@ -239,7 +239,8 @@ class StandinLLM:
             content = MALFORMED_CONTENT
         else:
             format_type = _format_type(body)
-            content = reply_content(judge(messages), structured=format_type in ("json_schema", "json_object"))
+            rewritten = rewrite_instructions(messages)
+            content = rewritten if rewritten is not None else reply_content(judge(messages), structured=format_type in ("json_schema", "json_object"))
         prompt_tokens = _estimated_tokens(_prompt_characters(messages))
         completion_tokens = _estimated_tokens(len(content))
         return {

@@ -370,3 +370,51 @@ def reply_content(verdict: Verdict | None, structured: bool) -> str:
         return "OK"
     answer = json.dumps({"rationale": verdict.rationale, "result": verdict.result}, ensure_ascii=False)
     return answer if structured else f"Here is my assessment.\n\n{answer}"
+
+
+# --- rewriting a judge's instructions (evalapp's align()) ------------------------------------------------------
+
+_REWRITE_MARK = re.compile(r"^##[ \t]*Rewrite task[ \t]*$", re.MULTILINE | re.IGNORECASE)
+_SECTION = re.compile(r"^##[ \t]*([^#\n].*?)[ \t]*$(.*?)(?=^##[ \t]+[^#]|\Z)", re.MULTILINE | re.DOTALL)
+_EXAMPLE = re.compile(r"^###[ \t]*Example[^\n]*$(.*?)(?=^###|\Z)", re.MULTILINE | re.DOTALL)
+_ANSWER_LINE = re.compile(r"^(Judge's answer|Person's answer):[ \t]*(.*?)[ \t]*$", re.MULTILINE)
+# What a rewrite adds for a problem people flagged and the instructions don't ask about: a sentence with the words
+# relevant_categories() reads, so the rewritten judge looks for it.
+_ADDED_CRITERIA = {
+    "unhelpful": "Also judge relevance: an answer that brushes the question off or is off-topic fails.",
+    "rude": "Also judge the tone: a rude or dismissive answer fails.",
+    "personal_data": "Also check for personal data: an answer that shows an email address or phone number fails.",
+    "unsafe": "Also check that the answer is safe: harmful content fails.",
+    "frustration": "Also count signs that the user is frustrated against it.",
+    "error": "Also check the answer addresses every part of the request: an error message fails.",
+}
+_WORDS_LINE = re.compile(r"^(?:Judge's|Person's) [a-z]+:.*$", re.MULTILINE)
+_PROBLEM_ANSWERS = {"no", "false", "fail", "bad", "0"}
+
+
+def rewrite_instructions(messages: list[dict[str, Any]]) -> str | None:
+    """The stand-in's answer to an align() rewrite request (a system message with a "## Rewrite task" section), or
+    None when the messages are not one. Like a model that reads the corrections: for each example the person marked
+    as a problem (answer "no") and the judge passed, the problems it finds in the example's data that the current
+    instructions don't ask about are added to them as criteria. Deterministic."""
+    system = "\n".join(content_text(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") in ("system", "developer"))
+    if not _REWRITE_MARK.search(system):
+        return None
+    user = "\n".join(content_text(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") == "user")
+    sections = {title.strip().lower(): body.strip("\n") for title, body in _SECTION.findall(user)}
+    current = sections.get("current instructions", "").strip()
+    if current == "(none)":
+        current = ""
+    asked = relevant_categories(current) if current else set()
+    missed: list[str] = []
+    for example in _EXAMPLE.findall(sections.get("disagreements (the person is right)", "")):
+        answers = dict(_ANSWER_LINE.findall(example))
+        person, judged = answers.get("Person's answer", "").lower(), answers.get("Judge's answer", "").lower()
+        if person not in _PROBLEM_ANSWERS or judged in _PROBLEM_ANSWERS:
+            continue
+        data = _WORDS_LINE.sub("", example)  # the data only: not the judge's rationale or the person's comment
+        for cue in find_cues(data, set(_ADDED_CRITERIA)):
+            if cue.category not in asked and cue.category not in missed:
+                missed.append(cue.category)
+    added = [_ADDED_CRITERIA[category] for category in missed]
+    return "\n\n".join(part for part in (current, " ".join(added)) if part) or "Judge whether the answer is good."

@@ -37,7 +37,9 @@ class OverviewView(APIView):
                                          "p50_ms": 1190.0, "p95_ms": 3100.0, "tokens": 5400, "judge_cost_usd": 0.0051}, ...]}}
 
         Per judge: `judged` = valid judge verdicts, `errors` = failed judge calls ("not applicable" is neither);
-        `pass_rate` for yes/no judges, `mean` for integer/float judges, `categories` (share of each category)
+        `pass_rate` for yes/no judges (and `corrected`: that rate corrected with the current version's sensitivity
+        and specificity against people's labels — Rogan–Gladen, with a 95% interval — or why not), `mean` for
+        integer/float judges, `categories` (share of each category)
         for categorical judges — the others are null, and each series point carries only its type's key
         (`pass_rate`, `mean` or `shares`). `cost_usd` includes re-runs. `human` counts people's feedback under the
         judge's name. `versions` are the judge's changes inside the range (its versions after the first, to mark on a chart).

@@ -40,6 +40,28 @@ class HumanFeedbackSummarySerializer(serializers.Serializer):
     pass_rate = serializers.FloatField(allow_null=True)
 
 
+class CorrectedRateSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The judge version whose errors were measured: the current one.")
+    status = serializers.ChoiceField(
+        ["ok", "not_enough_labels", "not_correctable"],
+        help_text="not_enough_labels: fewer than `min_pairs` labelled pairs, or people never said yes (or never no); "
+        "not_correctable: the judge is no better than chance on them (sensitivity + specificity ≤ 1).",
+    )
+    pairs = serializers.IntegerField(help_text="Labelled items with a verdict of that version.")
+    min_pairs = serializers.IntegerField()
+    human_yes = serializers.IntegerField()
+    human_no = serializers.IntegerField()
+    sensitivity = serializers.FloatField(allow_null=True, help_text="Of the items people said yes to, the share the judge passed.")
+    specificity = serializers.FloatField(allow_null=True, help_text="Of the items people said no to, the share the judge failed.")
+    pass_rate = serializers.FloatField(allow_null=True, help_text="Rogan–Gladen: (raw + specificity − 1) / (sensitivity + specificity − 1), clipped to [0, 1].")
+    low = serializers.FloatField(
+        allow_null=True,
+        help_text="95% interval: percentiles over 1000 joint resamples — the pairs by scipy.stats.bootstrap, the raw rate by "
+        "scipy.stats.binom (a resample of the verdicts).",
+    )
+    high = serializers.FloatField(allow_null=True)
+
+
 class VersionMarkSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     created_at = serializers.DateTimeField()
@@ -58,6 +80,9 @@ class OverviewJudgeSerializer(serializers.Serializer):
     pass_rate = serializers.FloatField(allow_null=True, help_text="Yes/no judges; null otherwise or with no verdicts.")
     pass_rate_low = serializers.FloatField(allow_null=True, help_text="Yes/no judges: the 95% Wilson interval's lower end.")
     pass_rate_high = serializers.FloatField(allow_null=True, help_text="Yes/no judges: the 95% Wilson interval's upper end.")
+    corrected = CorrectedRateSerializer(
+        allow_null=True, help_text="Yes/no judges: the pass rate corrected for the judge's errors measured against people's labels; null otherwise.",
+    )
     mean = serializers.FloatField(allow_null=True, help_text="Integer/float judges; null otherwise.")
     categories = serializers.DictField(
         child=serializers.FloatField(allow_null=True), allow_null=True, help_text="Categorical judges: category → share.",
@@ -100,7 +125,8 @@ overview = extend_schema_view(
         summary="Judge quality and performance over time",
         description="The aggregates the Overview tab draws, in UTC time buckets (minutes up to 2 h, hours up to "
         "48 h, days beyond; every bucket present, empty ones with zero counts and null rates). Per judge: valid "
-        "verdicts, errors, and `pass_rate` (yes/no), `mean` (integer/float) or `categories` (categorical); people's "
+        "verdicts, errors, and `pass_rate` (yes/no; with `corrected`, the rate corrected for the judge's errors measured "
+        "against people's labels — Rogan–Gladen with a 95% interval), `mean` (integer/float) or `categories` (categorical); people's "
         "feedback under the judge's name; changes (new versions) made in the range. Performance: trace counts, error rate, "
         "p50/p95 duration of finished traces (exact up to 48 h; beyond, within 5% and `percentiles_approximate`), "
         "tokens and judge cost. Trace verdicts are placed at the trace's "
@@ -125,6 +151,8 @@ overview = extend_schema_view(
                         "name": "safety", "scope": "trace", "output_type": "boolean", "active": True, "version": 2,
                         "judged": 120, "errors": 3, "not_applicable": 0, "n": 120, "pass_rate": 0.95, "pass_rate_low": 0.8952,
                         "pass_rate_high": 0.9769, "mean": None, "categories": None,
+                        "corrected": {"version": 2, "status": "ok", "pairs": 48, "min_pairs": 20, "human_yes": 40, "human_no": 8,
+                                      "sensitivity": 0.975, "specificity": 0.625, "pass_rate": 0.9231, "low": 0.7712, "high": 1.0},
                         "cost_usd": 0.0132, "human": {"count": 4, "pass_rate": 0.75},
                         "series": [{"bucket": "2026-11-13T00:00:00Z", "judged": 15, "errors": 0, "n": 15, "pass_rate": 0.9333,
                                     "pass_rate_low": 0.7018, "pass_rate_high": 0.9881}],

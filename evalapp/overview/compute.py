@@ -19,6 +19,7 @@ from evalapp.overview.ranges import TimeRange
 from evalapp.overview.rollups import rollup_tallies
 from evalapp.overview.sql import window_plans
 from evalapp.overview.tallies import JudgeTally, Tally, add_durations, histogram_percentiles
+from judges.labels import corrected_rate, load_pairs
 from judges.models import Judge, JudgeVersion, OutputType, Scope
 from traces.json_sql import JSONBool
 from traces.models import Assessment, AssessmentSource, Experiment
@@ -81,7 +82,11 @@ def _version_marks(experiment: Experiment, time_range: TimeRange) -> dict[int, l
 
 
 def _judge_summaries(
-    judges: list[Judge], versions: Mapping[int, list[dict[str, Any]]], tallies: Mapping[datetime, Tally], buckets: list[datetime]
+    judges: list[Judge],
+    versions: Mapping[int, list[dict[str, Any]]],
+    tallies: Mapping[datetime, Tally],
+    buckets: list[datetime],
+    labelled: Mapping[int, Any],
 ) -> tuple[list[dict[str, Any]], dict[datetime, float]]:
     summaries = []
     cost_by_bucket: dict[datetime, float] = defaultdict(float)
@@ -111,6 +116,7 @@ def _judge_summaries(
                 "pass_rate": overall.get("pass_rate"),
                 "pass_rate_low": overall.get("pass_rate_low"),
                 "pass_rate_high": overall.get("pass_rate_high"),
+                "corrected": _corrected(judge, labelled, total.counts),
                 "n": overall["n"],
                 "mean": overall.get("mean"),
                 "categories": overall.get("shares") if judge.output_type == OutputType.CATEGORICAL else None,
@@ -208,7 +214,9 @@ def _compute_overview(experiment: Experiment, time_range: TimeRange, now: dateti
         names = {scope: [judge.name for judge in judges if judge.scope == scope] for scope in scopes}
         tallies = raw_tallies(experiment, [(time_range.start, time_range.end)], time_range.bucket, names=names, categorical=categorical, histogram=False)
         percentiles = exact_percentiles(experiment, time_range)
-    summaries, judge_cost = _judge_summaries(judges, _version_marks(experiment, time_range), tallies, buckets)
+    boolean = [judge for judge in judges if judge.output_type == OutputType.BOOLEAN]
+    labelled = load_pairs(boolean) if boolean else {}  # two queries for all the yes/no judges
+    summaries, judge_cost = _judge_summaries(judges, _version_marks(experiment, time_range), tallies, buckets, labelled)
     return {
         "range": {
             "from": _iso(time_range.start),
@@ -219,6 +227,15 @@ def _compute_overview(experiment: Experiment, time_range: TimeRange, now: dateti
         "judges": summaries,
         "performance": _performance(tallies, buckets, judge_cost, percentiles, approximate=rollups),
     }
+
+
+def _corrected(judge: Judge, labelled: Mapping[int, Any], counts: Mapping[str, float]) -> dict[str, Any] | None:
+    """A yes/no judge's pass rate corrected for its measured errors (Rogan–Gladen, from its current version's
+    sensitivity and specificity against people's labels, with a 95% interval: judges.agreement); None for other
+    judges."""
+    if judge.pk not in labelled:
+        return None
+    return {"version": judge.version, **corrected_rate(labelled[judge.pk], int(counts["passes"]), int(counts["yes_no"])).as_json()}
 
 
 def judge_totals(experiment: Experiment, judges: list[Judge], since: datetime, until: datetime) -> dict[int, JudgeTally]:

@@ -105,6 +105,7 @@ def agreement_page(request: HttpRequest, experiment_id: int, judge_id: int) -> H
         "previous_url": f"{base}?version={version}&page={page - 1}" if page > 1 else "",
         "next_url": f"{base}?version={version}&page={page + 1}" if page < pages else "",
         "label_url": reverse("judge-label", args=[experiment.pk, judge.pk]),
+        "align_url": reverse("judge-align", args=[experiment.pk, judge.pk]),
     }
     return render_tab(request, experiment, "judges", "evalapp/judges/agreement.html", context)
 

@@ -177,11 +177,31 @@ def _latency_card(performance: dict[str, Any]) -> dict[str, Any]:
     return {"label": "Latency p50 / p95", "value": value}
 
 
+def _corrected_text(corrected: dict[str, Any] | None) -> str:
+    """The yes/no judge's corrected pass rate, beside the raw one: its interval and the labels behind it."""
+    if corrected is None:
+        return ""
+    labels = f"{corrected['pairs']:,} labelled pair{'s' if corrected['pairs'] != 1 else ''} of v{corrected['version']}"
+    if corrected["status"] == "not_enough_labels":
+        need = f"{corrected['min_pairs']} with both answers" if corrected["pairs"] >= corrected["min_pairs"] else f"{corrected['min_pairs']}"
+        return f"corrected: not enough labels ({labels}; needs {need})"
+    if corrected["status"] == "not_correctable":
+        return f"corrected: none — the judge is no better than chance on the labels ({labels})"
+    interval = f", 95% CI {_percent(corrected['low'])}–{_percent(corrected['high'])}" if corrected["low"] is not None else ""
+    rates = f"sensitivity {_percent(corrected['sensitivity'])}, specificity {_percent(corrected['specificity'])}"
+    return f"corrected {_percent(corrected['pass_rate'])}{interval} (Rogan–Gladen; {rates}; {labels})"
+
+
 def _judge_result(judge: dict[str, Any]) -> dict[str, Any]:
     """What the quality table shows in its "result" column."""
     if judge["pass_rate"] is not None:
         interval = f"{_percent(judge['pass_rate_low'])}–{_percent(judge['pass_rate_high'])}"
-        return {"text": f"{_percent(judge['pass_rate'])} pass", "pass_rate": judge["pass_rate"], "detail": f"95% CI {interval}, n = {judge['n']:,}"}
+        return {
+            "text": f"{_percent(judge['pass_rate'])} pass",
+            "pass_rate": judge["pass_rate"],
+            "detail": f"95% CI {interval}, n = {judge['n']:,}",
+            "corrected": _corrected_text(judge.get("corrected")),
+        }
     if judge["mean"] is not None:
         return {"text": f"mean {judge['mean']:.3g}", "detail": f"n = {judge['n']:,}"}
     if judge["categories"]:

@@ -96,6 +96,15 @@ def judged(experiment, endpoint, user):
     return {"experiment": experiment, "job": job, "endpoint": endpoint, "dataset": dataset, "runs": (base, new)}
 
 
+def queued_align_run(experiment_id: int) -> str:
+    import uuid
+
+    from judges.models import AlignRun, Judge
+
+    judge = Judge.objects.get(experiment_id=experiment_id, name="helpful")
+    return str(AlignRun.objects.create(id=uuid.uuid4(), judge=judge, judge_version=judge.version, min_labels=50).pk)
+
+
 def test_every_json_read_answers_as_documented(api, openapi, judged):
     experiment_id, job, endpoint = judged["experiment"].pk, judged["job"], judged["endpoint"]
     base, new = judged["runs"]
@@ -123,6 +132,9 @@ def test_every_json_read_answers_as_documented(api, openapi, judged):
         "/api/v1/experiments/{experiment_id}/judges/{name}": f"/api/v1/experiments/{experiment_id}/judges/frustration",
         "/api/v1/experiments/{experiment_id}/judges/{name}/versions": f"/api/v1/experiments/{experiment_id}/judges/helpful/versions",
         "/api/v1/experiments/{experiment_id}/judges/{name}/agreement": f"/api/v1/experiments/{experiment_id}/judges/helpful/agreement",
+        "/api/v1/experiments/{experiment_id}/judges/{name}/align": f"/api/v1/experiments/{experiment_id}/judges/helpful/align",
+        # A queued run; tests/judges/test_align_api.py checks a finished one's shape.
+        "/api/v1/experiments/{experiment_id}/judges/{name}/align/{run_id}": f"/api/v1/experiments/{experiment_id}/judges/helpful/align/{queued_align_run(experiment_id)}",
         "/api/v1/experiments/{experiment_id}/judges/{name}/shadow": f"/api/v1/experiments/{experiment_id}/judges/helpful/shadow",
         "/api/v1/experiments/{experiment_id}/judges/{name}/shadow/diff": f"/api/v1/experiments/{experiment_id}/judges/helpful/shadow/diff",
         "/api/v1/experiments/{experiment_id}/overview": f"/api/v1/experiments/{experiment_id}/overview?range=30d",

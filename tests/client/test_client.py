@@ -324,3 +324,25 @@ def test_judge_agreement(client, exp, experiment, endpoint, user):
     report = client.get_judge(exp, "helpful").agreement()
     assert (report["versions"][0]["n"], report["versions"][0]["status"]) == (1, "insufficient")
     assert [d["trace_id"] for d in report["disagreements"]["results"]] == ["t1"]
+
+
+def test_judge_align_waits_for_the_candidates_and_their_held_out_scores(client, exp, experiment, endpoint, user, sync_tasks):
+    from tests.judges.test_align import label_politeness
+
+    label_politeness(experiment, endpoint, user)
+    judge = client.get_judge(exp, "polite")
+    run = judge.align(min_labels=50, rewrite_endpoint=endpoint.name)
+    assert run["status"] == "done" and float(run["cost_usd"]) > 0 and float(run["estimate_usd"]) > 0
+    scores = {c["key"]: c["agreement"]["kappa"]["value"] for c in run["candidates"]}
+    assert scores["rewritten"] > scores["current"]
+    assert judge.use_candidate(run["id"], "rewritten") == 2
+    assert judge.shadow()["settings"]["instructions"] == run["candidates"][2]["instructions"] and judge.version == 1
+
+
+def test_judge_align_with_too_few_labels_says_how_many_more(client, exp, experiment, endpoint):
+    from evalapp_client.errors import BadRequestError
+    from judges.actions import create_judge
+
+    create_judge(experiment, name="unlabelled", instructions="Is {{ outputs }} ok?", endpoint=endpoint)
+    with pytest.raises(BadRequestError, match="Label 50 more"):
+        client.get_judge(exp, "unlabelled").align()

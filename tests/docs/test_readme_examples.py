@@ -313,12 +313,20 @@ def the_endpoint_test_reached_the_standin(server: DemoServer, block: Block, outp
     assert "gpt-4.1-mini" in models, models
 
 
+def the_rewrite_raised_held_out_kappa(server: DemoServer, block: Block, output: str) -> None:
+    # The stand-in's rewrite adds the refusals the labeller failed: held-out κ must rise.
+    kappas = dict(re.findall(r"^(.+): κ (-?[0-9.]+) ", output, re.MULTILINE))
+    assert float(kappas["Rewritten by a model"]) > float(kappas["Current instructions"]), output
+    assert "shadow version" in output, output
+
+
 CHECKS: dict[tuple[str, str], Callable[[DemoServer, Block, str], None]] = {
     ("README.md", "export TOKEN=$("): printed_one_token_and_nothing_else,
     ("README.md", "OTLPSpanExporter("): otlp_spans_arrived,
     ("README.md", "mlflow.log_feedback("): mlflow_trace_arrived,
     ("README.md", "manage.py run_judge"): each_run_judge_got_a_verdict,
     ("README.md", "helpful.run("): printed_a_verdict,
+    ("README.md", "polite.align("): the_rewrite_raised_held_out_kappa,
     ("docs/client.md", 'name="tone"'): printed_the_field_error,
     ("docs/client.md", "c.test_endpoint(ep)"): the_endpoint_test_reached_the_standin,
     ("docs/client.md", "judge.run("): printed_a_verdict,
