@@ -36,7 +36,8 @@ class BurstResult:
 
 
 class _RetryCounter(logging.Handler):
-    """The exporter logs one warning per retry ("Transient error 503 ... retrying in 1.00s")."""
+    """The exporter logs one warning per retry ("Transient error Service Unavailable encountered ..., retrying in
+    1.00s.")."""
 
     def __init__(self, result: BurstResult):
         super().__init__(logging.WARNING)
@@ -46,7 +47,7 @@ class _RetryCounter(logging.Handler):
         message = record.getMessage()
         if message.startswith("Transient error"):
             self.result.retries += 1
-            status = message.split()[2]
+            status = message.removeprefix("Transient error ").split(" encountered")[0]
             self.result.retry_statuses[status] = self.result.retry_statuses.get(status, 0) + 1
 
 
@@ -80,7 +81,7 @@ def run_burst(
             return outcome
 
     counter = _RetryCounter(result)
-    exporter_logger = logging.getLogger("opentelemetry.exporter.otlp.common.http")
+    exporter_logger = logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter")
     exporter_logger.addHandler(counter)
     # "Queue full, dropping span." once per span would flood the terminal; the drops are counted instead.
     logging.getLogger("opentelemetry.sdk._shared_internal").setLevel(logging.ERROR)

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from accounts.roles import can_edit
 from traces import api_schema, deletion, otlp, otlp_schema, strict_json
 from traces.actions import ExperimentNameTaken, create_experiment, ingest_traces
+from traces.admission import IngestBusy, bounded_lock_wait, ingest_slot
 from traces.feedback import FeedbackError, add_feedback
 from traces.filter_sql import filter_traces
 from traces.filters import FilterError
@@ -44,6 +45,28 @@ def _error(status_code: int, message: str, errors: list | None = None) -> JsonRe
     if errors:
         body["errors"] = errors
     return JsonResponse(body, status=status_code)
+
+
+def _ingest_lock_wait_bounded(view_class: type[APIView]) -> type[APIView]:
+    """A POST (ingest) to this view waits at most EVALAPP_INGEST_LOCK_WAIT_SECONDS for any write lock — its
+    authentication's token stamp included — then answers 503 busy (traces.admission.bounded_lock_wait)."""
+    dispatch = view_class.dispatch
+
+    def bounded_dispatch(self: APIView, request, *args, **kwargs):
+        if request.method != "POST":
+            return dispatch(self, request, *args, **kwargs)
+        with bounded_lock_wait():
+            return dispatch(self, request, *args, **kwargs)
+
+    view_class.dispatch = bounded_dispatch  # type: ignore[method-assign]
+    return view_class
+
+
+def _busy(response: HttpResponse, error: IngestBusy) -> HttpResponse:
+    """A refusal under overload: 503 (OTLP exporters retry on it) with the Retry-After they wait for."""
+    response["Retry-After"] = str(error.retry_after)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _page_size(request: Request) -> int:
@@ -125,6 +148,7 @@ class ExperimentDetailView(APIView):
 
 
 @api_schema.trace_list
+@_ingest_lock_wait_bounded
 class TraceListView(APIView):
     """GET: newest first, keyset-paginated. POST: ingest a batch (see README for the schema)."""
 
@@ -167,14 +191,18 @@ class TraceListView(APIView):
         if content_type not in ("application/json", ""):
             return _error(415, f"Content-Type {content_type!r} is not supported; send application/json.")
         try:
-            data = strict_json.loads(body, replace_unstorable_text=True)
-        except ValueError as error:
-            return _error(400, strict_json.body_error(error))
-        try:
-            batch = parse_trace_batch(data, max_traces=settings.EVALAPP_MAX_TRACES_PER_REQUEST)
-            result = ingest_traces(experiment, batch)
-        except PayloadError as error:
-            return JsonResponse(error.as_json(), status=400)
+            with ingest_slot():
+                try:
+                    data = strict_json.loads(body, replace_unstorable_text=True)
+                except ValueError as error:
+                    return _error(400, strict_json.body_error(error))
+                try:
+                    batch = parse_trace_batch(data, max_traces=settings.EVALAPP_MAX_TRACES_PER_REQUEST)
+                    result = ingest_traces(experiment, batch)
+                except PayloadError as error:
+                    return JsonResponse(error.as_json(), status=400)
+        except IngestBusy as error:
+            return _busy(_error(503, str(error)), error)
         return JsonResponse(result.as_json(), status=200)
 
 
@@ -297,6 +325,7 @@ class SessionDetailView(APIView):
 
 
 @otlp_schema.otlp_traces
+@_ingest_lock_wait_bounded
 class OtlpTracesView(APIView):
     """OTLP/HTTP `POST /v1/traces`: protobuf or JSON, optionally gzip. The experiment comes from the
     `x-evalapp-experiment-id` header (an id or a name) or the resource attribute `evalapp.experiment.id`."""
@@ -324,22 +353,25 @@ class OtlpTracesView(APIView):
         except BodyError as error:
             return fail(error.status, error.message)
         try:
-            if is_protobuf:
-                batch = otlp.decode_protobuf(body)
-            else:
+            with ingest_slot():
                 try:
-                    data = strict_json.loads(body, replace_unstorable_text=True)
-                except ValueError as error:
-                    return fail(400, strict_json.body_error(error))
-                batch = otlp.decode_json(data)
-        except PayloadError as error:
-            payload = error.as_json()
-            return fail(400, payload["detail"], payload["errors"])
-
-        try:
-            store_export(batch, request.headers.get("x-evalapp-experiment-id", ""))
-        except ExportRefused as error:
-            return fail(error.status, error.message, error.errors)
+                    if is_protobuf:
+                        batch = otlp.decode_protobuf(body)
+                    else:
+                        try:
+                            data = strict_json.loads(body, replace_unstorable_text=True)
+                        except ValueError as error:
+                            return fail(400, strict_json.body_error(error))
+                        batch = otlp.decode_json(data)
+                except PayloadError as error:
+                    payload = error.as_json()
+                    return fail(400, payload["detail"], payload["errors"])
+                try:
+                    store_export(batch, request.headers.get("x-evalapp-experiment-id", ""))
+                except ExportRefused as error:
+                    return fail(error.status, error.message, error.errors)
+        except IngestBusy as error:
+            return _busy(fail(503, str(error)), error)
         return self._success(is_protobuf)
 
     @staticmethod
