@@ -29,6 +29,21 @@ class BurstResult:
     retries: int = 0
     retry_statuses: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def combined(cls, parts: list[BurstResult]) -> BurstResult:
+        """Several applications' results as one: counts add up, times are the slowest application's."""
+        total = cls(traces=sum(part.traces for part in parts), spans=sum(part.spans for part in parts))
+        total.seconds_producing = max(part.seconds_producing for part in parts)
+        total.seconds_total = max(part.seconds_total for part in parts)
+        for part in parts:
+            total.spans_exported += part.spans_exported
+            total.spans_failed += part.spans_failed
+            total.requests += part.requests
+            total.retries += part.retries
+            for status, count in part.retry_statuses.items():
+                total.retry_statuses[status] = total.retry_statuses.get(status, 0) + count
+        return total
+
     @property
     def spans_dropped(self) -> int:
         """Ended but never handed to the exporter: the batch processor's queue was full."""
@@ -83,6 +98,7 @@ def run_burst(
     counter = _RetryCounter(result)
     exporter_logger = logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter")
     exporter_logger.addHandler(counter)
+    exporter_logger.propagate = False  # counted, not printed: one line per retry would bury the figures
     # "Queue full, dropping span." once per span would flood the terminal; the drops are counted instead.
     logging.getLogger("opentelemetry.sdk._shared_internal").setLevel(logging.ERROR)
     provider = TracerProvider(resource=Resource.create({"service.name": "support-agent", "deployment.environment": "production"}))
@@ -141,5 +157,6 @@ def run_burst(
         provider.shutdown()
     finally:
         exporter_logger.removeHandler(counter)
+        exporter_logger.propagate = True
     result.seconds_total = time.perf_counter() - began
     return result

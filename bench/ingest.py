@@ -296,6 +296,7 @@ def main() -> None:
     parser.add_argument("--export-batch", type=int, default=2048, help="--shape burst, tuned round: max_export_batch_size")
     parser.add_argument("--delay-ms", type=int, default=1000, help="--shape burst, tuned round: schedule_delay_millis")
     parser.add_argument("--rounds", default="default,tuned", help="--shape burst: which rounds, in order")
+    parser.add_argument("--exporters", type=int, default=1, help="--shape burst: applications (processes) sending at once, --traces split among them")
     parser.add_argument("--postgres-url", default="postgres://postgres@127.0.0.1:5432/evalapp_bench")
     args = parser.parse_args()
     concurrency = args.concurrency or (1 if args.shape == "exporter" else 4)
@@ -401,7 +402,8 @@ def main() -> None:
         # every worker, so what follows measures workers that are warm, as they are in a long-running server.
         with ThreadPoolExecutor(args.web_workers * 2) as pool:
             list(pool.map(lambda _: wait_for(args.port), range(args.web_workers * 4)))
-        print(f"database: {args.db}; {described}; {concurrency} client connections, {args.web_workers} gunicorn workers")
+        clients = f"{args.exporters} application(s) with an exporter each" if args.shape == "burst" else f"{concurrency} client connections"
+        print(f"database: {args.db}; {described}; {clients}, {args.web_workers} gunicorn workers")
         if args.shape == "burst":
             burst_rounds(args, token, Experiment, Trace, Span)
             return
@@ -432,21 +434,32 @@ def main() -> None:
 
 
 def burst_rounds(args: argparse.Namespace, token: str, Experiment, Trace, Span) -> None:  # noqa: N803 (model classes)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from django.db import connections
     from django.db.models import Count
 
-    from bench.burst import run_burst
+    from bench.burst import BurstResult, run_burst
 
     tuned = {"max_queue_size": args.queue_size, "max_export_batch_size": args.export_batch, "schedule_delay_millis": args.delay_ms}
     for label in args.rounds.split(","):
         options = tuned if label == "tuned" else None
         experiment = Experiment.objects.create(name=f"bench-burst-{label}")
-        result = run_burst(
-            f"http://127.0.0.1:{args.port}/v1/traces",
-            {"Authorization": f"Bearer {token}", "x-evalapp-experiment-id": str(experiment.pk)},
-            traces=args.traces,
-            rate=args.rate,
-            processor_options=options,
-        )
+        endpoint = f"http://127.0.0.1:{args.port}/v1/traces"
+        headers = {"Authorization": f"Bearer {token}", "x-evalapp-experiment-id": str(experiment.pk)}
+        if args.exporters == 1:
+            result = run_burst(endpoint, headers, traces=args.traces, rate=args.rate, processor_options=options)
+        else:
+            connections.close_all()  # the applications are forked from here: none may share this process's connection
+            shares = [args.traces // args.exporters + (n < args.traces % args.exporters) for n in range(args.exporters)]
+            with ProcessPoolExecutor(args.exporters, mp_context=multiprocessing.get_context("fork")) as pool:
+                futures = [
+                    pool.submit(run_burst, endpoint, headers, traces=share, rate=args.rate / args.exporters, processor_options=options, seed=n)
+                    for n, share in enumerate(shares)
+                ]
+                parts = [future.result() for future in futures]
+            result = BurstResult.combined(parts)
         stored = Trace.objects.filter(experiment=experiment).count()
         complete = Trace.objects.filter(experiment=experiment).annotate(n=Count("spans")).filter(n=5).count()
         spans = Span.objects.filter(trace__experiment=experiment).count()

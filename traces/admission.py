@@ -16,13 +16,37 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import logging
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
+
+logger = logging.getLogger(__name__)
+LOG_EVERY_SECONDS = 60.0
+_refusals = {"since_logged": 0, "last_logged": float("-inf")}
+_refusals_lock = threading.Lock()
+
+
+def _count_refusal(writers: int) -> None:
+    """One log line per minute per process, not one per refused request (an overload is many of them)."""
+    with _refusals_lock:
+        _refusals["since_logged"] += 1
+        now = time.monotonic()
+        if now - _refusals["last_logged"] < LOG_EVERY_SECONDS:
+            return
+        count, _refusals["since_logged"], _refusals["last_logged"] = _refusals["since_logged"], 0, now
+    logger.warning(
+        "ingest overloaded: refused %d request(s) in this process with 503 since the last report, all %d ingest slot(s) "
+        "of this machine being taken (EVALAPP_INGEST_WRITERS)",
+        count,
+        writers,
+    )
 
 
 class IngestBusy(Exception):
@@ -52,6 +76,7 @@ def ingest_slot() -> Iterator[int]:
     writers = settings.EVALAPP_INGEST_WRITERS
     retry_after = settings.EVALAPP_INGEST_RETRY_AFTER_SECONDS
     if writers == 0:
+        _count_refusal(0)
         raise IngestBusy(0, retry_after)
     directory = slot_directory()
     directory.mkdir(parents=True, exist_ok=True)
@@ -72,6 +97,7 @@ def ingest_slot() -> Iterator[int]:
         finally:
             os.close(descriptor)  # closing the only descriptor of this open file releases its lock
         return
+    _count_refusal(writers)
     raise IngestBusy(writers, retry_after)
 
 

@@ -66,6 +66,7 @@ def _busy(response: HttpResponse, error: IngestBusy) -> HttpResponse:
     """A refusal under overload: 503 (OTLP exporters retry on it) with the Retry-After they wait for."""
     response["Retry-After"] = str(error.retry_after)
     response["Cache-Control"] = "no-store"
+    response._has_been_logged = True  # type: ignore[attr-defined]  # django.request would log each; admission logs a summary
     return response
 
 
