@@ -41,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -446,6 +447,21 @@ def burst_rounds(args: argparse.Namespace, token: str, Experiment, Trace, Span) 
     for label in args.rounds.split(","):
         options = tuned if label == "tuned" else None
         experiment = Experiment.objects.create(name=f"bench-burst-{label}")
+        # Meanwhile a person reads a page of the API: how long does it wait for a web worker?
+        probing, page_latencies = threading.Event(), []
+
+        def probe() -> None:
+            while not probing.is_set():
+                began = time.perf_counter()
+                connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=120)
+                connection.request("GET", "/api/v1/experiments", headers={"Authorization": f"Token {token}"})
+                connection.getresponse().read()
+                connection.close()
+                page_latencies.append(time.perf_counter() - began)
+                probing.wait(0.2)
+
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
         endpoint = f"http://127.0.0.1:{args.port}/v1/traces"
         headers = {"Authorization": f"Bearer {token}", "x-evalapp-experiment-id": str(experiment.pk)}
         if args.exporters == 1:
@@ -460,6 +476,8 @@ def burst_rounds(args: argparse.Namespace, token: str, Experiment, Trace, Span) 
                 ]
                 parts = [future.result() for future in futures]
             result = BurstResult.combined(parts)
+        probing.set()
+        prober.join()
         stored = Trace.objects.filter(experiment=experiment).count()
         complete = Trace.objects.filter(experiment=experiment).annotate(n=Count("spans")).filter(n=5).count()
         spans = Span.objects.filter(trace__experiment=experiment).count()
@@ -471,7 +489,9 @@ def burst_rounds(args: argparse.Namespace, token: str, Experiment, Trace, Span) 
             f"{result.retries} retries after {result.retry_statuses or 'no refusals'}\n"
             f"         spans: {result.spans} ended, {result.spans_dropped} dropped by the SDK's queue, "
             f"{result.spans_failed} given up by the exporter, {spans} stored\n"
-            f"         stored/sent: {stored}/{result.traces} traces ({complete} with all 5 spans)",
+            f"         stored/sent: {stored}/{result.traces} traces ({complete} with all 5 spans)\n"
+            f"         meanwhile GET /api/v1/experiments: p50 {percentile(page_latencies, 0.5) * 1000:.0f} ms, "
+            f"p95 {percentile(page_latencies, 0.95) * 1000:.0f} ms, max {max(page_latencies) * 1000:.0f} ms ({len(page_latencies)} requests)",
             flush=True,
         )
 
