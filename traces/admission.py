@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 logger = logging.getLogger(__name__)
 LOG_EVERY_SECONDS = 60.0
@@ -50,7 +50,7 @@ def _count_refusal(writers: int) -> None:
 
 
 class IngestBusy(Exception):
-    """Every ingest slot is taken: nothing was read into the database; try again after `retry_after` seconds."""
+    """Every ingest slot is taken: nothing was decoded or stored; try again after `retry_after` seconds."""
 
     def __init__(self, writers: int, retry_after: int):
         self.writers = writers
@@ -124,8 +124,10 @@ def bounded_lock_wait(alias: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
         try:
             yield
         finally:
-            if connection.is_usable():
+            try:
                 with connection.cursor() as cursor:
                     cursor.execute("RESET lock_timeout")
+            except DatabaseError:
+                connection.close()  # a connection that can't take the RESET must not be reused with the bound
     else:  # pragma: no cover - the two databases evalapp supports are above
         yield

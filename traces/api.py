@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db.models import Prefetch, Q
@@ -193,17 +194,21 @@ class TraceListView(APIView):
             return _error(415, f"Content-Type {content_type!r} is not supported; send application/json.")
         try:
             with ingest_slot():
-                try:
-                    data = strict_json.loads(body, replace_unstorable_text=True)
-                except ValueError as error:
-                    return _error(400, strict_json.body_error(error))
-                try:
-                    batch = parse_trace_batch(data, max_traces=settings.EVALAPP_MAX_TRACES_PER_REQUEST)
-                    result = ingest_traces(experiment, batch)
-                except PayloadError as error:
-                    return JsonResponse(error.as_json(), status=400)
+                return self._decode_and_store(experiment, body)
         except IngestBusy as error:
             return _busy(_error(503, str(error)), error)
+
+    @staticmethod
+    def _decode_and_store(experiment: Experiment, body: bytes) -> JsonResponse:
+        try:
+            data = strict_json.loads(body, replace_unstorable_text=True)
+        except ValueError as error:
+            return _error(400, strict_json.body_error(error))
+        try:
+            batch = parse_trace_batch(data, max_traces=settings.EVALAPP_MAX_TRACES_PER_REQUEST)
+            result = ingest_traces(experiment, batch)
+        except PayloadError as error:
+            return JsonResponse(error.as_json(), status=400)
         return JsonResponse(result.as_json(), status=200)
 
 
@@ -355,24 +360,28 @@ class OtlpTracesView(APIView):
             return fail(error.status, error.message)
         try:
             with ingest_slot():
-                try:
-                    if is_protobuf:
-                        batch = otlp.decode_protobuf(body)
-                    else:
-                        try:
-                            data = strict_json.loads(body, replace_unstorable_text=True)
-                        except ValueError as error:
-                            return fail(400, strict_json.body_error(error))
-                        batch = otlp.decode_json(data)
-                except PayloadError as error:
-                    payload = error.as_json()
-                    return fail(400, payload["detail"], payload["errors"])
-                try:
-                    store_export(batch, request.headers.get("x-evalapp-experiment-id", ""))
-                except ExportRefused as error:
-                    return fail(error.status, error.message, error.errors)
+                return self._decode_and_store(body, is_protobuf, request.headers.get("x-evalapp-experiment-id", ""), fail)
         except IngestBusy as error:
             return _busy(fail(503, str(error)), error)
+
+    def _decode_and_store(self, body: bytes, is_protobuf: bool, experiment_header: str, fail: Callable[..., HttpResponse]) -> HttpResponse:
+        try:
+            if is_protobuf:
+                batch = otlp.decode_protobuf(body)
+            else:
+                try:
+                    data = strict_json.loads(body, replace_unstorable_text=True)
+                except ValueError as error:
+                    return fail(400, strict_json.body_error(error))
+                batch = otlp.decode_json(data)
+        except PayloadError as error:
+            payload = error.as_json()
+            return fail(400, payload["detail"], payload["errors"])
+
+        try:
+            store_export(batch, experiment_header)
+        except ExportRefused as error:
+            return fail(error.status, error.message, error.errors)
         return self._success(is_protobuf)
 
     @staticmethod

@@ -27,7 +27,7 @@ from traces.models import Span, Trace
 
 EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"  # where it says "Transient error ..., retrying"
 
-pytestmark = pytest.mark.django_db(transaction=True)  # live servers and other connections read what was committed
+pytestmark = [pytest.mark.hostile, pytest.mark.django_db(transaction=True)]  # live servers and other connections read what was committed
 
 
 def post_json(client, token: str, experiment, trace_id: str):
