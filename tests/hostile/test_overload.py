@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from evalapp.otlp_grpc import build_server
 from tests.conftest import make_trace
+from tests.hostile.test_outage import sqlite_error
 from tests.traces.test_otlp import exporter_for, record_agent_run
 from traces.admission import ingest_slot
 from traces.models import Span, Trace
@@ -181,8 +182,7 @@ def test_the_sdk_exporter_told_to_retry_after_delivers_everything(settings, live
     assert (trace["name"], trace["status"], len(trace["spans"])) == ("support_agent", "OK", 4)
 
 
-def test_grpc_ingest_under_overload_is_unavailable_with_retry_info(settings, token, experiment):
-    settings.EVALAPP_INGEST_WRITERS = 0
+def export_over_grpc(token: str, experiment) -> grpc.RpcError:
     server, port = build_server("127.0.0.1:0", workers=1)
     server.start()
     try:
@@ -193,7 +193,30 @@ def test_grpc_ingest_under_overload_is_unavailable_with_retry_info(settings, tok
                 TraceServiceStub(channel).Export(encode_spans(memory.get_finished_spans()), metadata=metadata, timeout=10)
     finally:
         server.stop(grace=None)
-    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE and "nothing was stored" in refused.value.details()
-    retry_info = RetryInfo.FromString(dict(refused.value.trailing_metadata())["google.rpc.retryinfo-bin"])
-    assert retry_info.retry_delay.seconds == settings.EVALAPP_INGEST_RETRY_AFTER_SECONDS
+    return refused.value
+
+
+def retry_delay_seconds(refused: grpc.RpcError) -> int:
+    return RetryInfo.FromString(dict(refused.trailing_metadata())["google.rpc.retryinfo-bin"]).retry_delay.seconds
+
+
+def test_grpc_ingest_under_overload_is_unavailable_with_retry_info(settings, token, experiment):
+    settings.EVALAPP_INGEST_WRITERS = 0
+    settings.EVALAPP_INGEST_RETRY_AFTER_SECONDS = 3
+    refused = export_over_grpc(token, experiment)
+    assert refused.code() == grpc.StatusCode.UNAVAILABLE and "nothing was stored" in refused.details()
+    assert retry_delay_seconds(refused) == 3
     assert not Trace.objects.exists()
+
+
+def test_grpc_ingest_meeting_a_busy_or_unreachable_database_is_unavailable_with_retry_info(settings, token, experiment, monkeypatch):
+    settings.EVALAPP_RETRY_AFTER_SECONDS = 40
+    for message, delay in (("database is locked", settings.EVALAPP_INGEST_RETRY_AFTER_SECONDS), ("unable to open database file", 40)):
+
+        def failing(*args, message: str = message, **kwargs):
+            raise sqlite_error(message)
+
+        monkeypatch.setattr("evalapp.otlp_grpc.store_export", failing)
+        refused = export_over_grpc(token, experiment)
+        assert refused.code() == grpc.StatusCode.UNAVAILABLE and "nothing was stored" in refused.details(), message
+        assert retry_delay_seconds(refused) == delay
