@@ -220,3 +220,43 @@ def test_grpc_ingest_meeting_a_busy_or_unreachable_database_is_unavailable_with_
         refused = export_over_grpc(token, experiment)
         assert refused.code() == grpc.StatusCode.UNAVAILABLE and "nothing was stored" in refused.details(), message
         assert retry_delay_seconds(refused) == delay
+
+
+def test_the_sdks_grpc_exporter_told_to_retry_delivers_everything(settings, token, experiment):
+    """The real gRPC OTLPSpanExporter: UNAVAILABLE with RetryInfo while the only slot is taken, then stored whole."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+
+    settings.EVALAPP_INGEST_WRITERS = 1
+    server, port = build_server("127.0.0.1:0", workers=2)
+    server.start()
+    memory, trace_id = record_agent_run("conv-grpc-retried")
+    exporter = GrpcSpanExporter(
+        endpoint=f"127.0.0.1:{port}",
+        insecure=True,
+        headers=(("authorization", f"Bearer {token}"), ("x-evalapp-experiment-id", str(experiment.pk))),
+        timeout=10,
+    )
+    outcome: list[SpanExportResult] = []
+    refused = threading.Event()
+
+    class SeesRefusal(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("Transient error StatusCode.UNAVAILABLE"):
+                refused.set()
+
+    grpc_logger = logging.getLogger("opentelemetry.exporter.otlp.proto.grpc.exporter")
+    watcher = SeesRefusal(logging.WARNING)
+    grpc_logger.addHandler(watcher)
+    try:
+        with ingest_slot():
+            sender = threading.Thread(target=lambda: outcome.append(exporter.export(memory.get_finished_spans())))
+            sender.start()
+            assert refused.wait(10), "the exporter never saw UNAVAILABLE"
+            assert not Trace.objects.exists()
+        sender.join(15)
+    finally:
+        grpc_logger.removeHandler(watcher)
+        exporter.shutdown()
+        server.stop(grace=None)
+    assert outcome == [SpanExportResult.SUCCESS]
+    assert Span.objects.filter(trace__trace_id=trace_id).count() == 4
