@@ -65,7 +65,10 @@ class IngestBusy(Exception):
 def slot_directory(alias: str = DEFAULT_DB_ALIAS) -> Path:
     """One set of slots per database: two servers (or a test run) on one machine with different databases don't
     take each other's slots; every process writing to the same database shares them."""
-    database = connections[alias].settings_dict
+    return slot_directory_for(connections[alias].settings_dict)
+
+
+def slot_directory_for(database: dict) -> Path:
     identity = "|".join(str(database.get(key) or "") for key in ("ENGINE", "HOST", "PORT", "NAME"))
     return Path(settings.VAR_DIR) / "ingest-slots" / hashlib.sha256(identity.encode()).hexdigest()[:16]
 
