@@ -12,6 +12,7 @@ from datasets.urls import api_urlpatterns as datasets_api
 from evalapp import views
 from evalapp.export_api import TraceExportView
 from evalapp.overview.api import OverviewView
+from evaluations.urls_read import read_api_urlpatterns as evaluations_read_api
 from judges.urls import api_urlpatterns as judges_api
 from traces.api import OtlpTracesView
 from traces.urls import api_urlpatterns as traces_api
@@ -31,10 +32,12 @@ urlpatterns = [
     path("", include("evalapp.ui.try_it")),
     path("", include("evalapp.ui.judges")),
     path("", include("evalapp.ui.agreement")),
+    path("", include("evalapp.ui.shadow")),
     path("", include("evalapp.ui.backfill")),
     path("", include("evalapp.ui.endpoints")),
     path("", include("evalapp.ui.alerts")),
     path("", include("evalapp.ui.datasets")),
+    path("", include("evalapp.ui.evaluations")),
     path("", include("evalapp.ui.retention")),
     path("", include("evalapp.ui.deletion")),
     path("login/", LoginView.as_view(), name="login"),  # failures counted: accounts.throttle
@@ -47,6 +50,7 @@ urlpatterns = [
     path("api/v1/", include(traces_api)),
     path("api/v1/", include(judges_api)),
     path("api/v1/", include(datasets_api)),
+    path("api/v1/", include(evaluations_read_api)),
     path("api/v1/experiments/<int:experiment_id>/overview", OverviewView.as_view(), name="api-overview"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its script from its own address (?script), not inline: the Content-Security-Policy.

@@ -196,7 +196,8 @@ def test_pm_creates_a_judge_and_watches_it_judge_new_traces(logged_in, live_serv
     expect(cells.locator(".chip-pass, .chip-fail")).to_have_count(len(new_traces), timeout=45_000)
     assert page.evaluate("window.__sameDocument") is True
     wait_for(lambda: not Evaluation.objects.filter(status__in=["pending", "running"]).exists(), 60, [worker], "every verdict")
-    expect(page.locator("#trace-rows .chip-pending, #trace-rows .chip-running")).to_have_count(0, timeout=10_000)
+    # (Each pending cell polls on its own timer; on a loaded machine the last ones take a while.)
+    expect(page.locator("#trace-rows .chip-pending, #trace-rows .chip-running")).to_have_count(0, timeout=30_000)
 
     # A trace page: the judge's rationale.
     newest = new_rows.order_by("-started_at").first()
