@@ -6,7 +6,7 @@ addresses only the server can reach, and guessed tokens and passwords. Prints on
 
     tried       requests sent
     4xx         refused (--verbose prints what each refusal said)
-    503         answered "unavailable" in the deliberate outage categories (database down), as they must be
+    503         answered "unavailable" in the deliberate outage categories (database down, overload), as they must be
     5xx         other server errors, timeouts (the --timeout) and dropped connections
     lost        answered 2xx without storing every trace sent, or refused after storing some of them; for
                 "experiment deletion", also rows a refused deletion took or a finished one left behind; for SSRF
@@ -18,7 +18,9 @@ addresses only the server can reach, and guessed tokens and passwords. Prints on
     .venv/bin/python bench/hostile.py --db postgres   # scratch database evalapp_bench_hostile on 127.0.0.1
 
 Expected today: 5xx, lost and duplicated all 0; every slowest well under a second; "database down" answers 503
-(with Retry-After) to everything sent to the server whose database is gone, and 200 to the same bodies sent again.
+(with Retry-After) to everything sent to the server whose database is gone, and 200 to the same bodies sent again;
+"overload" answers 503 with Retry-After to what a server allowing one ingest request at a time can't take yet,
+and every batch is stored once it is sent again after that wait.
 """
 
 from __future__ import annotations
@@ -138,10 +140,11 @@ def in_pieces(body: bytes, size: int = 4096) -> Iterable[bytes]:
 
 
 class Bench:
-    def __init__(self, server: Server, experiments: dict[str, int], *, verbose: bool = False, dead: Server | None = None):
+    def __init__(self, server: Server, experiments: dict[str, int], *, verbose: bool = False, dead: Server | None = None, busy: Server | None = None):
         self.verbose = verbose
         self.server = server
         self.dead = dead  # the same app on a database that can't be reached
+        self.busy = busy  # the same app and database, taking one ingest request at a time
         self.experiments = experiments
         self.tallies: dict[str, Tally] = {}
         self.unchecked_endpoints: list[int] = []
@@ -523,12 +526,49 @@ def database_down(bench: Bench) -> None:
         (bench.otlp if kind == "otlp" else bench.batch)(category, otlp_body(ids) if kind == "otlp" else json_body(ids), ids)
 
 
-OUTAGES = {"database down"}
+def overload(bench: Bench) -> None:
+    """More ingest at once than a server allows (a third gunicorn, 3 workers, EVALAPP_INGEST_WRITERS=1): each
+    request beyond the limit must be a 503 with Retry-After that stored nothing; sent again after that wait, as an
+    exporter does, every batch ends up stored whole."""
+    category = "overload"
+    if bench.busy is None:
+        return
+    port, token, timeout = bench.busy.port, bench.busy.token, bench.busy.timeout
+
+    def exporter(number: int) -> None:
+        server = Server(port, token, timeout)  # its own last_retry_after
+        for _ in range(4):
+            ids = fresh_ids(20)
+            json_api = number % 2 == 1
+            body = json_body(ids) if json_api else otlp_body(ids)
+            path = f"/api/v1/experiments/{bench.experiments['ingest']}/traces" if json_api else "/v1/traces"
+            headers = {"Content-Type": "application/json" if json_api else "application/x-protobuf"}
+            if not json_api:
+                headers["x-evalapp-experiment-id"] = str(bench.experiments["ingest"])
+            for _attempt in range(20):
+                status, answer, ms = server.request("POST", path, body, headers)
+                bench.record(category, Outcome(status, ms, set(ids)), answer)
+                if status != 503:
+                    break
+                if not server.last_retry_after:
+                    bench.tallies[category].notes.append("a 503 without Retry-After")
+                    bench.tallies[category].failed += 1
+                    break
+                time.sleep(float(server.last_retry_after))
+            else:
+                bench.tallies[category].lost += 1
+                bench.tallies[category].notes.append("still refused after 20 tries")
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(exporter, range(6)))
+
+
+OUTAGES = {"database down", "overload"}
 
 # In the order they run; the number is the hostile probe's (+: found cheap while writing this).
 CATEGORIES: list[Callable[[Bench], None]] = [
     Bench.like_filters, Bench.filter_size, Bench.filter_numbers, Bench.chunked, Bench.compressed, Bench.endpoint_keys, Bench.refused_inputs,
-    Bench.resends, Bench.odd_bodies, Bench.experiment_deletion, database_down, Bench.endpoint_addresses, Bench.brute_force,  # brute force last: it locks the address for logins
+    Bench.resends, Bench.odd_bodies, Bench.experiment_deletion, database_down, overload, Bench.endpoint_addresses, Bench.brute_force,  # brute force last: it locks the address for logins
 ]
 NUMBERS = {
     "LIKE filters": "1", "filter size": "2", "filter numbers": "6", "chunked bodies": "3", "gzip / deflate": "4", "endpoint keys": "8",
@@ -628,11 +668,20 @@ def main() -> None:
         cwd=ROOT, env=dead_env, stdout=(Path(env["EVALAPP_VAR_DIR"]) / "gunicorn-dead.log").open("w"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    # The same app and database, allowing one ingest request at a time (design note 44), with 3 workers to send more.
+    busy_process = subprocess.Popen(
+        [python, "-m", "gunicorn", "evalapp.wsgi:application", "--bind", f"127.0.0.1:{args.port + 2}", "--workers", "3"],
+        cwd=ROOT, env={**env, "EVALAPP_INGEST_WRITERS": "1"}, stdout=(Path(env["EVALAPP_VAR_DIR"]) / "gunicorn-busy.log").open("w"),
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )
     try:
         wait_for(args.port)
         wait_for(args.port + 1, status=503)
+        wait_for(args.port + 2)
         server = Server(args.port, token, args.timeout)
-        bench = Bench(server, experiments, verbose=args.verbose, dead=Server(args.port + 1, token, args.timeout))
+        bench = Bench(
+            server, experiments, verbose=args.verbose, dead=Server(args.port + 1, token, args.timeout), busy=Server(args.port + 2, token, args.timeout)
+        )
         bench.unchecked_endpoints = unchecked
         ids = fresh_ids(20)  # long names for the LIKE filters to chew on
         bench.batch("setup", json_body(ids, name=LONG_NAME), ids, experiment="names")
@@ -642,6 +691,8 @@ def main() -> None:
     finally:
         dead_process.terminate()
         dead_process.wait(15)
+        busy_process.terminate()
+        busy_process.wait(15)
         server_process.terminate()
         try:
             server_process.wait(15)

@@ -9,6 +9,11 @@ Two shapes of traffic:
   requests of 512 spans each, spans in the order they end (a trace's children before its root), agent traces of
   4–5 spans (~5.5 KB of protobuf each); a trace at a request's edge is split over two requests, as in real life.
 
+- `--shape burst`: an instrumented application ending N traces of 5 spans as fast as it can (or at `--rate`
+  traces/s) through the real OpenTelemetry SDK — BatchSpanProcessor + OTLPSpanExporter over HTTP — twice: with
+  the SDK's default settings and with `--queue-size`/`--export-batch`/`--delay-ms`; counts what was stored,
+  dropped by the SDK's queue, given up by the exporter, and retried after a 429/503 (bench/burst.py).
+
 `--grpc` also sends the OTLP protobuf requests over gRPC, to `manage.py otlp_grpc` (its own process, 8 threads).
 
 `--in-process` skips HTTP: each request body is decoded and ingested by `ingest_traces` in this process, one
@@ -19,6 +24,7 @@ transaction per request (what a gunicorn worker does, minus the web server), and
     .venv/bin/python bench/ingest.py --db sqlite --shape exporter --traces 20000
     .venv/bin/python bench/ingest.py --db postgres --shape exporter --traces 20000 --in-process
     .venv/bin/python bench/ingest.py --db sqlite --traces 5000 --batch 100 --grpc
+    .venv/bin/python bench/ingest.py --db postgres --shape burst --traces 10000 --web-workers 3
 
 PostgreSQL uses a scratch database `evalapp_bench` on 127.0.0.1 (dropped and re-created); SQLite a temp file.
 """
@@ -35,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -275,7 +282,7 @@ def in_process(experiment, bodies: list[bytes]) -> tuple[float, float, list[floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--shape", choices=["batches", "exporter"], default="batches")
+    parser.add_argument("--shape", choices=["batches", "exporter", "burst"], default="batches")
     parser.add_argument("--traces", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=100, help="traces per request (--shape batches)")
     parser.add_argument("--spans-per-request", type=int, default=512, help="--shape exporter")
@@ -285,6 +292,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--grpc", action="store_true", help="also send the OTLP requests over gRPC (manage.py otlp_grpc)")
     parser.add_argument("--grpc-port", type=int, default=8766)
+    parser.add_argument("--rate", type=float, default=0.0, help="--shape burst: traces/s the application ends (0: as fast as it can)")
+    parser.add_argument("--queue-size", type=int, default=65536, help="--shape burst, tuned round: max_queue_size")
+    parser.add_argument("--export-batch", type=int, default=2048, help="--shape burst, tuned round: max_export_batch_size")
+    parser.add_argument("--delay-ms", type=int, default=1000, help="--shape burst, tuned round: schedule_delay_millis")
+    parser.add_argument("--rounds", default="default,tuned", help="--shape burst: which rounds, in order")
+    parser.add_argument("--exporters", type=int, default=1, help="--shape burst: applications (processes) sending at once, --traces split among them")
     parser.add_argument("--postgres-url", default="postgres://postgres@127.0.0.1:5432/evalapp_bench")
     args = parser.parse_args()
     concurrency = args.concurrency or (1 if args.shape == "exporter" else 4)
@@ -325,7 +338,13 @@ def main() -> None:
     rng = random.Random(42)
     now_ns = time.time_ns()
     runs = {}
-    if args.shape == "exporter":
+    if args.shape == "burst":
+        if args.in_process or args.grpc:
+            raise SystemExit("--shape burst goes through the SDK's OTLP/HTTP exporter: no --in-process or --grpc")
+        described = f"burst: {args.traces} traces of 5 spans through the OpenTelemetry SDK, " + (
+            f"{args.rate:.0f} traces/s" if args.rate else "as fast as the application can end them"
+        )
+    elif args.shape == "exporter":
         print(f"building {args.traces} agent traces of 4–5 spans in requests of {args.spans_per_request} spans ...", flush=True)
         bodies, span_total = exporter_bodies(rng, args.traces, now_ns, args.spans_per_request)
         runs["otlp"] = (Experiment.objects.create(name="bench-exporter"), bodies, span_total)
@@ -384,7 +403,11 @@ def main() -> None:
         # every worker, so what follows measures workers that are warm, as they are in a long-running server.
         with ThreadPoolExecutor(args.web_workers * 2) as pool:
             list(pool.map(lambda _: wait_for(args.port), range(args.web_workers * 4)))
-        print(f"database: {args.db}; {described}; {concurrency} client connections, {args.web_workers} gunicorn workers")
+        clients = f"{args.exporters} application(s) with an exporter each" if args.shape == "burst" else f"{concurrency} client connections"
+        print(f"database: {args.db}; {described}; {clients}, {args.web_workers} gunicorn workers")
+        if args.shape == "burst":
+            burst_rounds(args, token, Experiment, Trace, Span)
+            return
         for label, (experiment, bodies, span_total) in runs.items():
             if label == "grpc":
                 metadata = (("authorization", f"Bearer {token}"), ("x-evalapp-experiment-id", str(experiment.pk)))
@@ -409,6 +432,68 @@ def main() -> None:
         if args.grpc:
             receiver.terminate()
             receiver.wait(10)
+
+
+def burst_rounds(args: argparse.Namespace, token: str, Experiment, Trace, Span) -> None:  # noqa: N803 (model classes)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from django.db import connections
+    from django.db.models import Count
+
+    from bench.burst import BurstResult, run_burst
+
+    tuned = {"max_queue_size": args.queue_size, "max_export_batch_size": args.export_batch, "schedule_delay_millis": args.delay_ms}
+    for label in args.rounds.split(","):
+        options = tuned if label == "tuned" else None
+        experiment = Experiment.objects.create(name=f"bench-burst-{label}")
+        # Meanwhile a person reads a page of the API: how long does it wait for a web worker?
+        probing, page_latencies = threading.Event(), []
+
+        def probe() -> None:
+            while not probing.is_set():
+                began = time.perf_counter()
+                connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=120)
+                connection.request("GET", "/api/v1/experiments", headers={"Authorization": f"Token {token}"})
+                connection.getresponse().read()
+                connection.close()
+                page_latencies.append(time.perf_counter() - began)
+                probing.wait(0.2)
+
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
+        endpoint = f"http://127.0.0.1:{args.port}/v1/traces"
+        headers = {"Authorization": f"Bearer {token}", "x-evalapp-experiment-id": str(experiment.pk)}
+        if args.exporters == 1:
+            result = run_burst(endpoint, headers, traces=args.traces, rate=args.rate, processor_options=options)
+        else:
+            connections.close_all()  # the applications are forked from here: none may share this process's connection
+            shares = [args.traces // args.exporters + (n < args.traces % args.exporters) for n in range(args.exporters)]
+            with ProcessPoolExecutor(args.exporters, mp_context=multiprocessing.get_context("fork")) as pool:
+                futures = [
+                    pool.submit(run_burst, endpoint, headers, traces=share, rate=args.rate / args.exporters, processor_options=options, seed=n)
+                    for n, share in enumerate(shares)
+                ]
+                parts = [future.result() for future in futures]
+            result = BurstResult.combined(parts)
+        probing.set()
+        prober.join()
+        stored = Trace.objects.filter(experiment=experiment).count()
+        complete = Trace.objects.filter(experiment=experiment).annotate(n=Count("spans")).filter(n=5).count()
+        spans = Span.objects.filter(trace__experiment=experiment).count()
+        settings_text = ", ".join(f"{key}={value}" for key, value in (options or {}).items()) or "SDK defaults (queue 2048, batch 512, delay 5000 ms)"
+        print(
+            f"{label:>7}: {settings_text}\n"
+            f"         ended {result.traces} traces in {result.seconds_producing:.1f} s ({result.traces / result.seconds_producing:.0f}/s), "
+            f"all exported or dropped after {result.seconds_total:.1f} s; {result.requests} export requests, "
+            f"{result.retries} retries after {result.retry_statuses or 'no refusals'}\n"
+            f"         spans: {result.spans} ended, {result.spans_dropped} dropped by the SDK's queue, "
+            f"{result.spans_failed} given up by the exporter, {spans} stored\n"
+            f"         stored/sent: {stored}/{result.traces} traces ({complete} with all 5 spans)\n"
+            f"         meanwhile GET /api/v1/experiments: p50 {percentile(page_latencies, 0.5) * 1000:.0f} ms, "
+            f"p95 {percentile(page_latencies, 0.95) * 1000:.0f} ms, max {max(page_latencies) * 1000:.0f} ms ({len(page_latencies)} requests)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def wants_json(request: HttpRequest) -> bool:
 
 
 def unavailable_response(request: HttpRequest, *, busy: bool) -> HttpResponse:
-    retry_after = settings.EVALAPP_RETRY_AFTER_SECONDS if not busy else 1
+    retry_after = settings.EVALAPP_RETRY_AFTER_SECONDS if not busy else settings.EVALAPP_INGEST_RETRY_AFTER_SECONDS
     if busy:
         detail = "The database is busy with other writes; nothing was stored. Try again in a moment."
     else:
@@ -77,7 +77,7 @@ class DatabaseOutageMiddleware:
         now = time.monotonic()
         if now - self.last_logged[kind] < LOG_EVERY_SECONDS:
             return
-        what = "unavailable" if kind == "down" else "busy (SQLite's busy timeout ran out)"
+        what = "unavailable" if kind == "down" else "busy (a wait for a write lock ran out)"
         logger.warning(
             "database %s: answered 503 to %d request(s) in this process since the last report, the latest %s %s (%s)",
             what,

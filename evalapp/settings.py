@@ -143,6 +143,15 @@ LOGOUT_REDIRECT_URL = "login"
 # Ingestion: one limit for the request body, compressed or not (a gzip body is also limited once inflated).
 EVALAPP_MAX_BODY_BYTES = env_int("EVALAPP_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
 EVALAPP_MAX_TRACES_PER_REQUEST = env_int("EVALAPP_MAX_TRACES_PER_REQUEST", 1000, minimum=1)
+# Overload (traces.admission): at most this many ingest requests decode and write at once on this machine (every
+# web worker and the gRPC receiver together; 0 refuses all ingest); more get a 503 with Retry-After at once. The
+# default is the number of cores: ingest is CPU work in Python, more writers than cores only queue for the database.
+EVALAPP_INGEST_WRITERS = env_int("EVALAPP_INGEST_WRITERS", max(2, os.cpu_count() or 2), minimum=0, maximum=1000)
+# ... and an ingest waits at most this long for the database's write locks, then answers 503 too (an exporter's
+# export times out after 10 s by default, retries included: a 503 after 5 s still leaves it time for a retry).
+EVALAPP_INGEST_LOCK_WAIT_SECONDS = env_int("EVALAPP_INGEST_LOCK_WAIT_SECONDS", 5, minimum=1, maximum=300)
+# The Retry-After of those 503s: short, since a writer frees its slot within a second or so.
+EVALAPP_INGEST_RETRY_AFTER_SECONDS = env_int("EVALAPP_INGEST_RETRY_AFTER_SECONDS", 1, minimum=1, maximum=3600)
 # OTLP over gRPC (`manage.py otlp_grpc`, started by `./run app` unless 0): the port it listens on.
 EVALAPP_OTLP_GRPC_PORT = env_int("EVALAPP_OTLP_GRPC_PORT", 4317, minimum=0, maximum=65535)
 # A dataset upload (CSV or JSON Lines, on the page or the API): larger files are refused with a 413.

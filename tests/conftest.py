@@ -252,6 +252,12 @@ def _remove_sqlite_leftovers():
     if name and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         for leftover in glob.glob(f"{name}-*"):
             os.remove(leftover)
+        # The test database's ingest slots (traces.admission): a folder per run, its name has the process id.
+        import shutil
+
+        from traces.admission import slot_directory_for
+
+        shutil.rmtree(slot_directory_for({**settings.DATABASES["default"], "NAME": name}), ignore_errors=True)
 
 
 def window_plan_queries() -> int:

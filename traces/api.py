@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db.models import Prefetch, Q
@@ -17,6 +18,7 @@ from rest_framework.views import APIView
 from accounts.roles import can_edit
 from traces import api_schema, deletion, otlp, otlp_schema, strict_json
 from traces.actions import ExperimentNameTaken, create_experiment, ingest_traces
+from traces.admission import IngestBusy, bounded_lock_wait, ingest_slot
 from traces.feedback import FeedbackError, add_feedback
 from traces.filter_sql import filter_traces
 from traces.filters import FilterError
@@ -44,6 +46,29 @@ def _error(status_code: int, message: str, errors: list | None = None) -> JsonRe
     if errors:
         body["errors"] = errors
     return JsonResponse(body, status=status_code)
+
+
+def _ingest_lock_wait_bounded(view_class: type[APIView]) -> type[APIView]:
+    """A POST (ingest) to this view waits at most EVALAPP_INGEST_LOCK_WAIT_SECONDS for any write lock — its
+    authentication's token stamp included — then answers 503 busy (traces.admission.bounded_lock_wait)."""
+    dispatch = view_class.dispatch
+
+    def bounded_dispatch(self: APIView, request, *args, **kwargs):
+        if request.method != "POST":
+            return dispatch(self, request, *args, **kwargs)
+        with bounded_lock_wait():
+            return dispatch(self, request, *args, **kwargs)
+
+    view_class.dispatch = bounded_dispatch  # type: ignore[method-assign]
+    return view_class
+
+
+def _busy(response: HttpResponse, error: IngestBusy) -> HttpResponse:
+    """A refusal under overload: 503 (OTLP exporters retry on it) with the Retry-After they wait for."""
+    response["Retry-After"] = str(error.retry_after)
+    response["Cache-Control"] = "no-store"
+    response._has_been_logged = True  # type: ignore[attr-defined]  # django.request would log each; admission logs a summary
+    return response
 
 
 def _page_size(request: Request) -> int:
@@ -125,6 +150,7 @@ class ExperimentDetailView(APIView):
 
 
 @api_schema.trace_list
+@_ingest_lock_wait_bounded
 class TraceListView(APIView):
     """GET: newest first, keyset-paginated. POST: ingest a batch (see README for the schema)."""
 
@@ -166,6 +192,14 @@ class TraceListView(APIView):
         content_type = request.content_type.split(";")[0].strip().lower()
         if content_type not in ("application/json", ""):
             return _error(415, f"Content-Type {content_type!r} is not supported; send application/json.")
+        try:
+            with ingest_slot():
+                return self._decode_and_store(experiment, body)
+        except IngestBusy as error:
+            return _busy(_error(503, str(error)), error)
+
+    @staticmethod
+    def _decode_and_store(experiment: Experiment, body: bytes) -> JsonResponse:
         try:
             data = strict_json.loads(body, replace_unstorable_text=True)
         except ValueError as error:
@@ -297,6 +331,7 @@ class SessionDetailView(APIView):
 
 
 @otlp_schema.otlp_traces
+@_ingest_lock_wait_bounded
 class OtlpTracesView(APIView):
     """OTLP/HTTP `POST /v1/traces`: protobuf or JSON, optionally gzip. The experiment comes from the
     `x-evalapp-experiment-id` header (an id or a name) or the resource attribute `evalapp.experiment.id`."""
@@ -324,6 +359,13 @@ class OtlpTracesView(APIView):
         except BodyError as error:
             return fail(error.status, error.message)
         try:
+            with ingest_slot():
+                return self._decode_and_store(body, is_protobuf, request.headers.get("x-evalapp-experiment-id", ""), fail)
+        except IngestBusy as error:
+            return _busy(fail(503, str(error)), error)
+
+    def _decode_and_store(self, body: bytes, is_protobuf: bool, experiment_header: str, fail: Callable[..., HttpResponse]) -> HttpResponse:
+        try:
             if is_protobuf:
                 batch = otlp.decode_protobuf(body)
             else:
@@ -337,7 +379,7 @@ class OtlpTracesView(APIView):
             return fail(400, payload["detail"], payload["errors"])
 
         try:
-            store_export(batch, request.headers.get("x-evalapp-experiment-id", ""))
+            store_export(batch, experiment_header)
         except ExportRefused as error:
             return fail(error.status, error.message, error.errors)
         return self._success(is_protobuf)

@@ -2,7 +2,8 @@
 
 A database that cannot be reached (refused or dropped connection, a file that can't be opened) is an outage: the
 request did nothing, and the same request later will work, so the web side answers 503 with Retry-After and the
-workers wait. A busy SQLite ("database is locked" after the busy timeout) is contention, not an outage: the
+workers wait. A busy SQLite ("database is locked" after the busy timeout), or a PostgreSQL lock wait past ingest's
+`lock_timeout`, is contention, not an outage: the
 request did nothing either and may be retried, but the database is up. Any other OperationalError (a statement
 timeout, a deadlock, a full disk) is not either of these and stays a 500 with its traceback."""
 
@@ -24,6 +25,7 @@ except ImportError:  # pragma: no cover - SQLite-only installs
 # shutting down or starting, 53300 too many connections.
 _PG_UNAVAILABLE_CLASSES = ("08",)
 _PG_UNAVAILABLE_CODES = ("57P01", "57P02", "57P03", "53300")
+_PG_LOCK_NOT_AVAILABLE = "55P03"  # what lock_timeout raises
 _SQLITE_UNAVAILABLE = ("unable to open database", "disk i/o error", "no such file")
 _SQLITE_BUSY = ("database is locked", "database table is locked")
 
@@ -53,10 +55,14 @@ def database_unavailable(error: BaseException) -> bool:
 
 
 def database_busy(error: BaseException) -> bool:
-    """Whether `error` is SQLite's busy timeout running out: the database is up but another writer held it."""
+    """Whether `error` is a lock wait running out — SQLite's busy timeout, or PostgreSQL's `lock_timeout` (which
+    ingest sets, traces.admission): the database is up but another writer held what this one needed."""
     if not isinstance(error, OperationalError):
         return False
-    message = str(_driver_error(error) or error).lower()
+    cause = _driver_error(error)
+    if psycopg is not None and isinstance(cause, psycopg.Error):
+        return cause.sqlstate == _PG_LOCK_NOT_AVAILABLE
+    message = str(cause or error).lower()
     return any(text in message for text in _SQLITE_BUSY)
 
 

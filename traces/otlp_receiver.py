@@ -12,7 +12,8 @@ from traces.models import Experiment
 from traces.payload import PayloadError, whole_number
 
 # How each refusal reads in gRPC: the codes OTLP/HTTP's protobuf error bodies carry too.
-GRPC_CODES = {400: 3, 401: 16, 404: 5, 410: 5, 411: 3, 413: 8, 415: 3}  # INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND, RESOURCE_EXHAUSTED
+# 503 (overload, traces.admission) is UNAVAILABLE, which OTLP exporters retry.
+GRPC_CODES = {400: 3, 401: 16, 404: 5, 410: 5, 411: 3, 413: 8, 415: 3, 503: 14}  # INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND, RESOURCE_EXHAUSTED
 
 
 class ExportRefused(Exception):
