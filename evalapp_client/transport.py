@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -17,6 +18,21 @@ __version__ = "0.1.0"
 
 MAX_PAGE_SIZE = 500  # the server's limit per page
 GZIP_ABOVE_BYTES = 256 * 1024
+# A 503 that says when to come back (Retry-After) is the server's "busy, nothing was written" (ingest slots all
+# taken, the database's locks held past their bound, the database down): the request is sent again after the wait,
+# up to this many times and this many seconds of waiting in all, then the error is raised. (A 429 is not retried:
+# evalapp sends it for failed logins and bad tokens, which waiting does not mend.)
+BUSY_RETRIES = 5
+BUSY_WAIT_LIMIT_SECONDS = 60.0
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The wait a 503 asks for, in seconds (Retry-After's delta-seconds form, the one evalapp sends); None if it asks
+    for none."""
+    if response.status_code != 503:
+        return None
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() else None
 
 
 def _json_default(value: Any) -> Any:
@@ -93,16 +109,7 @@ class Http:
                 content = gzip.compress(content, compresslevel=5)
                 headers["Content-Encoding"] = "gzip"
         query = {key: value for key, value in (params or {}).items() if value is not None}
-        try:
-            response = self._client.request(method, path, params=query or None, content=content, headers=headers)
-        except httpx.TimeoutException as error:
-            raise EvalappConnectionError(
-                f"no answer from {self.base_url} in time ({type(error).__name__}); raise Client(timeout=...) or try again",
-                method=method,
-                path=path,
-            ) from error
-        except httpx.TransportError as error:
-            raise EvalappConnectionError(f"could not reach {self.base_url}: {error}", method=method, path=path) from error
+        response = self._send(method, path, params=query or None, content=content, headers=headers)
         if response.status_code >= 400:
             try:
                 answer = response.json()
@@ -120,6 +127,30 @@ class Http:
                 method=method,
                 path=path,
             ) from None
+
+    def _send(self, method: str, path: str, **arguments: Any) -> httpx.Response:
+        """One request, sent again while the server answers busy with a Retry-After (see BUSY_RETRIES)."""
+        waited = 0.0
+        for attempt in range(BUSY_RETRIES + 1):
+            response = self._send_once(method, path, **arguments)
+            wait = retry_after_seconds(response)
+            if wait is None or attempt == BUSY_RETRIES or waited + wait > BUSY_WAIT_LIMIT_SECONDS:
+                return response
+            time.sleep(wait)
+            waited += wait
+        return response
+
+    def _send_once(self, method: str, path: str, **arguments: Any) -> httpx.Response:
+        try:
+            return self._client.request(method, path, **arguments)
+        except httpx.TimeoutException as error:
+            raise EvalappConnectionError(
+                f"no answer from {self.base_url} in time ({type(error).__name__}); raise Client(timeout=...) or try again",
+                method=method,
+                path=path,
+            ) from error
+        except httpx.TransportError as error:
+            raise EvalappConnectionError(f"could not reach {self.base_url}: {error}", method=method, path=path) from error
 
     def download(self, path: str, params: dict[str, Any], into: Any) -> int:
         """Stream a GET answer's bytes into the binary file `into`, a piece at a time; returns how many were written.

@@ -149,3 +149,42 @@ def test_export_streams_the_filtered_traces_with_verdicts_to_a_file(client, exp,
     assert [json.loads(line)["trace_id"] for line in lines.read_text().splitlines()] == ["t2", "t1"]
     with pytest.raises(BadRequestError, match="filter_string"):
         client.export_traces(exp, tmp_path / "bad.csv", filter_string="trace.sttus = 'OK'")
+
+
+def test_a_busy_server_is_waited_out_as_its_retry_after_says(client, exp, settings, monkeypatch):
+    """The server answers 503 + Retry-After while every ingest slot is taken (traces.admission); the client waits
+    as told and sends again, so an application logging from many threads loses nothing."""
+    import evalapp_client.transport
+    from traces.admission import ingest_slot
+
+    settings.EVALAPP_INGEST_WRITERS = 1
+    waits: list[float] = []
+    slot = ingest_slot()
+    slot.__enter__()  # another writer holds the only slot
+
+    def wait_then_free(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:
+            slot.__exit__(None, None, None)
+
+    monkeypatch.setattr(evalapp_client.transport.time, "sleep", wait_then_free)
+    try:
+        result = client.log_traces(exp, [make_trace("t1")])
+    finally:
+        if len(waits) < 2:
+            slot.__exit__(None, None, None)
+    assert waits == [1.0, 1.0] and result["created"] == 1
+    assert Trace.objects.filter(trace_id="t1").exists()
+
+
+def test_a_server_busy_for_longer_than_the_client_waits_is_an_error(client, exp, settings, monkeypatch):
+    import evalapp_client.transport
+    from evalapp_client import EvalappError
+
+    settings.EVALAPP_INGEST_WRITERS = 0  # refuses every ingest
+    waits: list[float] = []
+    monkeypatch.setattr(evalapp_client.transport.time, "sleep", waits.append)
+    with pytest.raises(EvalappError) as refused:
+        client.log_traces(exp, [make_trace("t1")])
+    assert refused.value.status_code == 503 and len(waits) == evalapp_client.transport.BUSY_RETRIES
+    assert not Trace.objects.exists()
