@@ -201,15 +201,25 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
+BUSY_RETRIES: list[str] = []  # requests refused with 503 + Retry-After and sent again
+
+
 def send_all(port: int, path: str, bodies: list[bytes], headers: dict[str, str], concurrency: int) -> tuple[float, list[float]]:
     def worker(chunk: list[bytes]) -> list[float]:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         latencies = []
         for body in chunk:
             began = time.perf_counter()
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
+            while True:
+                connection.request("POST", path, body=body, headers=headers)
+                response = connection.getresponse()
+                payload = response.read()
+                # Every ingest slot taken (traces.admission): wait as told and send again, as exporters do.
+                if response.status == 503 and response.getheader("Retry-After", "").isdigit():
+                    BUSY_RETRIES.append(path)
+                    time.sleep(int(response.getheader("Retry-After")))
+                    continue
+                break
             if response.status != 200:
                 raise SystemExit(f"{path} answered {response.status}: {payload[:300]!r}")
             latencies.append(time.perf_counter() - began)
@@ -424,8 +434,11 @@ def main() -> None:
                     "Content-Type": "application/x-protobuf",
                     "x-evalapp-experiment-id": str(experiment.pk),
                 }
+            BUSY_RETRIES.clear()
             elapsed, latencies = send_all(args.port, path, bodies, headers, concurrency)
             report(label, experiment, bodies, span_total, elapsed, latencies)
+            if BUSY_RETRIES:
+                print(f"  ({len(BUSY_RETRIES)} requests refused with 503 + Retry-After and sent again: all ingest slots taken)")
     finally:
         server.terminate()
         server.wait(10)
