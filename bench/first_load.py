@@ -125,10 +125,13 @@ def measure(runs: int) -> None:
             cold, warm = [], []
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=["--no-sandbox"])
-                for run in range(runs + 1):  # the first run warms the server (templates, code), not the browser
+                for run in range(runs + 1):  # the first run warms the browser's own start-up
                     context = browser.new_context(viewport={"width": 1440, "height": 900})
                     log_in(context, url)
                     overview = experiment_url(url, context)
+                    if not run:  # a cold cache in the browser, not a cold server: each gunicorn worker's first
+                        for _ in range(8):  # Overview imports and loads what it needs (scipy among them)
+                            context.request.get(overview)
                     page = context.new_page()
                     first = load(page, overview)
                     again = load(page, overview)
