@@ -25,8 +25,9 @@ class OutputMode(models.TextChoices):
     TEXT = "text", "Plain text"
 
 
-# Evaluation.priority: live work first, then a judge's look-back when switched on, then backfills.
-LIVE_PRIORITY, LOOKBACK_PRIORITY, BACKFILL_PRIORITY = 0, 1, 2
+# Evaluation.priority: live work first, then a judge's look-back when switched on, then backfills, then offline
+# evaluation runs (a run of thousands of rows must never keep production's verdicts waiting; design note 40).
+LIVE_PRIORITY, LOOKBACK_PRIORITY, BACKFILL_PRIORITY, RUN_PRIORITY = 0, 1, 2, 3
 # Calls in flight an endpoint starts with before its provider has answered; it then adapts up to max_concurrency.
 ADAPTIVE_START = 8
 
