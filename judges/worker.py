@@ -26,12 +26,12 @@ from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
 from judges import limits, outages, spend
-from judges.signals import job_settled
 from judges.llm import AUTHENTICATION, CONFIGURATION, NOT_APPLICABLE, RATE_LIMITED, CallResult, complete
 from judges.models import Evaluation, EvaluationStatus, Judge
 from judges.preparation import Prepared, definition_of, prepare_session, prepare_trace, session_traces
 from judges.results import Outcome, record_result
 from judges.secrets import SecretUnreadable
+from judges.signals import job_settled
 from traces.models import Span, Trace
 
 logger = logging.getLogger(__name__)
