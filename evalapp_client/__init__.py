@@ -23,6 +23,7 @@ from evalapp_client.errors import (
     PermissionDeniedError,
     ServerError,
 )
+from evalapp_client.evaluation import EvaluationResult, GateOutcome, JudgeMetric, RowResult, RowVerdict, evaluate
 from evalapp_client.transport import __version__
 from evalapp_client.types import (
     ConnectionCheck,
@@ -45,18 +46,24 @@ __all__ = [
     "DatasetRecord",
     "EvalappConnectionError",
     "EvalappError",
+    "EvaluationResult",
     "Experiment",
     "FieldError",
+    "GateOutcome",
     "Job",
     "JobResult",
     "JobTimeoutError",
     "Judge",
+    "JudgeMetric",
     "JudgeState",
     "JudgeVersion",
     "ModelEndpoint",
     "NotFoundError",
     "PermissionDeniedError",
+    "RowResult",
+    "RowVerdict",
     "SamplingConfig",
     "ServerError",
     "__version__",
+    "evaluate",
 ]
