@@ -134,8 +134,8 @@ class JudgeMetricSerializer(serializers.Serializer):
 
 class GateOutcomeSerializer(serializers.Serializer):
     judge = serializers.CharField()
-    metric = serializers.ChoiceField(choices=["pass_rate", "mean"])
-    operator = serializers.ChoiceField(choices=[">=", "<="])
+    metric = serializers.CharField(help_text="pass_rate (yes/no judges) or mean (numeric judges).")
+    operator = serializers.CharField(help_text="'>=' or '<='.")
     threshold = serializers.FloatField()
     value = serializers.FloatField(allow_null=True)
     n = serializers.IntegerField()
@@ -152,7 +152,7 @@ class RunSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     experiment_id = serializers.IntegerField()
     name = serializers.CharField()
-    status = serializers.ChoiceField(choices=["predicting", "judging", "done", "cancelled"])
+    status = serializers.CharField(help_text="predicting, judging, done or cancelled.")
     dataset_id = serializers.IntegerField(allow_null=True)
     dataset_name = serializers.CharField(allow_blank=True)
     params = serializers.DictField()
@@ -184,7 +184,7 @@ class RunListSerializer(serializers.Serializer):
 
 class VerdictSerializer(serializers.Serializer):
     judge = serializers.CharField()
-    state = serializers.ChoiceField(choices=["judged", "error", "not_applicable", "pending", "running", "missing"])
+    state = serializers.CharField(help_text="judged, error, not_applicable, pending, running, or missing (no trace: the predict function failed).")
     value = serializers.JSONField(allow_null=True)
     passed = serializers.BooleanField(allow_null=True)
     rationale = serializers.CharField(allow_blank=True)
@@ -217,4 +217,4 @@ class RowPageSerializer(serializers.Serializer):
 class PredictionsResultSerializer(serializers.Serializer):
     logged = serializers.IntegerField(help_text="Predictions recorded by this request.")
     waiting = serializers.IntegerField(help_text="Rows still without a prediction; at 0 the judging starts.")
-    status = serializers.ChoiceField(choices=["predicting", "judging", "done", "cancelled"])
+    status = serializers.CharField(help_text="predicting, judging, done or cancelled.")

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from datasets.actions import TraceSelection, add_traces_to_dataset, create_dataset, merge_records
 from datasets.records import parse_records
+from evaluations.actions import RunData, create_run, log_predictions
 from judges.actions import create_judge
 from judges.manual import start_job
 from tests.conftest import ingest, judge_now, make_trace, record_verdict
@@ -89,7 +90,13 @@ def test_every_json_read_answers_as_documented(api, openapi, judged):
     experiment_id, job, endpoint = judged["experiment"].pk, judged["job"], judged["endpoint"]
     datasets = f"/api/v1/experiments/{experiment_id}/datasets"
     dataset, record = judged["dataset"], judged["dataset"].records.get(source_trace_id="t1")
+    run = create_run(judged["experiment"], name="v2", data=RunData(dataset=dataset.pk), judges=["helpful"], gates=["helpful>=0.5"], predict=True)
+    log_predictions(run, [{"position": 0, "outputs": "Within 30 days."}, {"position": 1, "error": "RuntimeError: boom"}])
+    runs = f"/api/v1/experiments/{experiment_id}/evaluation-runs"
     reads = {
+        "/api/v1/experiments/{experiment_id}/evaluation-runs": runs,
+        "/api/v1/experiments/{experiment_id}/evaluation-runs/{run_id}": f"{runs}/{run.pk}",
+        "/api/v1/experiments/{experiment_id}/evaluation-runs/{run_id}/rows": f"{runs}/{run.pk}/rows",
         "/api/v1/experiments/{experiment_id}/datasets": datasets,
         "/api/v1/experiments/{experiment_id}/datasets/{dataset_id}": f"{datasets}/{dataset.pk}",
         "/api/v1/experiments/{experiment_id}/datasets/{dataset_id}/records": f"{datasets}/{dataset.pk}/records?page_size=1",
@@ -159,3 +166,14 @@ def test_dataset_writes_answer_as_documented(api, openapi, judged):
     check(openapi, base + "/{dataset_id}/records/from-traces", "post", added)
     patched = api.patch(f"{records}/{merged.json()['record_ids'][0]}", {"outputs": {"a": 1}}, format="json")
     check(openapi, base + "/{dataset_id}/records/{record_id}", "patch", patched)
+
+
+def test_evaluation_run_writes_answer_as_documented(api, openapi, judged):
+    base = "/api/v1/experiments/{experiment_id}/evaluation-runs"
+    runs = f"/api/v1/experiments/{judged['experiment'].pk}/evaluation-runs"
+    body = {"name": "v2", "dataset": judged["dataset"].name, "judges": ["helpful"], "gates": ["helpful>=0.5"], "predict": True}
+    created = check(openapi, base, "post", api.post(runs, body, format="json"), 201)
+    predictions = {"predictions": [{"position": 0, "outputs": "Within 30 days.", "latency_ms": 40}]}
+    check(openapi, base + "/{run_id}/predictions", "post", api.post(f"{runs}/{created['id']}/predictions", predictions, format="json"))
+    cancelled = check(openapi, base + "/{run_id}/cancel", "post", api.post(f"{runs}/{created['id']}/cancel"))
+    assert cancelled["status"] == "cancelled"
