@@ -36,6 +36,7 @@ MAX_ROWS = MAX_RECORDS_PER_MERGE
 MAX_JUDGES = 20
 MAX_ERROR_CHARS = 10_000
 MAX_NAME_CHARS = 200
+MAX_LATENCY_MS = 86_400_000
 RUN_FIELDS = ("name", "dataset", "records", "trace_ids", "filter_string", "judges", "gates", "params", "predict", "judge_model")
 PREDICTION_KEYS = ("position", "outputs", "error", "latency_ms", "start_time", "spans")
 # A run still predicting this long after it started is given up (its client went away): the sweep cancels it.
@@ -427,8 +428,8 @@ def _prediction(errors: Errors, path: str, item: Any, row_count: int) -> dict[st
         errors.add(f"{path}.error", "must be text (what the predict function raised)")
         return None
     latency = item.get("latency_ms")
-    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int) or latency < 0):
-        errors.add(f"{path}.latency_ms", "must be a whole number of milliseconds")
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int) or not 0 <= latency <= MAX_LATENCY_MS):
+        errors.add(f"{path}.latency_ms", f"must be a whole number of milliseconds, 0 to {MAX_LATENCY_MS:,} (a day)")
         return None
     start = None
     if item.get("start_time") is not None:
