@@ -195,3 +195,28 @@ def test_bad_predictions_are_refused_with_their_positions(api, experiment, helpf
     assert response.status_code == 400
     assert {error["field"] for error in response.json()["errors"]} == {"predictions[0].position", "predictions[1].latency_ms"}
     assert not Trace.objects.exists()
+
+
+def test_run_traces_and_their_verdicts_stay_out_of_the_overview_and_alerts(api, experiment, helpful):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from evalapp.overview.aggregates import exact_percentiles, raw_tallies
+    from evalapp.overview.compute import boolean_pass_rates
+    from evalapp.overview.ranges import TimeRange
+    from tests.conftest import BASE_TIME, judge_now
+
+    [production] = ingest(experiment, make_trace("prod-1"))
+    judge_now(helpful, production)
+    body = post_json(api, runs_url(experiment), {"records": [{"inputs": {"q": "a"}, "outputs": "x"}, {"inputs": {"q": "b"}, "outputs": "y"}], "judges": ["helpful"]}).json()
+    judge_pending()
+    assert Evaluation.objects.filter(job=body["id"], status="done").count() == 2
+
+    window = [(BASE_TIME - timedelta(days=1), timezone.now() + timedelta(hours=1))]
+    tallies = raw_tallies(experiment, window, "day", names=None, categorical={}, histogram=False).values()
+    assert sum(tally.traces for tally in tallies) == 1
+    assert sum(tally.judge("trace", "helpful").counts["judged"] for tally in tallies) == 1
+    assert boolean_pass_rates([experiment.pk], window[0][0]) == {experiment.pk: 1.0 if production.assessments.get().value else 0.0}
+    percentiles = exact_percentiles(experiment, TimeRange(window[0][0], window[0][1], "day"))
+    assert percentiles[None]["p50_ms"] == production.duration_ms
