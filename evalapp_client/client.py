@@ -448,3 +448,11 @@ class Client(DatasetsMixin, EvaluationMixin):
         path = f"{API}/experiments/{judge.experiment_id}/judges/{quote(judge.name, safe='')}{suffix}"
         return self._http.request(method, path, body=body)
 
+
+def evaluate(data: Any, predict_fn: Any = None, judges: Any = (), *, client: Client | None = None, **options: Any):
+    """`Client.evaluate` with a client from `$EVALAPP_URL` and `$EVALAPP_TOKEN` (or the `client` given); returns
+    the `EvaluationResult` (docs/client.md, "Evaluating a version")."""
+    if client is not None:
+        return client.evaluate(data, predict_fn, judges, **options)
+    with Client() as made:
+        return made.evaluate(data, predict_fn, judges, **options)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from evalapp_client import otel
 from evalapp_client.datasets import Dataset, _as_records
 from evalapp_client.errors import JobTimeoutError
+from evalapp_client.otel import Capture
 from evalapp_client.transport import Http
 
 API = "/api/v1"
@@ -207,7 +207,7 @@ def _call(predict_fn: Callable[..., Any], inputs: dict[str, Any], timeout: float
     """One call, in its own thread so a call that never returns costs a timeout, not a pool worker forever.
     An async function runs in an event loop of its own."""
     outcome: dict[str, Any] = {}
-    capture = otel.Capture.start(inputs)
+    capture = Capture.start(inputs)
 
     def target() -> None:
         with capture.root():
@@ -427,15 +427,3 @@ def _wait(http: Http, run_url: str, wait_timeout: float, bar: _Progress) -> dict
             raise JobTimeoutError(f"run {run['name']!r} is still {run['status']} after {wait_timeout:g} s; it goes on on the server", run)
         time.sleep(interval)
         interval = min(interval * 1.5, 2.0)
-
-
-def evaluate(data: Any, predict_fn: Callable[..., Any] | None = None, judges: Iterable[str] = (), *, client: Any = None, **options: Any) -> EvaluationResult:
-    """`Client.evaluate` with a client from `$EVALAPP_URL` and `$EVALAPP_TOKEN` (or the `client` given)."""
-    if client is not None:
-        return client.evaluate(data, predict_fn, judges, **options)
-    from evalapp_client.client import Client
-
-    with Client() as made:
-        return made.evaluate(data, predict_fn, judges, **options)
-
-
