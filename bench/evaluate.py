@@ -137,15 +137,17 @@ def main() -> None:
                 n += 1
 
         traffic = threading.Thread(target=live_traffic, daemon=True)
-        traffic.start()
-        time.sleep(2)  # production is flowing before the run starts
+        if args.live_rate > 0:
+            traffic.start()
+            time.sleep(2)  # production is flowing before the run starts
         with Client(f"http://127.0.0.1:{args.port}", token=token, timeout=120) as client:
             began = time.perf_counter()
             result = client.evaluate(dataset_ref(client, offline.pk), agent, ["helpful", "polite", "matches"], experiment=offline.pk,
                                      max_workers=args.max_workers, progress=False, run_name="bench")
             wall = time.perf_counter() - began
         stop.set()
-        traffic.join(timeout=10)
+        if args.live_rate > 0:
+            traffic.join(timeout=10)
         judged = sum(metric.n + metric.errors + metric.not_applicable for metric in result.metrics.values())
         bound = args.records * 3 * args.latency_ms / 1000 / args.concurrency
         print(f"evaluate(): {wall:.1f} s from the call to the complete result ({len(result.rows)} rows, {judged} judgements, "
@@ -157,6 +159,8 @@ def main() -> None:
         print(f"  phases (server clock): predicting {(judging - created).total_seconds():.1f} s, judging {(finished - judging).total_seconds():.1f} s")
         for metric in result.metrics.values():
             print(f"  {metric.name}: n={metric.n}, errors={metric.errors}, not applicable={metric.not_applicable}")
+        if not sent:
+            return
         latencies, errors = server_latencies(live, len(sent))
         print(f"live traces during the run: {len(sent)} at {args.live_rate}/s; receipt → assessment p50 {percentile(latencies, 0.5):.2f} s, "
               f"p95 {percentile(latencies, 0.95):.2f} s, max {max(latencies):.2f} s (target p95 ≤ 2.5 s); {errors} errors", flush=True)

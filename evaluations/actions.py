@@ -257,6 +257,12 @@ def log_predictions(run: EvaluationRun, predictions: Any) -> int:
         except PayloadError as error:
             raise PayloadError([(f"predictions{_prediction_path(path, rows)}", message) for path, message in error.errors]) from None
         RunRow.objects.bulk_update(rows, ["trace", "outputs", "error", "latency_ms"], batch_size=500)
+        # Judged as they arrive, not after the last: a run's wall time is then about the longer of predicting and
+        # judging, not their sum. The status moves to judging once every row is in.
+        try:
+            _queue_rows(run, [row.trace_id for row in rows if not row.error])
+        except ConfigError:
+            pass  # a judge paused or deleted meanwhile: starting the judging says so (and cancels the run)
     waiting = RunRow.objects.filter(run=run, trace__isnull=True, error="").count()
     if waiting == 0:
         start_judging_when_ready(run)
@@ -275,20 +281,39 @@ def _prediction_path(path: str, rows: list[RunRow]) -> str:
 # --- judging and finishing ----------------------------------------------------------------------------------------
 
 
-def _start_judging(run: EvaluationRun) -> None:
-    """Inside the transaction: the run's judges on every row that has a trace and no error, as the job run.id."""
+def _run_judges(run: EvaluationRun) -> list[Judge]:
     judge_ids = [entry["judge_id"] for entry in run.judges]
     judges = list(Judge.objects.filter(pk__in=judge_ids).select_related("endpoint"))
     missing = [entry["name"] for entry in run.judges if entry["judge_id"] not in {judge.pk for judge in judges}]
     if missing:
         raise ConfigError({"judges": f"judge {', '.join(missing)} was deleted after the run started"})
-    judges.sort(key=lambda judge: judge_ids.index(judge.pk))
+    return sorted(judges, key=lambda judge: judge_ids.index(judge.pk))
+
+
+def _queue_rows(run: EvaluationRun, trace_pks: list[int]) -> int:
+    """Inside the transaction: the run's judges on these rows' traces, as the job run.id, unless already queued (a
+    re-sent prediction is not judged twice). Returns how many traces were queued."""
+    if not trace_pks:
+        return 0
+    queued = set(Evaluation.objects.filter(job=run.pk, trace_id__in=trace_pks).values_list("trace_id", flat=True))
+    fresh = [pk for pk in trace_pks if pk not in queued]
+    if fresh:
+        start_judges_on_traces(_run_judges(run), fresh, job=run.id, priority=RUN_PRIORITY)
+    return len(fresh)
+
+
+def _start_judging(run: EvaluationRun) -> None:
+    """Inside the transaction: every row has its trace or error. Queue whatever rows aren't yet; the run is judging,
+    or done at once when there is nothing to judge (every prediction failed) or nothing left."""
     trace_pks = list(RunRow.objects.filter(run=run, trace__isnull=False, error="").order_by("position").values_list("trace_id", flat=True))
+    _queue_rows(run, trace_pks)
     now = timezone.now()
-    ids = start_judges_on_traces(judges, trace_pks, job=run.id, priority=RUN_PRIORITY) if trace_pks else []
-    status = RunStatus.JUDGING if ids else RunStatus.DONE
-    EvaluationRun.objects.filter(pk=run.pk).update(status=status, judging_started_at=now, finished_at=None if ids else now)
+    has_work = Evaluation.objects.filter(job=run.pk).exists()
+    status = RunStatus.JUDGING if has_work else RunStatus.DONE
+    EvaluationRun.objects.filter(pk=run.pk).update(status=status, judging_started_at=now, finished_at=None if has_work else now)
     run.status, run.judging_started_at = status, now
+    if has_work:  # the rows queued while predicting may all be judged already: nothing else would say so
+        transaction.on_commit(lambda: finish_if_judged(run.pk))
 
 
 def start_judging_when_ready(run: EvaluationRun) -> bool:

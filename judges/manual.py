@@ -91,7 +91,7 @@ def start_job(judge: Judge, *, trace_ids: Any = None, session_ids: Any = None, q
 
 def start_judges_on_traces(judges: list[Judge], trace_pks: list[int], *, job: uuid.UUID, priority: int) -> list[int]:
     """Queue every judge on every trace (by primary key) as the job `job`, at `priority` — an evaluation run's
-    judging (the job id is the run's id): the workers take it with the same endpoint slots, per-minute budgets and
+    judging (the job id is the run's id; called again as more of its traces arrive): the workers take it with the same endpoint slots, per-minute budgets and
     spend caps as any other work, after everything of a lower priority number. No cap on the number of traces
     (a run's rows were bounded when it was created). Trace judges only; a paused judge refuses the whole job.
     Call inside the transaction that makes the traces' state final; the work is queued on commit. Returns the
@@ -107,7 +107,7 @@ def start_judges_on_traces(judges: list[Judge], trace_pks: list[int], *, job: uu
         for judge in judges
     ]
     Evaluation.objects.bulk_create(rows, batch_size=1000)
-    ids = list(Evaluation.objects.filter(job=job).order_by("pk").values_list("pk", flat=True))
+    ids = list(Evaluation.objects.filter(job=job, trace_id__in=trace_pks).order_by("pk").values_list("pk", flat=True))
     tasks.enqueue_judging(ids)
     return ids
 

@@ -74,7 +74,12 @@ def test_predictions_become_run_traces_and_the_last_one_starts_the_judging_behin
     url = f"{runs_url(experiment)}/{body['id']}/predictions"
     first = post_json(api, url, {"predictions": [{"position": 0, "outputs": "Within 30 days.", "latency_ms": 40}]})
     assert first.status_code == 200 and first.json() == {"logged": 1, "waiting": 1, "status": "predicting"}
-    assert not Evaluation.objects.exists()
+    # Judged as it arrives; the run is not done while a row is still to come.
+    assert Evaluation.objects.count() == 1
+    judge_pending()
+    assert api.get(f"{runs_url(experiment)}/{body['id']}").json()["status"] == "predicting"
+    again = post_json(api, url, {"predictions": [{"position": 0, "outputs": "Within 30 days."}]})  # a retry
+    assert again.status_code == 200 and Evaluation.objects.count() == 1
     last = post_json(api, url, {"predictions": [{"position": 1, "error": "TimeoutError: predict_fn took longer than 5 s", "latency_ms": 5000}]})
     assert last.json() == {"logged": 1, "waiting": 0, "status": "judging"}
 
