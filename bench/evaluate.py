@@ -57,7 +57,7 @@ def main() -> None:
             connection.execute('DROP DATABASE IF EXISTS "evalapp_bench_eval" WITH (FORCE)')
             connection.execute('CREATE DATABASE "evalapp_bench_eval"')
         env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/evalapp_bench_eval"
-        env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+        env["REDIS_URL"] = "redis://127.0.0.1:6379/4"  # this worktree's Redis database
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True)
     token = subprocess.run(
