@@ -8,6 +8,7 @@ Reference: docs/client.md."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import os
@@ -402,7 +403,12 @@ class EvaluationMixin:
         bar = _Progress(progress)
         try:
             if predict_fn is not None:
-                _predict_all(self._http, f"{run_url}/predictions", run["rows"], predict_fn, max_workers=max_workers, timeout=timeout, progress=bar)
+                try:
+                    _predict_all(self._http, f"{run_url}/predictions", run["rows"], predict_fn, max_workers=max_workers, timeout=timeout, progress=bar)
+                except BaseException:  # interrupted (Ctrl-C, a lost connection): don't leave the run waiting for rows
+                    with contextlib.suppress(Exception):
+                        self._http.request("POST", f"{run_url}/cancel")
+                    raise
             run = _wait(self._http, run_url, wait_timeout, bar)
         finally:
             bar.close()

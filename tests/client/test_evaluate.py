@@ -171,3 +171,17 @@ def test_bad_input_and_viewers_are_refused_with_4xx(live_server, token, viewer, 
     with Client(live_server.url, token=raw) as viewer_client, pytest.raises(PermissionDeniedError, match="viewer"):
         viewer_client.evaluate([{"inputs": {"question": "hi"}}], agent, ["helpful"], experiment=experiment.pk, progress=False)
     assert not EvaluationRun.objects.exists()
+
+
+def test_an_interrupted_evaluation_cancels_its_run(live_server, token, experiment, endpoint, monkeypatch):
+    import evalapp_client.evaluation
+
+    create_judge(experiment, name="helpful", instructions="Is {{ outputs }} a helpful answer to {{ inputs }}?", endpoint=endpoint)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evalapp_client.evaluation, "_predict_all", interrupted)
+    with Client(live_server.url, token=token) as client, pytest.raises(KeyboardInterrupt):
+        client.evaluate([{"inputs": {"question": "hi"}}], agent, ["helpful"], experiment=experiment.pk, progress=False)
+    assert EvaluationRun.objects.get().status == "cancelled"
