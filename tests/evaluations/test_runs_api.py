@@ -225,3 +225,33 @@ def test_run_traces_and_their_verdicts_stay_out_of_the_overview_and_alerts(api, 
     assert boolean_pass_rates([experiment.pk], window[0][0]) == {experiment.pk: 1.0 if production.assessments.get().value else 0.0}
     percentiles = exact_percentiles(experiment, TimeRange(window[0][0], window[0][1], "day"))
     assert percentiles[None]["p50_ms"] == production.duration_ms
+
+
+def test_the_worker_that_settles_the_last_judgement_marks_the_run_done(api, experiment, helpful, django_capture_on_commit_callbacks):
+    body = post_json(api, runs_url(experiment), {"records": [{"inputs": {"q": "a"}, "outputs": "x"}, {"inputs": {"q": "b"}, "outputs": "y"}], "judges": ["helpful"]}).json()
+    run = EvaluationRun.objects.get(pk=body["id"])
+    assert run.status == "judging"
+    with django_capture_on_commit_callbacks(execute=True):
+        judge_pending()
+    run.refresh_from_db()
+    assert run.status == "done" and run.finished_at is not None
+
+
+def test_the_every_minute_check_finishes_settled_runs_and_gives_up_abandoned_ones(api, experiment, helpful):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from evaluations.actions import finish_runs
+
+    judged = post_json(api, runs_url(experiment), {"records": [{"inputs": {"q": "a"}, "outputs": "x"}], "judges": ["helpful"]}).json()
+    waiting = post_json(api, runs_url(experiment), {"records": [{"inputs": {"q": "b"}}], "judges": ["helpful"], "predict": True}).json()
+    fresh = post_json(api, runs_url(experiment), {"records": [{"inputs": {"q": "c"}}], "judges": ["helpful"], "predict": True}).json()
+    EvaluationRun.objects.filter(pk=waiting["id"]).update(created_at=timezone.now() - timedelta(hours=25))
+    judge_pending()  # settled without the worker's signal (as when the sweep abandons an evaluation)
+    assert finish_runs() == {"finished": 1, "cancelled": 1}
+    assert {run.pk.hex: run.status for run in EvaluationRun.objects.all()} == {
+        judged["id"].replace("-", ""): "done",
+        waiting["id"].replace("-", ""): "cancelled",
+        fresh["id"].replace("-", ""): "predicting",
+    }
