@@ -5,6 +5,7 @@ prints p50/p95 over repeated requests.
 
     .venv/bin/python bench/pages.py --db sqlite
     .venv/bin/python bench/pages.py --db postgres
+    .venv/bin/python bench/pages.py --first-load    # the Overview in Chromium: cold-cache time and bytes sent
 
 Targets (issue 5): p95 ≤ 150 ms for the Traces tab (first page and a filtered page) and the Sessions tab,
 ≤ 400 ms for the Overview tab; the Judges tab and a trace's page are held to 150 ms too. PostgreSQL uses a scratch database `evalapp_bench_pages` on 127.0.0.1 (dropped and
@@ -255,7 +256,14 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--postgres-url", default="postgres://postgres@127.0.0.1:5432/evalapp_bench_pages")
+    parser.add_argument("--first-load", action="store_true",
+                        help="only the Overview's first load in a browser as `./run app` serves it (bench/first_load.py)")
     args = parser.parse_args()
+    if args.first_load:
+        import first_load
+
+        first_load.measure(runs=5)
+        return
     setup_database(args)
     experiment_id, trace_id = populate(args)
 

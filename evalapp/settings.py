@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import plotly
-
 from evalapp.envconf import (
     LOG_LEVELS,
     database_from_url,
@@ -126,13 +124,15 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-# plotly.js comes from the pinned plotly package (no CDN, nothing to vendor by hand): {% static 'vendor/plotly/plotly.min.js' %}
-STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/plotly", Path(plotly.__file__).parent / "package_data")]
+STATICFILES_DIRS = [BASE_DIR / "static"]  # plotly.js included: static/vendor/plotly/README.md says which build and why
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# `./run app` runs collectstatic: every file gets a content hash in its name, a .gz and a .br beside it, and whitenoise
+# serves those names with a ten-year immutable cache. Without collectstatic (a test run, a bare `manage.py`), a page
+# names the plain file and whitenoise serves it from the finders, uncompressed and briefly cached (evalapp.staticfiles).
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {"BACKEND": "evalapp.staticfiles.StaticFiles"},
 }
 WHITENOISE_USE_FINDERS = True
 
@@ -231,6 +231,7 @@ SPECTACULAR_SETTINGS = {
         "TraceStatusEnum": "traces.models.TraceStatus",
         "SpanStatusEnum": "traces.models.SpanStatus",
         "AgreementStatusEnum": ["ok", "insufficient"],
+        "EvaluationRunStatusEnum": ["predicting", "judging", "done", "cancelled"],
     },
 }
 
@@ -319,13 +320,13 @@ SESSION_COOKIE_AGE = env_int("EVALAPP_SESSION_HOURS", 24, minimum=1, maximum=24 
 # Sent on every response (evalapp.middleware). Scripts only from our own static files: no inline <script>, no
 # on...= attributes, no eval (so no htmx hx-on or trigger filters), plotly.js from our static files. Styles:
 # stylesheets from our files, and two <style> elements plotly.js adds, allowed by their hashes: an empty one it
-# fills through the CSSOM (which CSP does not govern) and the fixed stylesheet of its map library (plotly 7.1.0's
-# bundle; another version may change it, and the browser tests then report the violation with the new hash).
+# fills through the CSSOM (which CSP does not govern) and the fixed stylesheet of its map library (in the
+# plotly.js 4.1.1 basic bundle too; another version may change it, and the browser tests then report the violation with the new hash).
 # htmx's indicator styles are in app.css instead of its <style>. style="" attributes are allowed
 # (style-src-attr 'unsafe-inline'): templates set widths (bars, waterfalls) with them; they can't run code.
 PLOTLY_STYLE_HASHES = [
     "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",  # an empty <style>
-    "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='",  # maplibre-gl's stylesheet, inside plotly.min.js
+    "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='",  # maplibre-gl's stylesheet, inside plotly-basic.min.js
 ]
 CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
     "default-src": ["'self'"],

@@ -13,6 +13,7 @@ from evalapp import views
 from evalapp.export_api import TraceExportView
 from evalapp.overview.api import OverviewView
 from evaluations.urls import api_urlpatterns as evaluations_api
+from evaluations.urls_read import read_api_urlpatterns as evaluations_read_api
 from judges.urls import api_urlpatterns as judges_api
 from traces.api import OtlpTracesView
 from traces.urls import api_urlpatterns as traces_api
@@ -32,10 +33,12 @@ urlpatterns = [
     path("", include("evalapp.ui.try_it")),
     path("", include("evalapp.ui.judges")),
     path("", include("evalapp.ui.agreement")),
+    path("", include("evalapp.ui.shadow")),
     path("", include("evalapp.ui.backfill")),
     path("", include("evalapp.ui.endpoints")),
     path("", include("evalapp.ui.alerts")),
     path("", include("evalapp.ui.datasets")),
+    path("", include("evalapp.ui.evaluations")),
     path("", include("evalapp.ui.retention")),
     path("", include("evalapp.ui.deletion")),
     path("login/", LoginView.as_view(), name="login"),  # failures counted: accounts.throttle
@@ -49,6 +52,7 @@ urlpatterns = [
     path("api/v1/", include(judges_api)),
     path("api/v1/", include(datasets_api)),
     path("api/v1/", include(evaluations_api)),
+    path("api/v1/", include(evaluations_read_api)),
     path("api/v1/experiments/<int:experiment_id>/overview", OverviewView.as_view(), name="api-overview"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its script from its own address (?script), not inline: the Content-Security-Policy.

@@ -29,7 +29,7 @@ from evalapp_client.transport import Http
 API = "/api/v1"
 PREDICTIONS_PER_REQUEST = 200
 FLUSH_SECONDS = 0.5
-ROWS_PER_PAGE = 1000
+ROWS_PER_PAGE = 500
 FINISHED = ("done", "cancelled")
 
 
@@ -312,9 +312,9 @@ def _rows(http: Http, run_url: str) -> list[RowResult]:
     rows: list[RowResult] = []
     offset = 0
     while True:
-        page = http.request("GET", f"{run_url}/rows", params={"offset": offset, "limit": ROWS_PER_PAGE})
+        page = http.request("GET", f"{run_url}/rows", params={"offset": offset, "page_size": ROWS_PER_PAGE})
         for item in page["rows"]:
-            verdicts = {verdict["judge"]: RowVerdict(**verdict) for verdict in item["verdicts"]}
+            verdicts = {name: RowVerdict(judge=name, **verdict) for name, verdict in item["verdicts"].items()}
             rows.append(
                 RowResult(
                     position=item["position"],
@@ -333,18 +333,24 @@ def _rows(http: Http, run_url: str) -> list[RowResult]:
             return rows
 
 
+def _gate(item: dict[str, Any]) -> GateOutcome:
+    known = set(GateOutcome.__dataclass_fields__)
+    return GateOutcome(judge=item["judge_name"], **{key: value for key, value in item.items() if key in known})
+
+
 def _result(http: Http, run_url: str, run: dict[str, Any]) -> EvaluationResult:
+    summary = run["summary"]
     return EvaluationResult(
         run_id=run["id"],
         experiment_id=run["experiment_id"],
         name=run["name"],
         status=run["status"],
-        metrics={item["name"]: _metric(item) for item in run["judges"]},
-        gates=[GateOutcome(**gate) for gate in run["gates"]],
-        passed=run["passed"],
+        metrics={item["name"]: _metric(item) for item in summary["judges"]},
+        gates=[_gate(gate) for gate in summary["gates"]],
+        passed=summary["passed"],
         rows=_rows(http, run_url),
-        cost_usd=run["cost_usd"],
-        row_errors=run["row_errors"],
+        cost_usd=summary["cost_usd"],
+        row_errors=summary["row_errors"],
         raw=run,
     )
 
@@ -399,24 +405,24 @@ class EvaluationMixin:
             **({"judge_model": judge_model} if judge_model is not None else {}),
         }
         run = self._http.request("POST", base, body=body, compress=True)
-        run_url = f"{base}/{run['id']}"
+        run_url = f"{API}/evaluation-runs/{run['id']}"  # reads: the run with its summary, its rows
         bar = _Progress(progress)
         try:
             if predict_fn is not None:
                 try:
-                    _predict_all(self._http, f"{run_url}/predictions", run["rows"], predict_fn, max_workers=max_workers, timeout=timeout, progress=bar)
+                    _predict_all(self._http, f"{base}/{run['id']}/predictions", run["rows"], predict_fn, max_workers=max_workers, timeout=timeout, progress=bar)
                 except BaseException:  # interrupted (Ctrl-C, a lost connection): don't leave the run waiting for rows
                     with contextlib.suppress(Exception):
-                        self._http.request("POST", f"{run_url}/cancel")
+                        self._http.request("POST", f"{base}/{run['id']}/cancel")
                     raise
             run = _wait(self._http, run_url, wait_timeout, bar)
         finally:
             bar.close()
         return _result(self._http, run_url, run)
 
-    def get_evaluation(self: EvaluationClient, experiment: Any, run_id: str) -> EvaluationResult:
+    def get_evaluation(self: EvaluationClient, run_id: str) -> EvaluationResult:
         """A run as it stands (judged or not), with its metrics and rows."""
-        run_url = f"{API}/experiments/{self._experiment_id(experiment)}/evaluation-runs/{run_id}"
+        run_url = f"{API}/evaluation-runs/{run_id}"
         return _result(self._http, run_url, self._http.request("GET", run_url))
 
 
@@ -425,8 +431,8 @@ def _wait(http: Http, run_url: str, wait_timeout: float, bar: _Progress) -> dict
     interval = 0.2
     while True:
         run = http.request("GET", run_url)
-        judging = run["judging"]
-        bar.show(f"evaluate: {run['status']}, judged {judging['done']}/{judging['total']}")
+        summary = run["summary"]
+        bar.show(f"evaluate: {run['status']}, judged {summary['done']}/{summary['total']}")
         if run["status"] in FINISHED:
             return run
         if time.monotonic() >= deadline:

@@ -278,6 +278,34 @@ class Judge:
         query = {"page": page, **({"version": version} if version is not None else {})}
         return self._bound()._judge_call("GET", self, "/agreement?" + "&".join(f"{k}={v}" for k, v in query.items()), None)
 
+    def start_shadow(self, *, instructions: str, **settings: Any) -> dict[str, Any]:
+        """Start a shadow version: a candidate with these `instructions` (and optionally another `model`,
+        `output_type`, `categories`, `min_value`, `max_value`) that judges the same sampled items as the live
+        version, counted in no chart, chip, alert or agreement. One per judge. Returns it as the API's JSON
+        (`version`, `status`, `judged`, `cost_usd`, ...)."""
+        body = self._bound()._judge_fields({"instructions": instructions, **settings})
+        return self._bound()._judge_call("POST", self, "/shadow", body)
+
+    def shadow(self) -> dict[str, Any]:
+        """The running shadow version and what it judged and cost so far (an error when there is none)."""
+        return self._bound()._judge_call("GET", self, "/shadow", None)
+
+    def shadow_diff(self, *, page: int = 1, version: int | None = None) -> dict[str, Any]:
+        """Where the shadow and the live version disagree: `compared`, `disagreements`, one page of `results`
+        (both values and rationales, the human label where there is one), and `agreement_with_people` for each
+        (κ with its interval and n; "insufficient" below 20 pairs). `version`: a past shadow's number."""
+        query = {"page": page, **({"version": version} if version is not None else {})}
+        return self._bound()._judge_call("GET", self, "/shadow/diff?" + "&".join(f"{k}={v}" for k, v in query.items()), None)
+
+    def promote_shadow(self) -> Judge:
+        """Make the shadow live: its settings become the judge's, as a new version. Returns the judge, refreshed."""
+        self._bound()._judge_call("POST", self, "/shadow/promote", {})
+        return self.refresh()
+
+    def discard_shadow(self) -> dict[str, Any]:
+        """Stop the shadow; its verdicts stay as history, marked shadow."""
+        return self._bound()._judge_call("POST", self, "/shadow/discard", {})
+
     def run(self, trace_ids: list[str] | None = None, *, session_ids: list[str] | None = None) -> Job:
         """Judge these traces (trace judges) or sessions (session judges) now, whatever the sampling config and
         on/off; returns the job to `wait()` on. Up to 500 ids per job."""

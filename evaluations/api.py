@@ -1,5 +1,6 @@
-"""JSON API for evaluation runs (token or session auth). Viewers read runs; editors start them, log their
-predictions and cancel them. Every change goes through evaluations.actions."""
+"""JSON API that starts and feeds evaluation runs (token or session auth): list an experiment's runs, start one,
+log its predictions, cancel it — editors only for the writes. Every change goes through evaluations.actions. A run
+and its rows are read at /api/v1/evaluation-runs/<id> (evaluations.api_read, whose `run_json` these answer with)."""
 
 from __future__ import annotations
 
@@ -15,18 +16,17 @@ from rest_framework.views import APIView
 from accounts.roles import EditorOrReadOnly
 from evaluations import api_schema
 from evaluations.actions import RunData, RunNotPredicting, cancel_run, create_run, finish_if_judged, log_predictions
+from evaluations.api_read import run_json
 from evaluations.models import EvaluationRun, RunRow, RunStatus
-from evaluations.results import ROW_FILTERS, row_results, summarize, summarize_many
-from evaluations.serializers import created_json, rows_json, run_json
+from evaluations.results import summarize, summarize_many
 from judges.errors import ConfigError
 from traces import strict_json
 from traces.http import BodyError, read_body
 from traces.models import Experiment
-from traces.payload import PayloadError, whole_number
+from traces.payload import PayloadError
 
 CREATE_FIELDS = ("name", "dataset", "records", "trace_ids", "filter_string", "judges", "gates", "params", "predict", "judge_model")
 MAX_RUNS_LISTED = 100
-MAX_ROWS_PAGE = 1000
 
 
 class RunEditorOrReadOnly(EditorOrReadOnly):
@@ -102,33 +102,7 @@ class RunListView(RunAPIView):
         rows = []
         if run.status == RunStatus.PREDICTING:
             rows = [{"position": position, "inputs": inputs} for position, inputs in RunRow.objects.filter(run=run).order_by("position").values_list("position", "inputs")]
-        return JsonResponse(created_json(run, summarize(run), rows), status=201)
-
-
-@api_schema.run_detail
-class RunDetailView(RunAPIView):
-    def get(self, request: Request, experiment_id: int, run_id) -> JsonResponse:
-        run = _run(experiment_id, run_id)
-        return JsonResponse(run_json(run, summarize(run)))
-
-
-@api_schema.run_rows
-class RunRowsView(RunAPIView):
-    def get(self, request: Request, experiment_id: int, run_id) -> JsonResponse:
-        run = _run(experiment_id, run_id)
-        errors = []
-        offset = whole_number(request.query_params.get("offset", "0"))
-        if offset is None:
-            errors.append(("offset", "must be a whole number"))
-        limit = whole_number(request.query_params.get("limit", "100"))
-        if limit is None or not 1 <= limit <= MAX_ROWS_PAGE:
-            errors.append(("limit", f"must be a whole number from 1 to {MAX_ROWS_PAGE}"))
-        only = request.query_params.get("only", "")
-        if only not in ROW_FILTERS:
-            errors.append(("only", f"must be one of {', '.join(repr(key) for key in ROW_FILTERS)}"))
-        if errors:
-            return _bad(PayloadError(errors))
-        return JsonResponse(rows_json(row_results(run, offset=offset, limit=limit, only=only)))
+        return JsonResponse({**run_json(run, summarize(run)), "rows": rows}, status=201)
 
 
 @api_schema.run_predictions

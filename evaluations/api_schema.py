@@ -1,5 +1,6 @@
-"""OpenAPI documentation of the evaluation runs API (evaluations/api.py), applied by decorators there. Request
-bodies are documentation-only serializers; responses are evaluations.serializers' documentation of run_json."""
+"""OpenAPI documentation of the API that starts and feeds evaluation runs (evaluations/api.py), applied by decorators
+there. Request bodies are documentation-only serializers; a run is shown as the read API shows it
+(evaluations.api_read_schema)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
 
-from evaluations.serializers import CreatedRunSerializer, PredictionsResultSerializer, RowPageSerializer, RunListSerializer, RunSerializer
+from evaluations.api_read_schema import RUN_EXAMPLE, EvaluationRunDetailSerializer
 from traces.openapi import EXPERIMENT_ID, errors
 
-TAG = ["Evaluation runs"]
+TAG = ["Evaluations"]
 RUN_ID = OpenApiParameter(
     "run_id", OpenApiTypes.UUID, OpenApiParameter.PATH, required=True, description="The run's id.",
     examples=[OpenApiExample("run_id", value="5b0e6a3e-9f43-4c1e-8d0c-2a7f5e1c9b10")],
@@ -59,40 +60,32 @@ class PredictionsSerializer(serializers.Serializer):
     predictions = PredictionSerializer(many=True)
 
 
-RUN_EXAMPLE = {
-    "id": "5b0e6a3e-9f43-4c1e-8d0c-2a7f5e1c9b10",
-    "experiment_id": 2,
-    "name": "agent v2",
-    "status": "done",
-    "dataset_id": 3,
-    "dataset_name": "refund-questions",
-    "params": {"commit": "4f2a9c1"},
-    "row_count": 2,
-    "row_errors": 0,
-    "judging": {"done": 2, "total": 2},
-    "judges": [
-        {
-            "name": "correctness", "judge_id": 7, "version": 1, "output_type": "boolean", "n": 2, "errors": 0, "not_applicable": 0,
-            "pending": 0, "pass_rate": 0.5, "pass_rate_low": 0.0945, "pass_rate_high": 0.9055, "mean": None, "mean_low": None,
-            "mean_high": None, "cost_usd": 0.0004,
-        }
-    ],
-    "gates": [
-        {"judge": "correctness", "metric": "pass_rate", "operator": ">=", "threshold": 0.9, "value": 0.5, "n": 2, "passed": False, "reason": ""}
-    ],
-    "passed": False,
-    "cost_usd": 0.0004,
-    "created_by": "pat",
-    "created_at": "2026-11-22T10:15:00Z",
-    "judging_started_at": "2026-11-22T10:15:03Z",
-    "finished_at": "2026-11-22T10:15:09Z",
-}
+
+
+class RowToPredictSerializer(serializers.Serializer):
+    position = serializers.IntegerField()
+    inputs = serializers.DictField()
+
+
+class StartedRunSerializer(EvaluationRunDetailSerializer):
+    rows = RowToPredictSerializer(many=True, help_text="Only with `predict`: what to call the predict function on, by position.")
+
+
+class RunListSerializer(serializers.Serializer):
+    runs = EvaluationRunDetailSerializer(many=True)
+
+
+class PredictionsResultSerializer(serializers.Serializer):
+    logged = serializers.IntegerField(help_text="Predictions recorded by this request.")
+    waiting = serializers.IntegerField(help_text="Rows still without a prediction; at 0 the run's status is judging.")
+    status = serializers.CharField(help_text="predicting, judging, done or cancelled.")
+
 
 run_list = extend_schema_view(
     get=extend_schema(
         operation_id="evaluation_runs_list",
         summary="List an experiment's evaluation runs",
-        description=f"Newest first (at most 100), each with its progress, per-judge metrics (95% intervals, n) and gates. {WHO}",
+        description=f"Newest first (at most 100), each as `GET /api/v1/evaluation-runs/{{run_id}}` shows it: progress, per-judge metrics (95% intervals, n) and gates. {WHO}",
         tags=TAG,
         parameters=[EXPERIMENT_ID, OpenApiParameter("name", OpenApiTypes.STR, description="Only runs with this exact name.")],
         responses={200: RunListSerializer, **errors(404)},
@@ -108,7 +101,7 @@ run_list = extend_schema_view(
         tags=TAG,
         parameters=[EXPERIMENT_ID],
         request=CreateRunSerializer,
-        responses={201: CreatedRunSerializer, **errors(400, 403, 404, 413, 415)},
+        responses={201: StartedRunSerializer, **errors(400, 403, 404, 413, 415)},
         examples=[
             OpenApiExample(
                 "A dataset, judged by two judges, gated",
@@ -117,7 +110,7 @@ run_list = extend_schema_view(
             ),
             OpenApiExample(
                 "Started",
-                value={**RUN_EXAMPLE, "status": "predicting", "judging": {"done": 0, "total": 0}, "finished_at": None, "judging_started_at": None,
+                value={**RUN_EXAMPLE, "status": "predicting", "finished_at": None, "judging_started_at": None,
                        "rows": [{"position": 0, "inputs": {"question": "What is your refund policy?"}}]},
                 response_only=True,
                 status_codes=[201],
@@ -129,53 +122,6 @@ run_list = extend_schema_view(
                 response_only=True,
                 status_codes=[400],
             ),
-        ],
-    ),
-)
-
-run_detail = extend_schema_view(
-    get=extend_schema(
-        operation_id="evaluation_runs_retrieve",
-        summary="Get an evaluation run",
-        description=f"Status (predicting → judging → done), judging progress, per-judge metrics with 95% intervals and n, gates and `passed`. {WHO}",
-        tags=TAG,
-        parameters=[EXPERIMENT_ID, RUN_ID],
-        responses={200: RunSerializer, **errors(404)},
-        examples=[OpenApiExample("Run", value=RUN_EXAMPLE, response_only=True)],
-    ),
-)
-
-run_rows = extend_schema_view(
-    get=extend_schema(
-        operation_id="evaluation_runs_rows",
-        summary="A run's rows with their verdicts",
-        description=f"By position: what each row read, its output or error, its trace, and each judge's verdict. {WHO}",
-        tags=TAG,
-        parameters=[
-            EXPERIMENT_ID,
-            RUN_ID,
-            OpenApiParameter("offset", OpenApiTypes.INT, description="Rows to skip (default 0)."),
-            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, description="Rows per page, 1–1000 (default 100)."),
-            OpenApiParameter("only", OpenApiTypes.STR, enum=["", "failed", "errors", "changed"], description="Only failed rows, errors, or rows whose record changed since."),
-        ],
-        responses={200: RowPageSerializer, **errors(400, 404)},
-        examples=[
-            OpenApiExample(
-                "Rows",
-                value={
-                    "rows": [
-                        {
-                            "position": 0, "record_id": 41, "record_version": 1, "record_change": "", "source_trace_id": "",
-                            "inputs": {"question": "What is your refund policy?"}, "expectations": {"expected_facts": ["30-day window"]},
-                            "outputs": "Within 30 days.", "error": "", "latency_ms": 52, "trace_id": "run-5b0e6a3e9f434c1e8d0c2a7f5e1c9b10-0",
-                            "verdicts": [{"judge": "correctness", "state": "judged", "value": True, "passed": True,
-                                          "rationale": "States the 30-day window.", "error_code": "", "error_message": ""}],
-                        }
-                    ],
-                    "total": 2, "offset": 0, "limit": 100,
-                },
-                response_only=True,
-            )
         ],
     ),
 )
@@ -212,7 +158,7 @@ run_cancel = extend_schema_view(
         tags=TAG,
         parameters=[EXPERIMENT_ID, RUN_ID],
         request=None,
-        responses={200: RunSerializer, **errors(403, 404, 409)},
+        responses={200: EvaluationRunDetailSerializer, **errors(403, 404, 409)},
         examples=[OpenApiExample("Cancelled", value={**RUN_EXAMPLE, "status": "cancelled"}, response_only=True)],
     ),
 )

@@ -217,6 +217,13 @@ def _snapshot(judge: Judge, user) -> JudgeVersion:
     return JudgeVersion.objects.create(judge=judge, version=judge.version, config=judge.behaviour(), created_by=user)
 
 
+def next_version_number(judge: Judge) -> int:
+    """The number a new version of the judge gets, live or shadow: one past every number used so far (a shadow
+    version takes a number too, so a live edit made while a shadow runs skips it)."""
+    used = JudgeVersion.all_objects.filter(judge_id=judge.pk).order_by("-version").values_list("version", flat=True).first()
+    return max(judge.version, used or 0) + 1
+
+
 def create_judge(experiment: Experiment, *, user=None, guidelines_optional: bool = False, **data: Any) -> Judge:
     clean = clean_judge(experiment, data, instance=None, guidelines_optional=guidelines_optional)
     now = timezone.now()
@@ -255,8 +262,9 @@ def update_judge(judge: Judge, *, user=None, **data: Any) -> Judge:
     now = timezone.now()
     if judge.active and not was_active:
         judge.enabled_at = now
+    version_before = judge.version
     if judge.behaviour() != before:
-        judge.version += 1
+        judge.version = next_version_number(judge)
         _snapshot(judge, user if getattr(user, "is_authenticated", False) else None)
         if was_active and judge.active:
             judge.changed_at = now
@@ -265,7 +273,7 @@ def update_judge(judge: Judge, *, user=None, **data: Any) -> Judge:
     changes = audit.diff(settings_before, {field: getattr(judge, field) for field in JUDGE_FIELDS})
     if changes:
         action = {True: "switched on", False: "switched off"}.get(judge.active) if set(changes) == {"active"} else "edited"
-        audit.record(action, user=user, judge=judge, changes={**changes, **({"version": [judge.version - 1, judge.version]} if judge.behaviour() != before else {})})
+        audit.record(action, user=user, judge=judge, changes={**changes, **({"version": [version_before, judge.version]} if judge.behaviour() != before else {})})
     if was_active and not judge.active:
         # Off means off now: queued work for it is dropped (what is already running finishes).
         # Jobs asked for by hand (judges.manual) still run.
@@ -283,7 +291,7 @@ def new_versions_for_endpoint(endpoint: ModelEndpoint, *, user=None) -> int:
     now = timezone.now()
     changed = 0
     for judge in Judge.objects.select_for_update().filter(endpoint=endpoint).select_related("endpoint"):
-        judge.version += 1
+        judge.version = next_version_number(judge)
         _snapshot(judge, user if getattr(user, "is_authenticated", False) else None)
         judge.changed_at = now if judge.active else judge.changed_at
         judge.updated_at = now

@@ -80,7 +80,7 @@ def candidates(judge: Judge, since: datetime, until: datetime, filter_string: st
     if until <= since:
         raise ConfigError({"until": "must be after 'since'"})
     judged = Assessment.objects.filter(trace=OuterRef("pk"), name=judge.name, source_type=AssessmentSource.LLM_JUDGE, valid=True)
-    queued = Evaluation.objects.filter(trace=OuterRef("pk"), judge=judge, status__in=[EvaluationStatus.PENDING, EvaluationStatus.RUNNING])
+    queued = Evaluation.objects.filter(trace=OuterRef("pk"), judge=judge, shadow__isnull=True, status__in=[EvaluationStatus.PENDING, EvaluationStatus.RUNNING])
     traces = Trace.objects.filter(
         experiment_id=judge.experiment_id, started_at__gte=since, started_at__lt=until, evaluation_run__isnull=True
     ).exclude(status=TraceStatus.IN_PROGRESS)

@@ -25,9 +25,10 @@ class OutputMode(models.TextChoices):
     TEXT = "text", "Plain text"
 
 
-# Evaluation.priority: live work first, then a judge's look-back when switched on, then backfills, then offline
-# evaluation runs (a run of thousands of rows must never keep production's verdicts waiting; design note 40).
-LIVE_PRIORITY, LOOKBACK_PRIORITY, BACKFILL_PRIORITY, RUN_PRIORITY = 0, 1, 2, 3
+# Evaluation.priority: live work, a judge's look-back when switched on, backfills, shadow versions' (never delaying
+# live), then offline evaluation runs (a run of thousands of rows must never keep production's verdicts waiting;
+# design note 40).
+LIVE_PRIORITY, LOOKBACK_PRIORITY, BACKFILL_PRIORITY, SHADOW_PRIORITY, RUN_PRIORITY = 0, 1, 2, 3, 4
 # Calls in flight an endpoint starts with before its provider has answered; it then adapts up to max_concurrency.
 ADAPTIVE_START = 8
 
@@ -230,19 +231,36 @@ class Judge(models.Model):
         }
 
 
+class VersionRole(models.TextChoices):
+    LIVE = "live", "Live"
+    SHADOW = "shadow", "Shadow"  # a candidate judging the live version's items, counted nowhere (judges.shadow)
+    PROMOTED, DISCARDED = ("promoted", "Shadow, promoted"), ("discarded", "Shadow, discarded")  # ended shadows
+
+
+class LiveVersions(models.Manager):
+    """What was live when. Shadow versions are left out (no version mark, no version list); `all_objects` sees them."""
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(role=VersionRole.LIVE)
+
+
 class JudgeVersion(models.Model):
     judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
     config = models.JSONField()
+    role = models.CharField(max_length=10, choices=VersionRole.choices, default=VersionRole.LIVE)
+    ended_at = models.DateTimeField(null=True, blank=True)  # a shadow's promotion or discarding
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects, all_objects = LiveVersions(), models.Manager()
+
     class Meta:
         ordering = ["judge", "-version"]
-        constraints = [models.UniqueConstraint(fields=["judge", "version"], name="judge_version_unique")]
-
-    def __str__(self) -> str:
-        return f"{self.judge.name} v{self.version}"
+        base_manager_name = "all_objects"
+        constraints = [  # numbers unique per judge; one shadow at a time
+            models.UniqueConstraint(fields=["judge", "version"], name="judge_version_unique"),
+            models.UniqueConstraint(fields=["judge"], condition=Q(role="shadow"), name="judge_one_shadow"),
+        ]
 
 
 class EvaluationStatus(models.TextChoices):
@@ -358,6 +376,8 @@ class Evaluation(models.Model):
     trace = models.ForeignKey(Trace, null=True, blank=True, on_delete=models.CASCADE, related_name="evaluations")
     session = models.ForeignKey(Session, null=True, blank=True, on_delete=models.CASCADE, related_name="evaluations")
     session_generation = models.PositiveIntegerField(default=0)
+    # A shadow version's work (judges.shadow), recorded as a shadow assessment; null for the live version's.
+    shadow = models.ForeignKey(JudgeVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="shadow_evaluations")
     status = models.CharField(max_length=10, choices=EvaluationStatus.choices, default=EvaluationStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -389,14 +409,12 @@ class Evaluation(models.Model):
                 | (Q(trace__isnull=True) & Q(session__isnull=False)),
                 name="evaluation_on_trace_xor_session",
             ),
+            models.UniqueConstraint(fields=["judge", "trace"], condition=Q(trace__isnull=False, manual=False, shadow__isnull=True), name="evaluation_once_per_trace"),
             models.UniqueConstraint(
-                fields=["judge", "trace"], condition=Q(trace__isnull=False, manual=False), name="evaluation_once_per_trace"
+                fields=["judge", "session", "session_generation"], condition=Q(session__isnull=False, manual=False, shadow__isnull=True), name="evaluation_once_per_session_generation"
             ),
-            models.UniqueConstraint(
-                fields=["judge", "session", "session_generation"],
-                condition=Q(session__isnull=False, manual=False),
-                name="evaluation_once_per_session_generation",
-            ),
+            models.UniqueConstraint(fields=["shadow", "trace"], condition=Q(shadow__isnull=False, trace__isnull=False), name="shadow_once_per_trace"),
+            models.UniqueConstraint(fields=["shadow", "session", "session_generation"], condition=Q(shadow__isnull=False, session__isnull=False), name="shadow_once_per_session_generation"),
         ]
         indexes = [
             models.Index(fields=["status", "priority", "created_at"], name="evaluation_status_priority"),

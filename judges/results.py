@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from judges.llm import AUTHENTICATION, CallResult
-from judges.models import Judge, JudgeExchange, ModelEndpoint, OutputMode
+from judges.models import Judge, JudgeExchange, JudgeVersion, ModelEndpoint, OutputMode
 from traces.models import Assessment, AssessmentSource, Session, Trace
 
 logger = logging.getLogger(__name__)
@@ -44,14 +44,23 @@ def _metadata(judge: Judge, outcome: Outcome) -> dict[str, Any]:
     return metadata
 
 
-def record_result(judge: Judge, outcome: Outcome, *, trace: Trace | None = None, session: Session | None = None) -> Assessment:
+def record_result(
+    judge: Judge, outcome: Outcome, *, trace: Trace | None = None, session: Session | None = None, shadow: JudgeVersion | None = None
+) -> Assessment:
     """Write the assessment for `judge` on `trace` or `session`; the judge's earlier valid verdict there becomes
-    history (`valid=False`, linked by `overrides`). Call inside the transaction that settles the evaluation."""
+    history (`valid=False`, linked by `overrides`). Call inside the transaction that settles the evaluation.
+    With `shadow` (`judge` then being its acting judge), a shadow assessment, which only overrides that shadow
+    version's own earlier verdict and never pauses the live judge."""
     result = outcome.result
     target: dict[str, Any] = {"trace": trace} if trace is not None else {"session": session}
-    previous = Assessment.objects.filter(name=judge.name, source_type=AssessmentSource.LLM_JUDGE, valid=True, **target).order_by("-created_at", "-pk")
+    if shadow is None:
+        previous = Assessment.objects.filter(name=judge.name, source_type=AssessmentSource.LLM_JUDGE, valid=True, **target)
+    else:
+        previous = Assessment.all_objects.filter(shadow=True, source_id=f"judge:{judge.pk}", judge_version=shadow.version, valid=True, **target)
+    previous = previous.order_by("-created_at", "-pk")
     latest = previous.first()
     assessment = Assessment.objects.create(
+        shadow=shadow is not None,
         **target,
         name=judge.name,
         value=result.value if result.ok else None,
@@ -77,7 +86,7 @@ def record_result(judge: Judge, outcome: Outcome, *, trace: Trace | None = None,
     endpoint = judge.endpoint
     if result.ok and result.output_mode and endpoint.output_mode == OutputMode.AUTO and endpoint.detected_output_mode != result.output_mode:
         ModelEndpoint.objects.filter(pk=judge.endpoint_id).update(detected_output_mode=result.output_mode)
-    if result.error_code == AUTHENTICATION:
+    if result.error_code == AUTHENTICATION and shadow is None:
         pause_judge(
             judge,
             f"Authentication failed at {endpoint.name}: {result.error_message} "

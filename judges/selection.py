@@ -16,7 +16,18 @@ from functools import lru_cache
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from judges.models import LIVE_PRIORITY, LOOKBACK_PRIORITY, Evaluation, EvaluationStatus, Judge, Scope, VerdictState
+from judges.models import (
+    LIVE_PRIORITY,
+    LOOKBACK_PRIORITY,
+    SHADOW_PRIORITY,
+    Evaluation,
+    EvaluationStatus,
+    Judge,
+    JudgeVersion,
+    Scope,
+    VerdictState,
+    VersionRole,
+)
 from traces import filter_memory, filters
 from traces.models import Assessment, AssessmentSource, Session, Span, Trace, TraceStatus
 
@@ -181,12 +192,15 @@ def select_traces(experiment_id: int, trace_pks: list[int], *, judges: list[Judg
     spans = _span_index([t.pk for t in traces]) if any(filter_uses_spans(j.filter_string) for j in judges) else {}
     verdicts = verdicts_of([t.pk for t in traces]) if any(filter_uses_verdicts(j.filter_string) for j in judges) else {}
 
+    shadows = running_shadows(judges)
+
     def decide_for(judge: Judge) -> list[Evaluation]:
-        return [
+        rows = [
             Evaluation(judge=judge, judge_version=judge.version, trace=trace, priority=priority)
             for trace in traces
             if decide_trace(judge, trace, lambda trace=trace: trace_record(trace, spans.get(trace.pk, []), verdicts.get(trace.pk))).selected
         ]
+        return rows + shadow_rows(rows, shadows.get(judge.pk))
 
     rows = _each_judge(judges, decide_for)
     if not rows:
@@ -199,8 +213,30 @@ def select_traces(experiment_id: int, trace_pks: list[int], *, judges: list[Judg
     )
 
 
+def running_shadows(judges: list[Judge]) -> dict[int, JudgeVersion]:
+    """The judges' shadow versions (judges.shadow), by judge id: one query."""
+    return {row.judge_id: row for row in JudgeVersion.all_objects.filter(judge__in=judges, role=VersionRole.SHADOW)}
+
+
+def shadow_rows(live_rows: list[Evaluation], shadow: JudgeVersion | None) -> list[Evaluation]:
+    """The shadow's work beside the live version's: exactly the items the live version was selected to judge (the
+    same decision, so the same sample), at the lowest priority."""
+    if shadow is None:
+        return []
+    return [
+        Evaluation(
+            judge=row.judge, judge_version=shadow.version, shadow=shadow, trace=row.trace, session=row.session,
+            session_generation=row.session_generation, priority=SHADOW_PRIORITY,
+        )
+        for row in live_rows
+        if row.status == EvaluationStatus.PENDING
+    ]
+
+
 def _idle_candidates(judge: Judge, now: datetime) -> list[Session]:
-    decided = Evaluation.objects.filter(judge=judge, session=OuterRef("pk"), session_generation=OuterRef("trace_count"), manual=False)
+    decided = Evaluation.objects.filter(
+        judge=judge, session=OuterRef("pk"), session_generation=OuterRef("trace_count"), manual=False, shadow__isnull=True
+    )
     candidates = Session.objects.filter(
         experiment_id=judge.experiment_id,
         trace_count__gt=0,
@@ -239,7 +275,7 @@ def _session_rows(judge: Judge, now: datetime, priority: int) -> list[Evaluation
             rows.append(Evaluation(**generation))
         elif decision.state in (VerdictState.FILTERED_OUT, VerdictState.SAMPLED_OUT):
             rows.append(Evaluation(**generation, status=EvaluationStatus.SKIPPED, error_code=decision.state, error_message=decision.detail))
-    return rows
+    return rows + shadow_rows(rows, running_shadows([judge]).get(judge.pk))
 
 
 def select_sessions(now: datetime | None = None, *, judges: list[Judge] | None = None, priority: int = LIVE_PRIORITY) -> list[int]:

@@ -163,7 +163,7 @@ def trace_states(judges: Sequence[Judge], traces: Sequence[Trace]) -> dict[tuple
     judge_pks = {judge.pk for judge in judges}
     # By trace only, judges picked here: with `judge_id IN (...)` too, SQLite without fresh statistics walks the
     # judge index (every evaluation of those judges: 150 ms at 100,000 traces) instead of the trace index (<1 ms).
-    for evaluation in Evaluation.objects.filter(trace_id__in=trace_pks).order_by("-created_at", "-pk").only(*_EVALUATION_FIELDS):
+    for evaluation in Evaluation.objects.filter(trace_id__in=trace_pks, shadow__isnull=True).order_by("-created_at", "-pk").only(*_EVALUATION_FIELDS):
         if evaluation.judge_id in judge_pks:
             evaluations.setdefault((evaluation.trace_id, evaluation.judge_id), evaluation)
     spans_of = _span_loader(trace_pks)
@@ -267,7 +267,7 @@ def session_states(judges: Sequence[Judge], sessions: Sequence[Session], now: da
     evaluations: dict[tuple[int, int], list[Evaluation]] = defaultdict(list)
     judge_pks = {judge.pk for judge in judges}
     # By session only (SQLite may otherwise walk the judge index over every evaluation; see trace_states).
-    for evaluation in Evaluation.objects.filter(session_id__in=session_pks).only(*_EVALUATION_FIELDS):
+    for evaluation in Evaluation.objects.filter(session_id__in=session_pks, shadow__isnull=True).only(*_EVALUATION_FIELDS):
         if evaluation.judge_id in judge_pks:
             evaluations[(evaluation.session_id, evaluation.judge_id)].append(evaluation)
     first_traces = _FirstTraces(sessions)

@@ -26,8 +26,9 @@ from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
 from judges import limits, outages, spend
+from judges.acting import acting_judge
 from judges.llm import AUTHENTICATION, CONFIGURATION, NOT_APPLICABLE, RATE_LIMITED, CallResult, complete
-from judges.models import Evaluation, EvaluationStatus, Judge
+from judges.models import Evaluation, EvaluationStatus, Judge, ModelEndpoint, VersionRole
 from judges.preparation import Prepared, definition_of, prepare_session, prepare_trace, session_traces
 from judges.results import Outcome, record_result
 from judges.secrets import SecretUnreadable
@@ -69,6 +70,7 @@ def claim(ids: list[int] | None, *, limit: int = 64, token: str | None = None) -
     pending = Evaluation.objects.filter(
         Q(judge__active=True) | Q(manual=True),
         Q(not_before__isnull=True) | Q(not_before__lte=now),
+        Q(shadow__isnull=True) | Q(shadow__role=VersionRole.SHADOW),  # a promoted or discarded shadow does no more work
         status=PENDING,
         judge__paused_reason="",
         judge__endpoint__paused_reason="",
@@ -88,12 +90,31 @@ def claim(ids: list[int] | None, *, limit: int = 64, token: str | None = None) -
     )
     claimed = list(
         Evaluation.objects.filter(pk__in=chosen, claimed_by=token, status=RUNNING).select_related(
-            "judge__endpoint", "judge__experiment", "trace", "session"
+            "judge__endpoint", "judge__experiment", "trace", "session", "shadow"
         )
     )
+    claimed = _as_shadows(claimed, token)
     for evaluation in claimed:
         decisions.debug("claimed evaluation %s (judge %s) as %s", evaluation.pk, evaluation.judge.name, token)
     return token, claimed
+
+
+def _as_shadows(claimed: list[Evaluation], token: str) -> list[Evaluation]:
+    """A shadow version's work is judged by the shadow's settings: its `judge` becomes the version's acting judge
+    (judges.acting). Work whose shadow endpoint was deleted meanwhile is settled as cancelled."""
+    kept = []
+    endpoints = {e.pk: e for e in ModelEndpoint.objects.filter(pk__in={e.shadow.config.get("endpoint_id") for e in claimed if e.shadow_id})}
+    for evaluation in claimed:
+        if evaluation.shadow_id:
+            endpoint = endpoints.get(evaluation.shadow.config.get("endpoint_id"))
+            if endpoint is None:
+                Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token).update(
+                    status=EvaluationStatus.CANCELLED, error_message="the shadow's model endpoint was deleted", finished_at=timezone.now(), lease_expires_at=None
+                )
+                continue
+            evaluation.judge = acting_judge(evaluation.shadow, evaluation.judge, endpoint)
+        kept.append(evaluation)
+    return kept
 
 
 def finish(evaluation: Evaluation, token: str, outcome: Outcome) -> bool:
@@ -112,7 +133,7 @@ def finish(evaluation: Evaluation, token: str, outcome: Outcome) -> bool:
             decisions.debug("evaluation %s: lease lost, result dropped", evaluation.pk)
             return False
         target = {"trace": evaluation.trace} if evaluation.trace_id else {"session": evaluation.session}
-        assessment = record_result(evaluation.judge, outcome, **target)
+        assessment = record_result(evaluation.judge, outcome, shadow=evaluation.shadow if evaluation.shadow_id else None, **target)
         Evaluation.objects.filter(pk=evaluation.pk).update(assessment=assessment)
         if evaluation.job is not None:
             transaction.on_commit(lambda job=evaluation.job: _announce_if_settled(job))
@@ -320,7 +341,7 @@ class _Drain:
                 outcome = Outcome(CallResult(error_code="provider_error", error_message=f"internal error: {type(error).__name__}: {error}"))
             spend.settle(evaluation.judge, reserved, outcome.result.cost_usd)
             limits.record_call(evaluation.judge.endpoint, outcome.result)
-            if outcome.result.error_code == AUTHENTICATION:
+            if outcome.result.error_code == AUTHENTICATION and not evaluation.shadow_id:
                 self.paused.add(evaluation.judge_id)
             if outcome.ok:
                 outages.succeeded(evaluation.judge.endpoint)

@@ -54,7 +54,10 @@ class SessionAdmin(ReadMostlyAdmin):
 
 @admin.register(Assessment)
 class AssessmentAdmin(ReadMostlyAdmin):
-    list_display = ["name", "value", "source_type", "judge_name", "judge_version", "valid", "error_code", "created_at"]
-    list_filter = ["source_type", "valid", "name"]
+    list_display = ["name", "value", "source_type", "judge_name", "judge_version", "valid", "shadow", "error_code", "created_at"]
+    list_filter = ["source_type", "valid", "shadow", "name"]
     search_fields = ["name", "judge_name", "trace__trace_id", "session__session_id"]
     raw_id_fields = ["trace", "session", "overrides"]
+
+    def get_queryset(self, request):
+        return Assessment.all_objects.all()  # shadow versions' verdicts too, marked by the column

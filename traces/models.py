@@ -160,6 +160,14 @@ class Session(models.Model):
         return self.session_id
 
 
+class CountedAssessments(models.Manager):
+    """Assessments that count: everything but a shadow judge version's verdicts, which are a candidate's trial
+    (judges.shadow) and appear in no chart, chip, filter, alert or agreement. `Assessment.all_objects` sees them."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(shadow=False)
+
+
 class AssessmentSource(models.TextChoices):
     LLM_JUDGE = "LLM_JUDGE", "LLM judge"
     HUMAN = "HUMAN", "Human"
@@ -194,9 +202,16 @@ class Assessment(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="overridden_by"
     )
     metadata = models.JSONField(default=dict, blank=True)
+    # Said by a judge's shadow version (a candidate tried beside the live one): shown marked "shadow" on the trace
+    # and session pages and the judge's diff page, counted nowhere else (the default manager leaves it out).
+    shadow = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = CountedAssessments()
+    all_objects = models.Manager()  # also shadow verdicts
+
     class Meta:
+        base_manager_name = "all_objects"
         constraints = [
             models.CheckConstraint(
                 condition=(Q(trace__isnull=False) & Q(session__isnull=True))

@@ -275,5 +275,5 @@ def traces_written_receiver(sender: Any, *, experiment_id: int, trace_pks: list[
 
 def assessment_saved_receiver(sender: Any, instance: Assessment, **kwargs: Any) -> None:
     # Inside the writer's transaction, so the assessment and the stale mark commit (or roll back) together.
-    if instance.source_type in COUNTED_SOURCES:
+    if instance.source_type in COUNTED_SOURCES and not instance.shadow:  # a shadow verdict counts in no rollup
         touch_assessment_hour(instance)

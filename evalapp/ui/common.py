@@ -16,6 +16,7 @@ TABS = (
     ("sessions", "Sessions", "experiment-sessions"),
     ("judges", "Judges", "experiment-judges"),
     ("datasets", "Datasets", "experiment-datasets"),
+    ("evaluations", "Evaluations", "experiment-evaluations"),
     ("alerts", "Alerts", "experiment-alerts"),
 )
 TAB_LABELS = {key: label for key, label, _ in TABS}

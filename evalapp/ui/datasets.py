@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat, pluralize
@@ -24,18 +24,41 @@ from datasets.actions import DatasetNameTaken, create_dataset, delete_dataset, d
 from datasets.models import Dataset, DatasetRecord, RecordSource, search_records
 from datasets.uploads import FORMATS, format_of, parse_upload
 from evalapp.ui.common import get_experiment, is_partial_request, render_tab
+from evalapp.ui.evaluations import summary_view
+from evaluations.models import EvaluationRun
+from evaluations.results import summarize_many
 from traces import strict_json
 from traces.models import Experiment
 from traces.pagination import CursorError, decode_cursor, page
 from traces.payload import PayloadError
 
 PAGE_SIZE = 25
+RUNS_SHOWN = 10
 
 
 def datasets_of(experiment: Experiment):
+    last_run = EvaluationRun.objects.filter(dataset=OuterRef("pk")).order_by("-created_at", "-pk")
     return (
-        Dataset.objects.filter(experiment=experiment).annotate(record_count=Count("records")).select_related("created_by").order_by("name")
+        Dataset.objects.filter(experiment=experiment)
+        .annotate(
+            record_count=Count("records"),
+            run_count=Subquery(
+                EvaluationRun.objects.filter(dataset=OuterRef("pk")).order_by().values("dataset").annotate(n=Count("pk")).values("n")[:1]
+            ),
+            last_run_at=Subquery(last_run.values("created_at")[:1]),
+            last_run_name=Subquery(last_run.values("name")[:1]),
+            last_run_id=Subquery(last_run.values("pk")[:1]),
+        )
+        .select_related("created_by")
+        .order_by("name")
     )
+
+
+def dataset_runs(dataset: Dataset) -> list[dict[str, Any]]:
+    """The dataset's newest runs with their summaries (evaluations.results), for its page."""
+    runs = list(EvaluationRun.objects.filter(dataset=dataset).select_related("created_by").order_by("-created_at", "-pk")[:RUNS_SHOWN])
+    summaries = summarize_many(runs)
+    return [summary_view(summaries[run.pk]) for run in runs]
 
 
 def _tab(request: HttpRequest, experiment: Experiment, form: dict[str, Any] | None = None, status: int = 200) -> HttpResponse:
@@ -118,6 +141,7 @@ def _detail(
         return render_tab(request, experiment, "datasets", "evalapp/datasets/detail.html#record-rows", context)
     if is_partial_request(request, "record-results"):
         return render_tab(request, experiment, "datasets", "evalapp/datasets/detail.html#record-results", context)
+    context["runs"] = dataset_runs(dataset)
     return render_tab(request, experiment, "datasets", "evalapp/datasets/detail.html", context, status=status)
 
 

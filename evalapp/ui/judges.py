@@ -28,6 +28,7 @@ from evalapp.ui.agreement import attach_agreement
 from evalapp.ui.common import get_experiment, is_partial_request, render_tab
 from evalapp.ui.formatting import format_cost
 from evalapp.ui.judge_forms import JudgeForm, rate_to_percent
+from evalapp.ui.shadow import shadow_card_line, start_from_form
 from judges.actions import create_judge, delete_judge, update_judge
 from judges.backfill import daily_forecast
 from judges.catalog import BUILTIN_JUDGES, builtins_for
@@ -35,6 +36,7 @@ from judges.errors import ConfigError
 from judges.llm import TRANSIENT
 from judges.manual import rejudge_provider_errors
 from judges.models import AuditEvent, Evaluation, EvaluationStatus, Judge, ModelEndpoint, OutputType, Scope
+from judges.shadow import current_shadow, shadow_stats
 from judges.sweep import sweep_health
 from judges.templating import VARIABLES, allowed_variables
 from traces.filter_sql import filter_traces
@@ -87,7 +89,7 @@ def attach_stats(judges: list[Judge]) -> None:
         outage = Q(status=EvaluationStatus.ERROR, error_code__in=TRANSIENT, finished_at__gte=now - timedelta(hours=24))
         queued, provider_errors = {}, {}
         for row in (
-            Evaluation.objects.filter(waiting | outage, judge_id__in=[judge.pk for judge in judges])
+            Evaluation.objects.filter(waiting | outage, judge_id__in=[judge.pk for judge in judges], shadow__isnull=True)
             .values("judge_id")
             .annotate(queued=Count("pk", filter=waiting), provider_errors=Count("pk", filter=outage))
             .order_by()
@@ -104,8 +106,11 @@ def attach_stats(judges: list[Judge]) -> None:
                 provider_errors=provider_errors.get(judge.pk, 0),
             )
     attach_agreement(judges)  # two queries, whatever the number of judges
+    running = shadow_stats(judges)  # the shadows' figures, kept apart from the live versions'
     for judge in judges:
         judge.stats = by_judge.get(judge.pk, JudgeStats())
+        judge.shadow_stats = running.get(judge.pk)
+        judge.shadow_text = shadow_card_line(judge.shadow_stats) if judge.shadow_stats else ""
         builtin = BUILTIN_JUDGES.get(judge.builtin_key)
         judge.builtin_label = builtin.label if builtin else ""
         judge.sample_percent = rate_to_percent(judge.sample_rate)
@@ -318,6 +323,7 @@ def _form_context(request: HttpRequest, experiment: Experiment, form: JudgeForm,
         "form": form,
         "judge": judge,
         "versions": list(judge.versions.select_related("created_by").order_by("-version")[:10]) if judge else [],
+        "shadow": current_shadow(judge) if judge else None,
         "readonly": not can_edit(request.user),
         "scope": scope,
         "scope_choices": Scope.choices,
@@ -405,6 +411,16 @@ def _save_judge(request: HttpRequest, experiment_id: int, judge_id: int) -> Http
     form.is_valid()
     if request.POST.get("_refresh"):
         return _render_form(request, experiment, form, judge)
+    if request.POST.get("_as_shadow"):
+        try:
+            started = start_from_form(judge, form.action_data(judge=judge), request.user)
+        except ConfigError as error:
+            form.add_config_errors(error)
+            return _render_form(request, experiment, form, judge)
+        messages.success(
+            request, f"Started shadow v{started.version} of {judge.name}: it judges what the live version (v{judge.version}) judges, counted nowhere until promoted."
+        )
+        return _to_tab(request, experiment)
     before = judge.version
     try:
         judge = update_judge(judge, user=request.user, **form.action_data(judge=judge))

@@ -257,7 +257,8 @@ def _superseded(assessment: Assessment, newer: Assessment | None) -> str:
 
 
 def assessment_lines(session: Session) -> list[AssessmentLine]:
-    assessments = list(Assessment.objects.filter(session=session).select_related("evaluation").order_by("-created_at", "-pk"))
+    # Shadow versions' verdicts too (Assessment.all_objects), marked: shown here, counted nowhere.
+    assessments = list(Assessment.all_objects.filter(session=session).select_related("evaluation").order_by("-created_at", "-pk"))
     newer_of = {a.overrides_id: a for a in assessments if a.overrides_id}
     lines = []
     for assessment in assessments:
@@ -266,6 +267,8 @@ def assessment_lines(session: Session) -> list[AssessmentLine]:
         elif assessment.source_type == AssessmentSource.LLM_JUDGE:
             version = f" v{assessment.judge_version}" if assessment.judge_version else ""
             source = f"judge {assessment.judge_name or assessment.name}{version}" + (f" · {assessment.model}" if assessment.model else "")
+            if assessment.shadow:
+                source += " · shadow version, counted nowhere"
         else:
             source = f"code {assessment.source_id}".strip()
         error = ""

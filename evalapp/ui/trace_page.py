@@ -4,7 +4,7 @@ to evalapp.ui.trace_actions, which re-render parts of this page."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -22,6 +22,7 @@ from evalapp.ui.readable import key_values, readable, span_rows
 from evalapp.ui.traces import trace_judges
 from judges.llm import ERROR_TITLES
 from judges.models import Judge, JudgeExchange
+from judges.shadow import shadow_verdicts
 from judges.states import JudgeState, trace_states
 from traces.feedback import THUMBS
 from traces.models import Assessment, AssessmentSource, Experiment, Trace
@@ -46,10 +47,13 @@ class JudgeView:
     chip: Chip
     assessments: list[AssessmentView]
     why_not: str = ""
+    shadow: list[AssessmentView] = field(default_factory=list)  # its shadow versions' verdicts: shown, counted nowhere
 
 
 def _assessment_view(assessment: Assessment) -> AssessmentView:
-    if assessment.source_type == AssessmentSource.LLM_JUDGE:
+    if assessment.shadow:
+        source = f"judge {assessment.judge_name or assessment.name}, shadow version v{assessment.judge_version}"
+    elif assessment.source_type == AssessmentSource.LLM_JUDGE:
         source = f"judge {assessment.judge_name or assessment.name}"
     elif assessment.source_type == AssessmentSource.HUMAN:
         source = f"person {assessment.source_id}" if assessment.source_id else "a person"
@@ -66,7 +70,14 @@ def judges_context(trace: Trace) -> dict[str, Any]:
     states = trace_states(judges, [trace])
     by_name: dict[str, list[AssessmentView]] = {}
     assessments = list(trace.assessments.order_by("-created_at", "-pk"))
-    kept = set(JudgeExchange.objects.filter(assessment_id__in=[a.pk for a in assessments]).values_list("assessment_id", flat=True))
+    shadows = shadow_verdicts(trace=trace)
+    kept = set(JudgeExchange.objects.filter(assessment_id__in=[a.pk for a in assessments + shadows]).values_list("assessment_id", flat=True))
+    shadow_by_name: dict[str, list[AssessmentView]] = {}
+    for assessment in shadows:
+        view = _assessment_view(assessment)
+        if assessment.pk in kept:
+            view.words_url = reverse("assessment-words", args=[trace.experiment_id, assessment.pk])
+        shadow_by_name.setdefault(assessment.name, []).append(view)
     for assessment in assessments:
         view = _assessment_view(assessment)
         if assessment.pk in kept:
@@ -79,7 +90,7 @@ def judges_context(trace: Trace) -> dict[str, Any]:
         views = [view for view in named if view.assessment.source_type == AssessmentSource.LLM_JUDGE]
         others.extend(view for view in named if view.assessment.source_type != AssessmentSource.LLM_JUDGE)
         state = states[(trace.pk, judge.pk)]
-        view = JudgeView(judge, state, chip_for_judge_state(state), views)
+        view = JudgeView(judge, state, chip_for_judge_state(state), views, shadow=shadow_by_name.get(judge.name, []))
         if not views and not state.is_pending:
             view.why_not = state.text
         judge_views.append(view)
@@ -137,7 +148,7 @@ def assessment_words(request: HttpRequest, experiment_id: int, assessment_id: in
     the reader opens it). The API key was never part of them."""
     experiment = get_experiment(experiment_id)
     in_experiment = Q(trace__experiment=experiment) | Q(session__experiment=experiment)
-    assessment = get_object_or_404(Assessment.objects.filter(in_experiment), pk=assessment_id)
+    assessment = get_object_or_404(Assessment.all_objects.filter(in_experiment), pk=assessment_id)  # shadow verdicts too
     exchange = get_object_or_404(JudgeExchange, assessment=assessment)
     return render(request, "evalapp/traces/_judge_words.html", {"messages": exchange.messages, "answer": exchange.answer})
 

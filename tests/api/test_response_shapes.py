@@ -14,9 +14,12 @@ from jsonschema import Draft202012Validator
 
 from datasets.actions import TraceSelection, add_traces_to_dataset, create_dataset, merge_records
 from datasets.records import parse_records
-from evaluations.actions import RunData, create_run, log_predictions
+from judges import shadow
+from judges.acting import acting_judge
 from judges.actions import create_judge
+from judges.llm import CallResult
 from judges.manual import start_job
+from judges.results import Outcome, record_result
 from tests.conftest import ingest, judge_now, make_trace, record_verdict
 from traces.feedback import add_feedback
 from traces.models import Session
@@ -83,20 +86,27 @@ def judged(experiment, endpoint, user):
     dataset = create_dataset(experiment, "refunds", user=user)
     add_traces_to_dataset(dataset, TraceSelection(trace_ids=("t1",)))
     merge_records(dataset, parse_records([{"inputs": {"q": "x"}, "expectations": {"expected_facts": ["a"]}, "tags": {"k": "v"}}]))
-    return {"experiment": experiment, "job": job, "endpoint": endpoint, "dataset": dataset}
+    # Two evaluation runs on the dataset's records: a verdict, a rationale and a regression in every shape.
+    from tests.evaluations.conftest import Row, build_run
+
+    records = list(dataset.records.order_by("pk"))
+    rows = lambda values: [Row(inputs={}, record=record, outputs=f"answer {value}", verdicts={"helpful": value}) for record, value in zip(records, values)]  # noqa: E731
+    base = build_run(experiment, [helpful], rows([True, True]), name="v1", dataset=dataset, gates=[("helpful", "pass_rate", ">=", 0.9)])
+    new = build_run(experiment, [helpful], rows([False, True]), name="v2", dataset=dataset)
+    return {"experiment": experiment, "job": job, "endpoint": endpoint, "dataset": dataset, "runs": (base, new)}
 
 
 def test_every_json_read_answers_as_documented(api, openapi, judged):
     experiment_id, job, endpoint = judged["experiment"].pk, judged["job"], judged["endpoint"]
+    base, new = judged["runs"]
     datasets = f"/api/v1/experiments/{experiment_id}/datasets"
+    helpful = judged["experiment"].judges.get(name="helpful")
+    running = shadow.start_shadow(helpful, instructions="Is {{ outputs }} a polite answer to {{ inputs }}?")
+    for trace in judged["experiment"].traces.filter(trace_id__in=["t1", "t2"]):  # t2: a disagreement a person labelled
+        record_result(acting_judge(running, helpful), Outcome(CallResult(value=trace.trace_id == "t1", rationale="shadow says")), trace=trace, shadow=running)
     dataset, record = judged["dataset"], judged["dataset"].records.get(source_trace_id="t1")
-    run = create_run(judged["experiment"], name="v2", data=RunData(dataset=dataset.pk), judges=["helpful"], gates=["helpful>=0.5"], predict=True)
-    log_predictions(run, [{"position": 0, "outputs": "Within 30 days."}, {"position": 1, "error": "RuntimeError: boom"}])
-    runs = f"/api/v1/experiments/{experiment_id}/evaluation-runs"
     reads = {
-        "/api/v1/experiments/{experiment_id}/evaluation-runs": runs,
-        "/api/v1/experiments/{experiment_id}/evaluation-runs/{run_id}": f"{runs}/{run.pk}",
-        "/api/v1/experiments/{experiment_id}/evaluation-runs/{run_id}/rows": f"{runs}/{run.pk}/rows",
+        "/api/v1/experiments/{experiment_id}/evaluation-runs": f"/api/v1/experiments/{experiment_id}/evaluation-runs",
         "/api/v1/experiments/{experiment_id}/datasets": datasets,
         "/api/v1/experiments/{experiment_id}/datasets/{dataset_id}": f"{datasets}/{dataset.pk}",
         "/api/v1/experiments/{experiment_id}/datasets/{dataset_id}/records": f"{datasets}/{dataset.pk}/records?page_size=1",
@@ -114,10 +124,15 @@ def test_every_json_read_answers_as_documented(api, openapi, judged):
         "/api/v1/experiments/{experiment_id}/judges/{name}": f"/api/v1/experiments/{experiment_id}/judges/frustration",
         "/api/v1/experiments/{experiment_id}/judges/{name}/versions": f"/api/v1/experiments/{experiment_id}/judges/helpful/versions",
         "/api/v1/experiments/{experiment_id}/judges/{name}/agreement": f"/api/v1/experiments/{experiment_id}/judges/helpful/agreement",
+        "/api/v1/experiments/{experiment_id}/judges/{name}/shadow": f"/api/v1/experiments/{experiment_id}/judges/helpful/shadow",
+        "/api/v1/experiments/{experiment_id}/judges/{name}/shadow/diff": f"/api/v1/experiments/{experiment_id}/judges/helpful/shadow/diff",
         "/api/v1/experiments/{experiment_id}/overview": f"/api/v1/experiments/{experiment_id}/overview?range=30d",
         "/api/v1/endpoints": "/api/v1/endpoints",
         "/api/v1/endpoints/{endpoint_id}": f"/api/v1/endpoints/{endpoint.pk}",
         "/api/v1/jobs/{job_id}": f"/api/v1/jobs/{job}",
+        "/api/v1/evaluation-runs/{run_id}": f"/api/v1/evaluation-runs/{base.pk}",
+        "/api/v1/evaluation-runs/{run_id}/rows": f"/api/v1/evaluation-runs/{new.pk}/rows?page_size=1",
+        "/api/v1/evaluation-runs/{run_id}/compare/{other_id}": f"/api/v1/evaluation-runs/{base.pk}/compare/{new.pk}",
     }
     documented_reads = {
         path for path, item in openapi["paths"].items() if "application/json" in item.get("get", {}).get("responses", {}).get("200", {}).get("content", {})
@@ -134,6 +149,10 @@ def test_every_json_read_answers_as_documented(api, openapi, judged):
     assert Session.objects.filter(session_id="s1").exists()
     assert bodies["/api/v1/experiments/{experiment_id}/datasets/{dataset_id}/records"]["next_cursor"]
     assert bodies["/api/v1/experiments/{experiment_id}/datasets/{dataset_id}"]["created_by"] == "pat"
+    assert bodies["/api/v1/evaluation-runs/{run_id}"]["summary"]["gates"][0]["passed"] is True
+    assert bodies["/api/v1/evaluation-runs/{run_id}/rows"]["next_offset"] == 1
+    assert len(bodies["/api/v1/evaluation-runs/{run_id}/compare/{other_id}"]["regressions"]) == 1
+    assert bodies["/api/v1/experiments/{experiment_id}/judges/{name}/shadow/diff"]["results"][0]["human"]["labelled_by"] == "pat"
 
 
 def test_writes_answer_as_documented(api, openapi, judged):

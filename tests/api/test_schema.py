@@ -16,7 +16,7 @@ from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
-TAGS = {"Experiments", "Traces", "Sessions", "Judges", "Model endpoints", "Jobs", "Assessments", "Overview", "OTLP", "Datasets", "Evaluation runs"}
+TAGS = {"Experiments", "Traces", "Sessions", "Judges", "Model endpoints", "Jobs", "Assessments", "Overview", "OTLP", "Datasets", "Evaluations"}
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ writes (tests.conftest.record_verdict)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -94,7 +95,7 @@ def build_run(
     for position, row in enumerate(rows):
         trace = None
         if not row.error:
-            trace_id = f"t{next(_trace_counter):06d}-{name}"
+            trace_id = f"t{next(_trace_counter):06d}-{re.sub(r'[^A-Za-z0-9._:-]', '-', name)}"
             trace = ingest(experiment, make_trace(trace_id))[0]
         record = row.record
         RunRow.objects.create(

@@ -110,3 +110,15 @@ def test_compare_takes_a_fixed_number_of_queries(experiment, judges, django_asse
     with django_assert_max_num_queries(6):
         comparison = compare(base, new)
     assert len(comparison.regressions) == 6
+
+
+def test_rows_that_raised_in_one_run_are_counted_apart(experiment, judges):
+    dataset, records = dataset_with(experiment, "refunds", ["a", "b"])
+    one = [judges["correct"]]
+    base = build_run(experiment, one, [Row(inputs={}, record=r, verdicts={"correct": True}) for r in records], name="x", dataset=dataset)
+    new = build_run(
+        experiment, one, [Row(inputs={}, record=records[0], verdicts={"correct": True}), Row(inputs={}, record=records[1], error="KeyError: 'q'")], name="y", dataset=dataset
+    )
+    comparison = compare(base, new)
+    assert comparison.judges[0].n_pairs == 1 and comparison.regressions == []
+    assert any("1 row(s) raised in the new run's predict function" in note for note in comparison.notes)

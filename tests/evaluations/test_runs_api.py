@@ -69,7 +69,13 @@ def test_a_run_on_a_dataset_copies_its_records_and_waits_for_predictions(api, ex
     assert not Evaluation.objects.exists()
 
 
-def test_predictions_become_run_traces_and_the_last_one_starts_the_judging_behind_live_work(api, experiment, dataset, helpful):
+def read_url(run_id) -> str:
+    return f"/api/v1/evaluation-runs/{run_id}"
+
+
+def test_predictions_become_run_traces_and_the_last_one_starts_the_judging_behind_live_work(
+    api, experiment, dataset, helpful, django_capture_on_commit_callbacks
+):
     body = post_json(api, runs_url(experiment), {"dataset": dataset.pk, "judges": ["helpful"], "predict": True}).json()
     url = f"{runs_url(experiment)}/{body['id']}/predictions"
     first = post_json(api, url, {"predictions": [{"position": 0, "outputs": "Within 30 days.", "latency_ms": 40}]})
@@ -77,10 +83,11 @@ def test_predictions_become_run_traces_and_the_last_one_starts_the_judging_behin
     # Judged as it arrives; the run is not done while a row is still to come.
     assert Evaluation.objects.count() == 1
     judge_pending()
-    assert api.get(f"{runs_url(experiment)}/{body['id']}").json()["status"] == "predicting"
+    assert api.get(read_url(body["id"])).json()["status"] == "predicting"
     again = post_json(api, url, {"predictions": [{"position": 0, "outputs": "Within 30 days."}]})  # a retry
     assert again.status_code == 200 and Evaluation.objects.count() == 1
-    last = post_json(api, url, {"predictions": [{"position": 1, "error": "TimeoutError: predict_fn took longer than 5 s", "latency_ms": 5000}]})
+    with django_capture_on_commit_callbacks(execute=True):  # as after the request's commit
+        last = post_json(api, url, {"predictions": [{"position": 1, "error": "TimeoutError: predict_fn took longer than 5 s", "latency_ms": 5000}]})
     assert last.json() == {"logged": 1, "waiting": 0, "status": "judging"}
 
     run = EvaluationRun.objects.get(pk=body["id"])
@@ -93,13 +100,14 @@ def test_predictions_become_run_traces_and_the_last_one_starts_the_judging_behin
     assert (evaluation.job, evaluation.trace_id, evaluation.priority, evaluation.manual) == (run.pk, first_row.trace_id, RUN_PRIORITY, True)
     assert post_json(api, url, {"predictions": [{"position": 0, "outputs": "again"}]}).status_code == 409
 
-    judge_pending()
-    detail = api.get(f"{runs_url(experiment)}/{run.pk}").json()
-    assert detail["status"] == "done" and detail["judging"] == {"done": 1, "total": 1} and detail["row_errors"] == 1
-    [metric] = detail["judges"]
+    # Its only judgement was settled while predicting: the run is done once the last row is in.
+    detail = api.get(read_url(run.pk)).json()
+    summary = detail["summary"]
+    assert detail["status"] == "done" and (summary["done"], summary["total"], summary["row_errors"]) == (1, 1, 1)
+    [metric] = summary["judges"]
     assert (metric["name"], metric["n"]) == ("helpful", 1)
-    rows = api.get(f"{runs_url(experiment)}/{run.pk}/rows").json()
-    assert [row["verdicts"][0]["state"] for row in rows["rows"]] == ["judged", "missing"]
+    rows = api.get(f"{read_url(run.pk)}/rows").json()
+    assert [row["verdicts"]["helpful"]["state"] for row in rows["rows"]] == ["judged", "missing"]
 
 
 def test_run_traces_are_left_out_of_automatic_evaluation(api, experiment, helpful):
@@ -112,14 +120,15 @@ def test_run_traces_are_left_out_of_automatic_evaluation(api, experiment, helpfu
     assert Evaluation.objects.get(judge=live).priority == LIVE_PRIORITY
 
 
-def test_outputs_given_are_judged_at_once_without_predictions(api, experiment, helpful):
+def test_outputs_given_are_judged_at_once_without_predictions(api, experiment, helpful, django_capture_on_commit_callbacks):
     records = [{"inputs": {"q": "refund?"}, "outputs": "30 days"}, {"inputs": {"q": "hours?"}, "outputs": "I don't know"}]
     body = post_json(api, runs_url(experiment), {"records": records, "judges": ["helpful"], "gates": ["helpful >= 60%"]}).json()
     assert body["status"] == "judging" and "rows" in body and body["rows"] == []
-    judge_pending()
-    detail = api.get(f"{runs_url(experiment)}/{body['id']}").json()
+    with django_capture_on_commit_callbacks(execute=True):  # the worker's job_settled, after its commit
+        judge_pending()
+    detail = api.get(read_url(body["id"])).json()
     assert detail["status"] == "done"
-    [gate] = detail["gates"]
+    [gate] = detail["summary"]["gates"]
     assert (gate["threshold"], gate["n"]) == (0.6, 2)
 
 

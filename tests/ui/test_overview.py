@@ -87,7 +87,7 @@ def test_charts_are_plotly_figures_from_embedded_json_with_version_marks(editor_
     assert traces_chart["data"][1]["marker"]["color"] == "var(--bad)" and traces_chart["data"][1]["y"][-1] == 1
     assert {"chart-error-rate", "chart-latency", "chart-tokens", "chart-judge-cost"} <= set(figures)
     # Served by us: no script from anywhere else ("cdn" alone also matched a random CSRF token once).
-    assert '/static/vendor/plotly/plotly.min.js' in html
+    assert '/static/vendor/plotly/plotly-basic.min.js' in html
     assert not re.search(r'src="(https?:)?//', html) and "cdn." not in html.lower()
     for figure_id in figures:
         assert f'id="{figure_id}"' in html

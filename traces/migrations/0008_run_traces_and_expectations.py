@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('traces', '0006_assessment_name_source'),
+        ('traces', '0007_assessment_shadow'),
     ]
 
     operations = [

@@ -1,0 +1,164 @@
+"""The Overview's first load in a browser, as `./run app` serves it (issue 17, page weight): collectstatic, gunicorn,
+the demo data, then headless Chromium with an empty cache logs in (without loading a page) and opens the demo
+experiment's Overview. Prints the time from navigation to the charts drawn and the bytes transferred (headers and
+bodies as sent, compressed), cold (a fresh browser profile each time) and warm (reloaded). Run by
+`bench/pages.py --first-load`, or on its own:
+
+    .venv/bin/python bench/first_load.py [--runs 5]
+
+Targets: first load ≤ 500 ms and ≤ 1.5 MB transferred on a cold cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_env(var_dir: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("EVALAPP_", "DJANGO_"))}
+    for key in ("DATABASE_URL", "REDIS_URL", "DEBUG"):
+        env.pop(key, None)
+    env.update(EVALAPP_VAR_DIR=str(var_dir), SECRET_KEY="evalapp-bench-first-load-only", PYTHONPATH=str(ROOT),
+               EVALAPP_ENDPOINT_ALLOWED_HOSTS="127.0.0.1",  # as `./run app` sets it: the demo's stand-in is on loopback
+               DJANGO_SETTINGS_MODULE="evalapp.settings")
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+
+
+def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("gunicorn did not answer /healthz")
+
+
+def chromium_path() -> str:
+    path = os.environ.get("EVALAPP_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise SystemExit("no chromium found (Debian's `chromium`, or set EVALAPP_CHROMIUM)")
+    return path
+
+
+def log_in(context, url: str) -> None:
+    """Logs in through HTTP requests of the browser context (its cookies), so no page asset lands in the cache."""
+    import re
+
+    form = context.request.get(f"{url}/login/").text()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    answer = context.request.post(f"{url}/login/", form={"csrfmiddlewaretoken": token, "username": "demo", "password": "demo"},
+                                  headers={"Referer": f"{url}/login/"}, max_redirects=0)
+    if answer.status != 302:
+        raise SystemExit(f"log-in failed ({answer.status})")
+
+
+def load(page, url: str) -> tuple[float, int, int]:
+    """Navigates; returns (ms until the charts are drawn, bytes transferred, requests)."""
+    responses = []
+
+    def seen(response) -> None:
+        responses.append(response)
+
+    page.on("response", seen)
+    page.goto(url)
+    page.wait_for_selector("#chart-traces .main-svg", state="attached", timeout=30_000)
+    elapsed = page.evaluate("performance.now()")  # from this document's navigation start
+    page.remove_listener("response", seen)
+    sent = 0
+    for response in responses:
+        sizes = response.request.sizes()
+        sent += sizes["responseHeadersSize"] + sizes["responseBodySize"]
+    return elapsed, sent, len(responses)
+
+
+def experiment_url(url: str, context) -> str:
+    import re
+
+    listing = context.request.get(f"{url}/").text()
+    return url + re.search(r'href="(/experiments/\d+)/', listing).group(1) + "/overview"
+
+
+def measure(runs: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="evalapp-first-load-") as tmp:
+        var_dir = Path(tmp)
+        env = server_env(var_dir)
+        manage(env, "migrate", "--noinput")
+        manage(env, "demo", "--if-missing")
+        manage(env, "collectstatic", "--noinput")
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen([PYTHON, "-m", "gunicorn", "evalapp.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until_up(url, server)
+            cold, warm = [], []
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=["--no-sandbox"])
+                for run in range(runs + 1):  # the first run warms the server (templates, code), not the browser
+                    context = browser.new_context(viewport={"width": 1440, "height": 900})
+                    log_in(context, url)
+                    overview = experiment_url(url, context)
+                    page = context.new_page()
+                    first = load(page, overview)
+                    again = load(page, overview)
+                    context.close()
+                    if run:
+                        cold.append(first)
+                        warm.append(again)
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(10)
+
+    def report(label: str, loads: list[tuple[float, int, int]]) -> None:
+        times = [ms for ms, _, _ in loads]
+        sent = statistics.median(size for _, size, _ in loads)
+        requests = statistics.median(count for _, _, count in loads)
+        print(f"{label:<24} median {statistics.median(times):6.0f} ms   max {max(times):6.0f} ms   "
+              f"{sent / 1024:7.0f} KiB transferred in {requests:.0f} responses", flush=True)
+
+    print(f"\nOverview first load in Chromium, demo data, gunicorn with collected static files; {runs} runs")
+    report("cold cache", cold)
+    report("warm cache (reload)", warm)
+    print("targets: cold ≤ 500 ms and ≤ 1,536 KiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    measure(parser.parse_args().runs)
+
+
+if __name__ == "__main__":
+    main()
