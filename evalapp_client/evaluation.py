@@ -438,4 +438,4 @@ def _wait(http: Http, run_url: str, wait_timeout: float, bar: _Progress) -> dict
         if time.monotonic() >= deadline:
             raise JobTimeoutError(f"run {run['name']!r} is still {run['status']} after {wait_timeout:g} s; it goes on on the server", run)
         time.sleep(interval)
-        interval = min(interval * 1.5, 2.0)
+        interval = min(interval * 1.5, 0.5)  # a run ends on its last verdict: know it within half a second
