@@ -116,6 +116,9 @@ def test_an_async_predict_function_and_a_failing_gate(live_server, token, experi
     [gate] = result.gates
     assert (gate.threshold, gate.passed, result.passed) == (0.9, False, False)
     assert "FAIL" in result.summary() and "n=3" in result.summary()
+    with Client(live_server.url, token=token) as client:
+        again = client.get_evaluation(result.run_id)
+    assert (again.passed, again.metrics["helpful"].n, [row.outputs for row in again.rows]) == (False, 3, [row.outputs for row in result.rows])
 
 
 def test_a_predict_function_that_hangs_is_an_error_row_and_the_run_goes_on(live_server, token, experiment, setup):
