@@ -240,6 +240,7 @@ SPECTACULAR_SETTINGS = {
         "TraceStatusEnum": "traces.models.TraceStatus",
         "SpanStatusEnum": "traces.models.SpanStatus",
         "AgreementStatusEnum": ["ok", "insufficient"],
+        "EvaluationRunStatusEnum": ["predicting", "judging", "done", "cancelled"],
     },
 }
 

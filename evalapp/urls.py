@@ -12,6 +12,7 @@ from datasets.urls import api_urlpatterns as datasets_api
 from evalapp import views
 from evalapp.export_api import TraceExportView
 from evalapp.overview.api import OverviewView
+from evaluations.urls import api_urlpatterns as evaluations_api
 from evaluations.urls_read import read_api_urlpatterns as evaluations_read_api
 from judges.urls import api_urlpatterns as judges_api
 from traces.api import OtlpTracesView
@@ -51,6 +52,7 @@ urlpatterns = [
     path("api/v1/", include(traces_api)),
     path("api/v1/", include(judges_api)),
     path("api/v1/", include(datasets_api)),
+    path("api/v1/", include(evaluations_api)),
     path("api/v1/", include(evaluations_read_api)),
     path("api/v1/experiments/<int:experiment_id>/overview", OverviewView.as_view(), name="api-overview"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

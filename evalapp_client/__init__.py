@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from evalapp_client.client import Client
+from evalapp_client.client import Client, evaluate
 from evalapp_client.datasets import Dataset, DatasetRecord
 from evalapp_client.errors import (
     AuthenticationError,
@@ -23,6 +23,7 @@ from evalapp_client.errors import (
     PermissionDeniedError,
     ServerError,
 )
+from evalapp_client.evaluation import EvaluationResult, GateOutcome, JudgeMetric, RowResult, RowVerdict
 from evalapp_client.transport import __version__
 from evalapp_client.types import (
     ConnectionCheck,
@@ -45,18 +46,24 @@ __all__ = [
     "DatasetRecord",
     "EvalappConnectionError",
     "EvalappError",
+    "EvaluationResult",
     "Experiment",
     "FieldError",
+    "GateOutcome",
     "Job",
     "JobResult",
     "JobTimeoutError",
     "Judge",
+    "JudgeMetric",
     "JudgeState",
     "JudgeVersion",
     "ModelEndpoint",
     "NotFoundError",
     "PermissionDeniedError",
+    "RowResult",
+    "RowVerdict",
     "SamplingConfig",
     "ServerError",
     "__version__",
+    "evaluate",
 ]

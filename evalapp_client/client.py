@@ -16,6 +16,7 @@ import httpx
 from evalapp_client.builtins import BUILTIN_SCOPES, default_judge_name, resolve_builtin
 from evalapp_client.datasets import DatasetsMixin
 from evalapp_client.errors import BadRequestError, NotFoundError
+from evalapp_client.evaluation import EvaluationMixin
 from evalapp_client.transport import Http
 from evalapp_client.types import (
     ConnectionCheck,
@@ -48,7 +49,7 @@ def _time_param(value: TimeArg) -> str | None:
     return str(value)
 
 
-class Client(DatasetsMixin):
+class Client(DatasetsMixin, EvaluationMixin):
     """A connection to one evalapp server.
 
     `base_url` defaults to `$EVALAPP_URL` (else http://127.0.0.1:8000), `token` to `$EVALAPP_TOKEN`. `timeout`
@@ -447,3 +448,11 @@ class Client(DatasetsMixin):
         path = f"{API}/experiments/{judge.experiment_id}/judges/{quote(judge.name, safe='')}{suffix}"
         return self._http.request(method, path, body=body)
 
+
+def evaluate(data: Any, predict_fn: Any = None, judges: Any = (), *, client: Client | None = None, **options: Any):
+    """`Client.evaluate` with a client from `$EVALAPP_URL` and `$EVALAPP_TOKEN` (or the `client` given); returns
+    the `EvaluationResult` (docs/client.md, "Evaluating a version")."""
+    if client is not None:
+        return client.evaluate(data, predict_fn, judges, **options)
+    with Client() as made:
+        return made.evaluate(data, predict_fn, judges, **options)

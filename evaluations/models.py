@@ -94,6 +94,8 @@ class RunRow(models.Model):
     expectations = models.JSONField(default=dict, blank=True)
     outputs = models.JSONField(null=True, blank=True)
     trace = models.ForeignKey(Trace, null=True, blank=True, on_delete=models.SET_NULL, related_name="run_rows")
+    # The historical trace this row was read from, when the run evaluated existing traces (its trace is a copy).
+    source_trace_id = models.CharField(max_length=128, blank=True)
     # The predict function raised or timed out: recorded, and the run goes on.
     error = models.TextField(blank=True)
     latency_ms = models.IntegerField(null=True, blank=True)

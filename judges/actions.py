@@ -64,7 +64,9 @@ def _clean_name(experiment: Experiment, errors: dict[str, str], data: dict[str, 
     return name
 
 
-def _clean_kind(errors: dict[str, str], data: dict[str, Any], merged: dict[str, Any], instance: Judge | None) -> tuple[str, str, str]:
+def _clean_kind(
+    errors: dict[str, str], data: dict[str, Any], merged: dict[str, Any], instance: Judge | None, *, guidelines_optional: bool = False
+) -> tuple[str, str, str]:
     """Scope, built-in key and instructions: what the judge is."""
     scope = merged.get("scope") or Scope.TRACE
     if scope not in Scope.values:
@@ -94,7 +96,7 @@ def _clean_kind(errors: dict[str, str], data: dict[str, Any], merged: dict[str, 
             validate_instructions(instructions, scope)
         except TemplateError as error:
             errors["instructions"] = str(error)
-    elif "guidelines" in builtin.requires and not instructions.strip():
+    elif "guidelines" in builtin.requires and not instructions.strip() and not guidelines_optional:
         errors["instructions"] = f"{builtin.label} needs guidelines: write the rules the response must follow"
     return scope, builtin_key, instructions
 
@@ -192,16 +194,17 @@ def _clean_automation(errors: dict[str, str], data: dict[str, Any], merged: dict
     }
 
 
-def clean_judge(experiment: Experiment, data: dict[str, Any], *, instance: Judge | None) -> dict[str, Any]:
+def clean_judge(experiment: Experiment, data: dict[str, Any], *, instance: Judge | None, guidelines_optional: bool = False) -> dict[str, Any]:
     """Every judge setting checked, for a new judge (`instance` None) or changes to one; raises ConfigError with
-    every problem at once. Saves nothing, so "Try it" validates with the same rules."""
+    every problem at once. Saves nothing, so "Try it" validates with the same rules. `guidelines_optional`: a
+    built-in made for an evaluation run may leave its guidelines to each record's expectations."""
     errors: dict[str, str] = {}
     merged: dict[str, Any] = {field: getattr(instance, field) for field in JUDGE_FIELDS} if instance is not None else {}
     merged.update(data)
     for field in sorted(set(data) - set(JUDGE_FIELDS)):
         errors[field] = "is not a judge setting"
     name = _clean_name(experiment, errors, data, merged, instance)
-    scope, builtin_key, instructions = _clean_kind(errors, data, merged, instance)
+    scope, builtin_key, instructions = _clean_kind(errors, data, merged, instance, guidelines_optional=guidelines_optional)
     output = _clean_output(errors, data, merged, builtin_key, creating=instance is None)
     endpoint = _clean_endpoint_ref(errors, merged.get("endpoint"))
     automation = _clean_automation(errors, data, merged, scope)
@@ -221,8 +224,8 @@ def next_version_number(judge: Judge) -> int:
     return max(judge.version, used or 0) + 1
 
 
-def create_judge(experiment: Experiment, *, user=None, **data: Any) -> Judge:
-    clean = clean_judge(experiment, data, instance=None)
+def create_judge(experiment: Experiment, *, user=None, guidelines_optional: bool = False, **data: Any) -> Judge:
+    clean = clean_judge(experiment, data, instance=None, guidelines_optional=guidelines_optional)
     now = timezone.now()
     try:
         with transaction.atomic():

@@ -81,7 +81,9 @@ def candidates(judge: Judge, since: datetime, until: datetime, filter_string: st
         raise ConfigError({"until": "must be after 'since'"})
     judged = Assessment.objects.filter(trace=OuterRef("pk"), name=judge.name, source_type=AssessmentSource.LLM_JUDGE, valid=True)
     queued = Evaluation.objects.filter(trace=OuterRef("pk"), judge=judge, shadow__isnull=True, status__in=[EvaluationStatus.PENDING, EvaluationStatus.RUNNING])
-    traces = Trace.objects.filter(experiment_id=judge.experiment_id, started_at__gte=since, started_at__lt=until).exclude(status=TraceStatus.IN_PROGRESS)
+    traces = Trace.objects.filter(
+        experiment_id=judge.experiment_id, started_at__gte=since, started_at__lt=until, evaluation_run__isnull=True
+    ).exclude(status=TraceStatus.IN_PROGRESS)
     traces = traces.filter(~Exists(judged), ~Exists(queued))
     try:
         traces = filter_traces(traces, judge.filter_string)
@@ -138,7 +140,7 @@ def daily_forecast(judge: Judge, now: datetime | None = None) -> Forecast:
     traffic: matching traces × sample rate, per day, priced like its calls."""
     now = now or timezone.now()
     since = now - timedelta(days=FORECAST_DAYS)
-    traces = Trace.objects.filter(experiment_id=judge.experiment_id, started_at__gte=since).exclude(status=TraceStatus.IN_PROGRESS)
+    traces = Trace.objects.filter(experiment_id=judge.experiment_id, started_at__gte=since, evaluation_run__isnull=True).exclude(status=TraceStatus.IN_PROGRESS)
     try:
         matching = filter_traces(traces, judge.filter_string).count()
     except FilterError:

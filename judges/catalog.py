@@ -193,7 +193,7 @@ TRACE_JUDGES = [
         key="Correctness",
         label="Correctness (expected facts)",
         scope="trace",
-        description="Does the response state the facts you expect? You list the expected facts in the guidelines.",
+        description="Does the response state the facts you expect? From each record's expected facts or response, else the guidelines.",
         template=(
             "Decide whether the response is correct: it states each of these expected facts (in any wording) and "
             "contradicts none of them:\n{{ guidelines }}\n\nRequest: {{ inputs }}\nResponse: {{ outputs }}\n"

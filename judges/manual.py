@@ -89,6 +89,29 @@ def start_job(judge: Judge, *, trace_ids: Any = None, session_ids: Any = None, q
     return job
 
 
+def start_judges_on_traces(judges: list[Judge], trace_pks: list[int], *, job: uuid.UUID, priority: int) -> list[int]:
+    """Queue every judge on every trace (by primary key) as the job `job`, at `priority` — an evaluation run's
+    judging (the job id is the run's id; called again as more of its traces arrive): the workers take it with the same endpoint slots, per-minute budgets and
+    spend caps as any other work, after everything of a lower priority number. No cap on the number of traces
+    (a run's rows were bounded when it was created). Trace judges only; a paused judge refuses the whole job.
+    Call inside the transaction that makes the traces' state final; the work is queued on commit. Returns the
+    evaluation ids."""
+    for judge in judges:
+        if judge.scope != Scope.TRACE:
+            raise ConfigError({"judges": f"{judge.name} judges whole sessions; an evaluation run judges single traces"})
+        if judge.is_paused:
+            raise ConfigError({"judges": f"{judge.name} is paused: {judge.paused_reason}"})
+    rows = [
+        Evaluation(judge=judge, judge_version=judge.version, trace_id=pk, manual=True, job=job, priority=priority)
+        for pk in trace_pks
+        for judge in judges
+    ]
+    Evaluation.objects.bulk_create(rows, batch_size=1000)
+    ids = list(Evaluation.objects.filter(job=job, trace_id__in=trace_pks).order_by("pk").values_list("pk", flat=True))
+    tasks.enqueue_judging(ids)
+    return ids
+
+
 def rejudge_provider_errors(judge: Judge, *, since: datetime) -> int:
     """Judge again, as jobs, every trace or session whose latest verdict from `judge` since `since` is a provider
     failure (5xx, 429, timeout, refused connection) — what an outage left behind. Returns how many were queued."""

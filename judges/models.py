@@ -25,8 +25,8 @@ class OutputMode(models.TextChoices):
     TEXT = "text", "Plain text"
 
 
-# Evaluation.priority: live work, a judge's look-back when switched on, backfills, then shadow versions' (never delaying live).
-LIVE_PRIORITY, LOOKBACK_PRIORITY, BACKFILL_PRIORITY, SHADOW_PRIORITY = 0, 1, 2, 3
+# Evaluation.priority: live work, a judge's look-back, backfills, shadow versions', evaluation runs (notes 24, 40).
+LIVE_PRIORITY, LOOKBACK_PRIORITY, BACKFILL_PRIORITY, SHADOW_PRIORITY, RUN_PRIORITY = 0, 1, 2, 3, 4
 # Calls in flight an endpoint starts with before its provider has answered; it then adapts up to max_concurrency.
 ADAPTIVE_START = 8
 

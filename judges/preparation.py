@@ -17,7 +17,7 @@ from judges.llm import EndpointConfig
 from judges.models import Judge, ModelEndpoint
 from judges.outputs import OutputSpec
 from judges.prompting import Prompt, build_prompt
-from judges.templating import GUIDELINES, render
+from judges.templating import GUIDELINES, format_value, render
 from traces.models import Session, Span, Trace
 
 REQUIREMENT_MESSAGES = {
@@ -26,8 +26,41 @@ REQUIREMENT_MESSAGES = {
     "retrieval": "{judge} needs RETRIEVER spans (documents your retriever returned); this {target} has none{kinds}",
     "tools": "{judge} needs TOOL spans (the tool calls your agent made); this {target} has none{kinds}",
     "conversation": "this session has no turns to judge",
-    "guidelines": "{judge} needs guidelines to check against; edit the judge and write them",
+    "guidelines": "{judge} needs guidelines to check against: write them in the judge, or give the record expectations.guidelines",
+    "expected_facts": (
+        "{judge} needs the facts to expect: give the record expectations.expected_facts or expectations.expected_response, "
+        "or list them in the judge's guidelines"
+    ),
 }
+# Built-ins whose {{ guidelines }} a run's record can supply (design note 40): Correctness takes the record's
+# expected facts (or expected response) instead of the judge's own list; Guidelines adds the record's guidelines
+# to the judge's.
+EXPECTED_FACTS_JUDGES = frozenset({"Correctness"})
+PER_ROW_GUIDELINES_JUDGES = frozenset({"Guidelines"})
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value.strip()] if value.strip() else []
+    if isinstance(value, list):
+        return [item.strip() if isinstance(item, str) else format_value(item) for item in value if item not in (None, "")]
+    return [] if value in (None, {}, "") else [format_value(value)]
+
+
+def builtin_guidelines(builtin_key: str, own: str, expectations: Any) -> str:
+    """What a built-in's {{ guidelines }} says for one trace: the judge's own text, or what the record expects."""
+    own = own.strip()
+    expected = expectations if isinstance(expectations, dict) else {}
+    if builtin_key in EXPECTED_FACTS_JUDGES:
+        facts = _texts(expected.get("expected_facts"))
+        response = _texts(expected.get("expected_response"))
+        parts = [f"- {fact}" for fact in facts]
+        if response:
+            parts.append("- everything this expected response states: " + " ".join(response))
+        return "\n".join(parts) if parts else own
+    if builtin_key in PER_ROW_GUIDELINES_JUDGES:
+        return "\n".join([own] * bool(own) + [f"- {text}" for text in _texts(expected.get("guidelines"))])
+    return own
 
 
 @dataclass
@@ -128,6 +161,7 @@ def trace_data(trace: Trace) -> prompt_values.TraceData:
         tags=dict(trace.tags or {}),
         status=trace.status,
         spans=[_span_data(span) for span in sorted(spans, key=lambda span: (span.started_at, span.pk))],
+        expectations=trace.expectations if isinstance(trace.expectations, dict) else None,
     )
 
 
@@ -148,9 +182,11 @@ def _not_applicable(definition: JudgeDefinition, values: dict[str, Any], target:
             "retrieval": values.get("retrieved_context") is not None,
             "tools": values.get("tool_calls") is not None,
             "conversation": values.get("conversation") is not None,
-            "guidelines": bool(definition.instructions.strip()),
+            "guidelines": bool(values.get(GUIDELINES)),
         }[requirement]
         if not present:
+            if requirement == "guidelines" and definition.builtin_key in EXPECTED_FACTS_JUDGES:
+                requirement = "expected_facts"
             return REQUIREMENT_MESSAGES[requirement].format(
                 target=target,
                 judge=definition.label,
@@ -169,11 +205,11 @@ class Prepared:
 
 
 def _prepare(definition: JudgeDefinition, values: dict[str, Any], target: str, status: str, spans) -> Prepared:
+    if definition.builtin_key:
+        values = {**values, GUIDELINES: builtin_guidelines(definition.builtin_key, definition.instructions, values.get("expectations"))}
     reason = _not_applicable(definition, values, target, status, spans)
     if reason:
         return Prepared(None, reason[0].upper() + reason[1:])
-    if definition.builtin_key:
-        values = {**values, GUIDELINES: definition.instructions.strip()}
     task, blocks = render(definition.template, values)
     prompt = build_prompt(task, blocks, definition.spec, context_window_tokens=definition.endpoint.context_tokens())
     if prompt.missing and not definition.builtin_key:

@@ -38,6 +38,8 @@ class TraceData:
     tags: dict[str, str] = field(default_factory=dict)
     status: str = "OK"
     spans: list[SpanData] = field(default_factory=list)
+    # An evaluation run's record expectations (Trace.expectations); None on logged traces.
+    expectations: dict[str, Any] | None = None
 
 
 def _compact(value: Any, limit: int = FIELD_PREVIEW_CHARS) -> str:
@@ -148,6 +150,8 @@ def trace_values(trace: TraceData) -> dict[str, Any]:
         "metadata": _metadata(trace),
         "retrieved_context": retrieved_context(trace.spans),
         "tool_calls": tool_calls(trace.spans),
+        # Absent (not an empty object) when there are none: {{ expectations }} then says the judge doesn't apply.
+        "expectations": trace.expectations or None,
     }
 
 

@@ -107,11 +107,15 @@ class Decision:
 
 SELECTED = Decision(VerdictState.PENDING)
 JUDGE_OFF = Decision(VerdictState.JUDGE_OFF, "automatic evaluation is off for this judge")
+# An evaluation run's trace (Trace.evaluation_run, design note 40) is judged by that run's judges only.
+RUN_TRACE = Decision(VerdictState.JUDGE_OFF, "this trace belongs to an evaluation run: only the run's judges judge it")
 
 
 def decide_trace(judge: Judge, trace: Trace, record: filter_memory.FilterRecord | Callable[[], filter_memory.FilterRecord]) -> Decision:
     """For a trace-scope judge. `record` may be a callable producing the FilterRecord (spans loaded lazily)."""
-    if not judge.active:
+    if trace.evaluation_run:
+        decision = RUN_TRACE
+    elif not judge.active:
         decision = JUDGE_OFF
     elif trace.status == TraceStatus.IN_PROGRESS:
         decision = Decision(VerdictState.IN_PROGRESS, "the trace is still in progress (its root span has not arrived)")
@@ -182,7 +186,9 @@ def select_traces(experiment_id: int, trace_pks: list[int], *, judges: list[Judg
         judges = list(Judge.objects.filter(experiment_id=experiment_id, active=True, scope=Scope.TRACE).select_related("endpoint"))
     if not judges or not trace_pks:
         return []
-    traces = list(Trace.objects.filter(pk__in=trace_pks, experiment_id=experiment_id).exclude(status=TraceStatus.IN_PROGRESS))
+    traces = list(
+        Trace.objects.filter(pk__in=trace_pks, experiment_id=experiment_id, evaluation_run__isnull=True).exclude(status=TraceStatus.IN_PROGRESS)
+    )
     spans = _span_index([t.pk for t in traces]) if any(filter_uses_spans(j.filter_string) for j in judges) else {}
     verdicts = verdicts_of([t.pk for t in traces]) if any(filter_uses_verdicts(j.filter_string) for j in judges) else {}
 
@@ -299,7 +305,7 @@ def backfill_judge(judge_id: int) -> list[int]:
     if judge.scope == Scope.SESSION:
         return select_sessions(judges=[judge], priority=LOOKBACK_PRIORITY)
     pks = list(
-        Trace.objects.filter(experiment_id=judge.experiment_id, created_at__gte=judge.lookback_start())
+        Trace.objects.filter(experiment_id=judge.experiment_id, created_at__gte=judge.lookback_start(), evaluation_run__isnull=True)
         .exclude(status=TraceStatus.IN_PROGRESS)
         .values_list("pk", flat=True)
     )

@@ -34,6 +34,12 @@ VARIABLES: dict[str, Variable] = {
         Variable("conversation", frozenset({SESSION}), "every turn of the conversation, user and assistant"),
         Variable("retrieved_context", frozenset({TRACE, SESSION}), "documents returned by RETRIEVER spans"),
         Variable("tool_calls", frozenset({TRACE, SESSION}), "TOOL spans in order: name, arguments, result"),
+        Variable(
+            "expectations",
+            frozenset({TRACE}),
+            "what an evaluation run's record expects (expected_response, expected_facts, guidelines, any key); "
+            "a trace without them is not applicable",
+        ),
     ]
 }
 # Only built-in judges use this: it is filled from the judge's own guidelines text.

@@ -32,6 +32,7 @@ from judges.models import Evaluation, EvaluationStatus, Judge, ModelEndpoint, Ve
 from judges.preparation import Prepared, definition_of, prepare_session, prepare_trace, session_traces
 from judges.results import Outcome, record_result
 from judges.secrets import SecretUnreadable
+from judges.signals import job_settled
 from traces.models import Span, Trace
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,8 @@ def finish(evaluation: Evaluation, token: str, outcome: Outcome) -> bool:
         target = {"trace": evaluation.trace} if evaluation.trace_id else {"session": evaluation.session}
         assessment = record_result(evaluation.judge, outcome, shadow=evaluation.shadow if evaluation.shadow_id else None, **target)
         Evaluation.objects.filter(pk=evaluation.pk).update(assessment=assessment)
+        if evaluation.job is not None:
+            transaction.on_commit(lambda job=evaluation.job: _announce_if_settled(job))
     decisions.debug(
         "evaluation %s (judge %s): %s",
         evaluation.pk,
@@ -141,6 +144,14 @@ def finish(evaluation: Evaluation, token: str, outcome: Outcome) -> bool:
         repr(result.value) if result.ok else f"{result.error_code}: {result.error_message}",
     )
     return True
+
+
+def _announce_if_settled(job) -> None:
+    """The job's last evaluation was settled: tell whoever waits on it (judges.signals.job_settled)."""
+    if not Evaluation.objects.filter(job=job, status__in=(PENDING, RUNNING)).exists():
+        for receiver, error in job_settled.send_robust(sender=Evaluation, job=job):
+            if isinstance(error, Exception):
+                logger.error("job %s settled, but %r failed: %s", job, receiver, error)
 
 
 def release_claim(evaluation: Evaluation, token: str) -> None:

@@ -83,6 +83,12 @@ class Trace(models.Model):
     output_tokens = models.BigIntegerField(null=True, blank=True)
     total_tokens = models.BigIntegerField(null=True, blank=True)
     span_count = models.IntegerField(default=0)
+    # Set on the traces an offline evaluation run made (its id; design note 40): automatic evaluation, the Overview
+    # and alerts leave them out, so a run never counts as production traffic. Null for everything logged.
+    evaluation_run = models.UUIDField(null=True, blank=True)
+    # What the run's record expects of this trace (expected_response, expected_facts, guidelines, any key), read
+    # by judges as {{ expectations }}; null on logged traces.
+    expectations = models.JSONField(null=True, blank=True)
     # When the trace was first and last written here (wall clock), for sweeps that catch what an enqueue missed.
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)

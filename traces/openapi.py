@@ -23,6 +23,7 @@ ERROR_DESCRIPTIONS = {
     401: "Missing, invalid or revoked API token (or no login session).",
     403: "The account is a viewer: it can read but not change judges, model endpoints or runs.",
     404: "No such object.",
+    409: "The object's state doesn't allow this now (e.g. predictions for a run that is already judging); the message says which.",
     410: "The experiment is being deleted: its traces are refused and it is gone from every list (the body says how far the deletion is).",
     413: "The body (or the gzip-inflated body) is over `EVALAPP_MAX_BODY_BYTES`; the message says the limit.",
     415: "A content type or content encoding the endpoint doesn't read.",

@@ -88,9 +88,11 @@ def _numbers(rule: AlertRule, window: Window) -> list[float]:
     """The judge's valid numeric verdicts in the window (a mean's interval and test need the values, not a sum)."""
     judge = rule.judge
     target, moment = ("trace__experiment", "trace__started_at") if judge.scope == Scope.TRACE else ("session__experiment", "session__last_trace_at")
+    production = Q(trace__evaluation_run__isnull=True) if judge.scope == Scope.TRACE else Q()  # runs' traces: note 40
     rows = (
         Assessment.objects.filter(
             Q(**{target: rule.experiment_id, f"{moment}__gte": window[0], f"{moment}__lt": window[1]}),
+            production,
             name=judge.name, source_type=AssessmentSource.LLM_JUDGE, valid=True, error_code="",
         )
         .annotate(number=JSONNumber("value"))

@@ -43,6 +43,8 @@ def _judge_rows(experiment: Experiment, scope: str, intervals: Intervals, bucket
     else:
         target, moment = "session__experiment", "session__last_trace_at"
     condition = _within(target, experiment, moment, intervals) & Q(source_type__in=[AssessmentSource.LLM_JUDGE, AssessmentSource.HUMAN])
+    if scope == Scope.TRACE:
+        condition &= Q(trace__evaluation_run__isnull=True)  # evaluation runs' traces are not production (note 40)
     if names is not None:
         condition &= Q(name__in=names)
     state = Case(
@@ -117,7 +119,7 @@ def raw_tallies(
     if histogram:
         group["duration_bin"] = DurationBin("duration_ms")
     rows = (
-        Trace.objects.filter(_within("experiment", experiment, "started_at", intervals))
+        Trace.objects.filter(_within("experiment", experiment, "started_at", intervals), evaluation_run__isnull=True)
         .annotate(**group)
         .values(*group)
         .annotate(traces=Count("pk"), errors=Count("pk", filter=Q(status=TraceStatus.ERROR)), tokens=Sum("total_tokens"), total_ms=Sum("duration_ms"))
@@ -135,7 +137,7 @@ def raw_tallies(
 
 def exact_percentiles(experiment: Experiment, time_range: TimeRange) -> dict[datetime | None, dict[str, float | None]]:
     """Latency percentiles per bucket, and over the whole range under the key None."""
-    traces = Trace.objects.filter(experiment=experiment, started_at__gte=time_range.start, started_at__lt=time_range.end)
+    traces = Trace.objects.filter(experiment=experiment, started_at__gte=time_range.start, started_at__lt=time_range.end, evaluation_run__isnull=True)
     trunc = BucketStart("started_at", time_range.bucket)
     if connection.vendor == "postgresql":
         fractions = {name: PercentileCont("duration_ms", fraction) for name, fraction in PERCENTILES.items()}

@@ -265,10 +265,11 @@ def boolean_pass_rates(experiment_ids: list[int], since: datetime) -> dict[int, 
     verdict = Q(source_type=AssessmentSource.LLM_JUDGE, valid=True, error_code="")
     counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     targets = (("trace__experiment_id", "trace__started_at"), ("session__experiment_id", "session__last_trace_at"))
+    production = {"trace__experiment_id": Q(trace__evaluation_run__isnull=True), "session__experiment_id": Q()}  # note 40
     with window_plans():
         found = [
             list(
-                Assessment.objects.filter(verdict, **{f"{experiment_field}__in": experiment_ids, f"{moment}__gte": since})
+                Assessment.objects.filter(verdict, production[experiment_field], **{f"{experiment_field}__in": experiment_ids, f"{moment}__gte": since})
                 .values(experiment_field)
                 .annotate(passes=Sum(JSONBool("value")), yes_no=Count(JSONBool("value")))
                 .order_by()

@@ -115,6 +115,7 @@ def test_every_json_read_answers_as_documented(api, openapi, judged):
         record_result(acting_judge(running, helpful), Outcome(CallResult(value=trace.trace_id == "t1", rationale="shadow says")), trace=trace, shadow=running)
     dataset, record = judged["dataset"], judged["dataset"].records.get(source_trace_id="t1")
     reads = {
+        "/api/v1/experiments/{experiment_id}/evaluation-runs": f"/api/v1/experiments/{experiment_id}/evaluation-runs",
         "/api/v1/experiments/{experiment_id}/datasets": datasets,
         "/api/v1/experiments/{experiment_id}/datasets/{dataset_id}": f"{datasets}/{dataset.pk}",
         "/api/v1/experiments/{experiment_id}/datasets/{dataset_id}/records": f"{datasets}/{dataset.pk}/records?page_size=1",
@@ -196,3 +197,14 @@ def test_dataset_writes_answer_as_documented(api, openapi, judged):
     check(openapi, base + "/{dataset_id}/records/from-traces", "post", added)
     patched = api.patch(f"{records}/{merged.json()['record_ids'][0]}", {"outputs": {"a": 1}}, format="json")
     check(openapi, base + "/{dataset_id}/records/{record_id}", "patch", patched)
+
+
+def test_evaluation_run_writes_answer_as_documented(api, openapi, judged):
+    base = "/api/v1/experiments/{experiment_id}/evaluation-runs"
+    runs = f"/api/v1/experiments/{judged['experiment'].pk}/evaluation-runs"
+    body = {"name": "v2", "dataset": judged["dataset"].name, "judges": ["helpful"], "gates": ["helpful>=0.5"], "predict": True}
+    created = check(openapi, base, "post", api.post(runs, body, format="json"), 201)
+    predictions = {"predictions": [{"position": 0, "outputs": "Within 30 days.", "latency_ms": 40}]}
+    check(openapi, base + "/{run_id}/predictions", "post", api.post(f"{runs}/{created['id']}/predictions", predictions, format="json"))
+    cancelled = check(openapi, base + "/{run_id}/cancel", "post", api.post(f"{runs}/{created['id']}/cancel"))
+    assert cancelled["status"] == "cancelled"

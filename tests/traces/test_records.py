@@ -91,4 +91,7 @@ def test_the_stored_field_lists_are_what_the_span_and_trace_tables_hold():
         return {field.name for field in model._meta.concrete_fields} - leave_out
 
     assert set(STORED_SPAN_FIELDS) == columns(Span, {"id", "trace"})
-    assert set(STORED_TRACE_FIELDS) == columns(Trace, {"id", "trace_id", "experiment", "created_at", "updated_at"})
+    # An evaluation run marks its traces and their expectations after ingesting them (evaluations.actions); a re-sent
+    # trace keeps both, since ingest never writes them.
+    run_fields = {"evaluation_run", "expectations"}
+    assert set(STORED_TRACE_FIELDS) == columns(Trace, {"id", "trace_id", "experiment", "created_at", "updated_at", *run_fields})
