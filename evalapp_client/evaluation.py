@@ -141,7 +141,12 @@ class EvaluationResult:
             extra += f", {metric.not_applicable} not applicable" if metric.not_applicable else ""
             lines.append(f"  {metric.name}: {figure} (n={metric.n}{extra})")
         lines += [f"  {gate}" for gate in self.gates]
-        lines.append("PASSED" if self.passed else "FAILED: a quality gate did not pass")
+        if self.passed:
+            lines.append("PASSED")
+        elif self.status != "done":
+            lines.append(f"FAILED: the run is {self.status}, not done (a run that did not finish never passes)")
+        else:
+            lines.append("FAILED: a quality gate did not pass")
         return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from datasets.records import Errors
@@ -126,6 +127,10 @@ def _trace_json(run: EvaluationRun, row: RunRow, *, outputs: Any, error: str, sp
         "request": row.inputs,
         "response": None if error else outputs,
         "start_time": start.isoformat(),
+        # Said outright, so span attributes (session.id, gen_ai.conversation.id, a copied production trace's) can't
+        # make a run's trace a turn of a live conversation, which session judges would then judge again.
+        "session_id": "",
+        "user_id": "",
         "metadata": {"evaluation_run": str(run.id), "evaluation_run_name": run.name[:200], "row": str(row.position)},
         "spans": spans,
     }
@@ -238,7 +243,9 @@ def log_predictions(run: EvaluationRun, predictions: Any) -> int:
     by_position = {item["position"]: item for item in parsed if item is not None}
     now = timezone.now()
     with transaction.atomic():
-        current = EvaluationRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+        # Locked (PostgreSQL; SQLite's IMMEDIATE transactions take turns anyway): two posts of the same rows, or a
+        # cancel, wait for this one, so a row is queued once and nothing is queued for a cancelled run.
+        current = EvaluationRun.objects.select_for_update().filter(pk=run.pk).values_list("status", flat=True).first()
         if current != RunStatus.PREDICTING:
             raise RunNotPredicting(f"run {run.name!r} is {current}: it takes no more predictions")
         rows = list(RunRow.objects.filter(run=run, position__in=list(by_position)).order_by("position"))
@@ -313,7 +320,9 @@ def _start_judging(run: EvaluationRun) -> None:
     EvaluationRun.objects.filter(pk=run.pk).update(status=status, judging_started_at=now, finished_at=None if has_work else now)
     run.status, run.judging_started_at = status, now
     if has_work:  # the rows queued while predicting may all be judged already: nothing else would say so
-        transaction.on_commit(lambda: finish_if_judged(run.pk))
+        # robust: the run is committed; a failure here must not turn the answer into an error a client would retry
+        # (making a second run). The every-minute check finishes it instead.
+        transaction.on_commit(lambda: finish_if_judged(run.pk), robust=True)
 
 
 def start_judging_when_ready(run: EvaluationRun) -> bool:
@@ -344,12 +353,15 @@ def finish_if_judged(run_id: uuid.UUID | str) -> bool:
 
 def finish_runs(now: datetime | None = None) -> dict[str, int]:
     """The every-minute check: judging runs whose work is all settled are done (what a worker's finishing step
-    missed: an evaluation abandoned by the sweep); runs nobody logged to for ABANDONED_AFTER are cancelled."""
+    missed: an evaluation abandoned by the sweep); predicting runs nobody logged to for ABANDONED_AFTER (since they
+    started or since their last prediction) are cancelled, with their queued judging work."""
     now = now or timezone.now()
     finished = sum(finish_if_judged(run_id) for run_id in EvaluationRun.objects.filter(status=RunStatus.JUDGING).values_list("pk", flat=True))
-    cancelled = EvaluationRun.objects.filter(status=RunStatus.PREDICTING, created_at__lt=now - ABANDONED_AFTER).update(
-        status=RunStatus.CANCELLED, finished_at=now
-    )
+    cancelled = 0
+    for run in EvaluationRun.objects.filter(status=RunStatus.PREDICTING, created_at__lt=now - ABANDONED_AFTER):
+        last = Trace.objects.filter(evaluation_run=run.id).aggregate(last=Max("updated_at"))["last"]
+        if last is None or last < now - ABANDONED_AFTER:
+            cancelled += cancel_run(run)
     return {"finished": finished, "cancelled": cancelled}
 
 

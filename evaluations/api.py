@@ -64,9 +64,10 @@ def _run(experiment_id: int, run_id) -> EvaluationRun:
 class RunListView(RunAPIView):
     def get(self, request: Request, experiment_id: int) -> JsonResponse:
         experiment = get_object_or_404(Experiment, pk=experiment_id)
-        runs = list(EvaluationRun.objects.filter(experiment=experiment).select_related("created_by").order_by("-created_at")[:MAX_RUNS_LISTED])
+        runs = EvaluationRun.objects.filter(experiment=experiment).select_related("created_by").order_by("-created_at")
         if request.query_params.get("name"):
-            runs = [run for run in runs if run.name == request.query_params["name"]]
+            runs = runs.filter(name=request.query_params["name"])
+        runs = list(runs[:MAX_RUNS_LISTED])
         summaries = summarize_many(runs)
         return JsonResponse({"runs": [run_json(run, summaries[run.pk]) for run in runs]})
 

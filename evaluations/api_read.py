@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from evaluations import api_read_schema as schema
+from evaluations.inputs import MAX_ROWS
 from evaluations.models import EvaluationRun
 from evaluations.results import (
     ROW_FILTERS,
@@ -231,7 +232,7 @@ class RunRowsView(ReadOnlyRunView):
         only = request.query_params.get("only", "")
         try:
             size = _whole(request, "page_size", DEFAULT_PAGE_SIZE, least=1, most=MAX_PAGE_SIZE)
-            offset = _whole(request, "offset", 0, least=0)
+            offset = _whole(request, "offset", 0, least=0, most=MAX_ROWS)  # a run has at most MAX_ROWS rows
             if only not in ROW_FILTERS:
                 raise PayloadError([("only", f"must be one of {', '.join(repr(key) for key in ROW_FILTERS if key)} (or empty), not {only[:40]!r}")])
         except PayloadError as error:

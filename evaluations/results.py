@@ -36,7 +36,7 @@ from evaluations.comparison import (
     compare,
 )
 from evaluations.kinds import FINISHED, NUMBER_TYPES, YES_NO_TYPES, kind_of, pinned
-from evaluations.models import EvaluationRun, GateMetric, GateOperator, RunGate, RunRow
+from evaluations.models import EvaluationRun, GateMetric, GateOperator, RunGate, RunRow, RunStatus
 from evaluations.rows import ROW_FILTERS, RowPage, RowResult, Verdict, filtered_rows, row_results
 from judges.llm import NOT_APPLICABLE
 from judges.models import Evaluation, EvaluationStatus
@@ -99,6 +99,8 @@ class JudgeMetric:
     passes: int = 0
     not_applicable: int = 0
     judged: int = 0
+    # The mean before rounding: a gate compares exact figures (pass_rate and mean are rounded for display).
+    exact_mean: float | None = None
 
     @property
     def kind(self) -> str:
@@ -106,6 +108,11 @@ class JudgeMetric:
 
     def figure(self, metric: str) -> float | None:
         return self.pass_rate if metric == GateMetric.PASS_RATE else self.mean
+
+    def exact_figure(self, metric: str) -> float | None:
+        if metric == GateMetric.PASS_RATE:
+            return self.passes / self.n if self.n and self.pass_rate is not None else None
+        return self.exact_mean
 
 
 @dataclass(frozen=True)
@@ -139,8 +146,9 @@ class RunSummary:
 
     @property
     def passed(self) -> bool:
-        """Every gate passed (a run without gates passes; a gate with no verdicts fails)."""
-        return all(gate.passed for gate in self.gates)
+        """The run finished and every gate passed (a finished run without gates passes; a gate with no verdicts
+        fails; a cancelled or unfinished run never passes, so a CI job can't go green on half a run)."""
+        return self.run.status == RunStatus.DONE and all(gate.passed for gate in self.gates)
 
     @property
     def judging(self) -> bool:
@@ -199,8 +207,9 @@ def _metric(entry: dict[str, Any], counts: dict[str, Any] | None, numbers: list[
     if kind == "number":
         n = int(counts.get("numbers") or 0)
         low, high = t_interval(numbers)
-        mean = round(float(counts["number_sum"]) / n, 4) if n else None
-        return JudgeMetric(n=n, mean=mean, mean_low=low, mean_high=high, **common)
+        exact = float(counts["number_sum"]) / n if n else None
+        mean = round(exact, 4) if exact is not None else None
+        return JudgeMetric(n=n, mean=mean, mean_low=low, mean_high=high, exact_mean=exact, **common)
     return JudgeMetric(n=judged, **common)
 
 
@@ -212,7 +221,8 @@ def _gate(gate: RunGate, metric: JudgeMetric | None) -> GateOutcome:
     if value is None:
         what = "no yes/no verdicts" if gate.metric == GateMetric.PASS_RATE else "no numeric verdicts"
         return GateOutcome(value=None, n=metric.n, passed=False, reason=what, **shape)
-    passed = value >= gate.threshold if gate.operator == GateOperator.AT_LEAST else value <= gate.threshold
+    exact = metric.exact_figure(gate.metric)  # 8,999 of 9,999 shows as 0.9 and is still below a 0.9 gate
+    passed = exact >= gate.threshold if gate.operator == GateOperator.AT_LEAST else exact <= gate.threshold
     return GateOutcome(value=value, n=metric.n, passed=passed, **shape)
 
 

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 from evalapp.ui.chips import NOT_APPLICABLE, Chip, chip_for_error, chip_for_state, chip_for_value
 from evalapp.ui.common import get_experiment, is_partial_request, render_tab
 from evalapp.ui.formatting import format_cost
+from evaluations.inputs import MAX_ROWS
 from evaluations.models import EvaluationRun
 from evaluations.results import (
     ROW_FILTERS,
@@ -96,7 +97,8 @@ def summary_view(summary: RunSummary) -> dict[str, Any]:
 
 
 def _page_number(request: HttpRequest) -> int:
-    return max(1, whole_number(request.GET.get("page", "1") or "1") or 1)
+    # At most the page past a run's largest size (evaluations.inputs.MAX_ROWS), so the offset stays a small number.
+    return min(max(1, whole_number(request.GET.get("page", "1") or "1") or 1), MAX_ROWS // ROWS_PER_PAGE + 2)
 
 
 def _run_url(experiment: Experiment, run: EvaluationRun, **query: Any) -> str:
