@@ -240,6 +240,7 @@ SPECTACULAR_SETTINGS = {
         "TraceStatusEnum": "traces.models.TraceStatus",
         "SpanStatusEnum": "traces.models.SpanStatus",
         "AgreementStatusEnum": ["ok", "insufficient"],
+        "AgreementFigureEnum": ["kappa", "mae"],
         "EvaluationRunStatusEnum": ["predicting", "judging", "done", "cancelled"],
     },
 }

@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 
 from evalapp.overview.ranges import PRESETS
+from judges.agreement_schema import EstimateSerializer
 from judges.models import OutputType, Scope
 from traces.openapi import EXPERIMENT_ID, errors
 
@@ -38,6 +39,15 @@ class JudgeSeriesPointSerializer(serializers.Serializer):
 class HumanFeedbackSummarySerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="People's feedback under the judge's name.")
     pass_rate = serializers.FloatField(allow_null=True)
+
+
+class AgreementSummarySerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The judge version measured: the current one.")
+    n = serializers.IntegerField(help_text="Pairs of a verdict and a person's label on the same item.")
+    status = serializers.ChoiceField(["ok", "insufficient"], help_text="insufficient: fewer than min_pairs pairs, no figure.")
+    min_pairs = serializers.IntegerField()
+    figure = serializers.ChoiceField(["kappa", "mae"], help_text="Cohen's κ (quadratic-weighted for whole numbers), or MAE for decimals.")
+    value = EstimateSerializer(allow_null=True)
 
 
 class CorrectedRateSerializer(serializers.Serializer):
@@ -82,6 +92,9 @@ class OverviewJudgeSerializer(serializers.Serializer):
     pass_rate_high = serializers.FloatField(allow_null=True, help_text="Yes/no judges: the 95% Wilson interval's upper end.")
     corrected = CorrectedRateSerializer(
         allow_null=True, help_text="Yes/no judges: the pass rate corrected for the judge's errors measured against people's labels; null otherwise.",
+    )
+    agreement = AgreementSummarySerializer(
+        allow_null=True, help_text="The current version's agreement with people's labels, as on its card; null for text judges.",
     )
     mean = serializers.FloatField(allow_null=True, help_text="Integer/float judges; null otherwise.")
     categories = serializers.DictField(
@@ -153,6 +166,8 @@ overview = extend_schema_view(
                         "pass_rate_high": 0.9769, "mean": None, "categories": None,
                         "corrected": {"version": 2, "status": "ok", "pairs": 48, "min_pairs": 20, "human_yes": 40, "human_no": 8,
                                       "sensitivity": 0.975, "specificity": 0.625, "pass_rate": 0.9231, "low": 0.7712, "high": 1.0},
+                        "agreement": {"version": 2, "n": 48, "status": "ok", "min_pairs": 20, "figure": "kappa",
+                                      "value": {"value": 0.6842, "low": 0.4211, "high": 0.8857}},
                         "cost_usd": 0.0132, "human": {"count": 4, "pass_rate": 0.75},
                         "series": [{"bucket": "2026-11-13T00:00:00Z", "judged": 15, "errors": 0, "n": 15, "pass_rate": 0.9333,
                                     "pass_rate_low": 0.7018, "pass_rate_high": 0.9881}],

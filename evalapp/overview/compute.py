@@ -19,6 +19,7 @@ from evalapp.overview.ranges import TimeRange
 from evalapp.overview.rollups import rollup_tallies
 from evalapp.overview.sql import window_plans
 from evalapp.overview.tallies import JudgeTally, Tally, add_durations, histogram_percentiles
+from judges.agreement import MIN_PAIRS
 from judges.labels import corrected_rate, load_pairs
 from judges.models import Judge, JudgeVersion, OutputType, Scope
 from traces.json_sql import JSONBool
@@ -117,6 +118,7 @@ def _judge_summaries(
                 "pass_rate_low": overall.get("pass_rate_low"),
                 "pass_rate_high": overall.get("pass_rate_high"),
                 "corrected": _corrected(judge, labelled, total.counts),
+                "agreement": _agreement(judge, labelled),
                 "n": overall["n"],
                 "mean": overall.get("mean"),
                 "categories": overall.get("shares") if judge.output_type == OutputType.CATEGORICAL else None,
@@ -214,8 +216,8 @@ def _compute_overview(experiment: Experiment, time_range: TimeRange, now: dateti
         names = {scope: [judge.name for judge in judges if judge.scope == scope] for scope in scopes}
         tallies = raw_tallies(experiment, [(time_range.start, time_range.end)], time_range.bucket, names=names, categorical=categorical, histogram=False)
         percentiles = exact_percentiles(experiment, time_range)
-    boolean = [judge for judge in judges if judge.output_type == OutputType.BOOLEAN]
-    labelled = load_pairs(boolean) if boolean else {}  # two queries for all the yes/no judges
+    measured = [judge for judge in judges if judge.output_type != OutputType.STRING]
+    labelled = load_pairs(measured) if measured else {}  # two queries for all the judges people's labels can check
     summaries, judge_cost = _judge_summaries(judges, _version_marks(experiment, time_range), tallies, buckets, labelled)
     return {
         "range": {
@@ -233,9 +235,27 @@ def _corrected(judge: Judge, labelled: Mapping[int, Any], counts: Mapping[str, f
     """A yes/no judge's pass rate corrected for its measured errors (Rogan–Gladen, from its current version's
     sensitivity and specificity against people's labels, with a 95% interval: judges.agreement); None for other
     judges."""
-    if judge.pk not in labelled:
+    if judge.output_type != OutputType.BOOLEAN or judge.pk not in labelled:
         return None
     return {"version": judge.version, **corrected_rate(labelled[judge.pk], int(counts["passes"]), int(counts["yes_no"])).as_json()}
+
+
+def _agreement(judge: Judge, labelled: Mapping[int, Any]) -> dict[str, Any] | None:
+    """The current version's agreement with people (judges.agreement): κ (weighted for whole numbers; MAE for
+    decimals) with its 95% bootstrap interval and n, or "insufficient" below MIN_PAIRS; None for text judges. The
+    same figure as the judge's card, from all of that version's labels (not only the range's)."""
+    if judge.pk not in labelled:
+        return None
+    agreement = labelled[judge.pk].agreement(judge.version)
+    figure = agreement.mae if judge.output_type == OutputType.FLOAT else agreement.kappa
+    return {
+        "version": judge.version,
+        "n": agreement.n,
+        "status": "ok" if agreement.sufficient else "insufficient",
+        "min_pairs": MIN_PAIRS,
+        "figure": "mae" if judge.output_type == OutputType.FLOAT else "kappa",
+        "value": figure.as_json() if agreement.sufficient and figure is not None else None,
+    }
 
 
 def judge_totals(experiment: Experiment, judges: list[Judge], since: datetime, until: datetime) -> dict[int, JudgeTally]:

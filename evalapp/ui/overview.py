@@ -177,6 +177,19 @@ def _latency_card(performance: dict[str, Any]) -> dict[str, Any]:
     return {"label": "Latency p50 / p95", "value": value}
 
 
+def _agreement_text(agreement: dict[str, Any] | None) -> str:
+    """The current version's agreement with people, as the judge's card says it."""
+    if agreement is None:
+        return "—"
+    if agreement["status"] == "insufficient":
+        return f"insufficient ({agreement['n']} of {agreement['min_pairs']} labels)"
+    estimate = agreement["value"]
+    shown = "—" if estimate is None or estimate["value"] is None else f"{estimate['value']:.2f}"
+    if estimate and estimate["low"] is not None and estimate["high"] is not None:
+        shown += f" ({estimate['low']:.2f}–{estimate['high']:.2f})"
+    return f"{'MAE' if agreement['figure'] == 'mae' else 'κ'} {shown}, n = {agreement['n']} (v{agreement['version']})"
+
+
 def _corrected_text(corrected: dict[str, Any] | None) -> str:
     """The yes/no judge's corrected pass rate, beside the raw one: its interval and the labels behind it."""
     if corrected is None:
@@ -264,7 +277,11 @@ def overview_tab(request: HttpRequest, experiment_id: int) -> HttpResponse:
         {"label": "Judge cost", "value": format_cost(performance["judge_cost_usd"]),
          "note": f"{sum(judge['judged'] for judge in judges):,} verdicts · {sum(judge['errors'] for judge in judges):,} errors"},
     ]
-    rows = [{**judge, "result": _judge_result(judge), "cost": format_cost(judge["cost_usd"]), "human_rate": _percent(judge["human"]["pass_rate"])} for judge in judges]
+    rows = [
+        {**judge, "result": _judge_result(judge), "cost": format_cost(judge["cost_usd"]), "human_rate": _percent(judge["human"]["pass_rate"]),
+         "agreement_text": _agreement_text(judge.get("agreement"))}
+        for judge in judges
+    ]
     context |= {
         "time_range": time_range,
         "ranges": _range_links(experiment.pk, time_range),

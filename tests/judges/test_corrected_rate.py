@@ -11,7 +11,7 @@ import time_machine
 from evalapp.overview.compute import compute_overview
 from evalapp.overview.ranges import parse_range
 from judges.actions import create_judge
-from judges.agreement import corrected_pass_rate, rogan_gladen
+from judges.agreement import cohen_kappa, corrected_pass_rate, rogan_gladen
 from tests.conftest import ingest, make_trace, record_verdict
 from traces.feedback import add_feedback
 
@@ -81,6 +81,14 @@ def test_the_overview_shows_the_corrected_rate_beside_the_raw_one(experiment, en
     assert corrected["pass_rate"] == pytest.approx(rogan_gladen(raw, 0.9, 0.8), abs=1e-4)
     assert corrected["low"] < corrected["pass_rate"] < corrected["high"]
     assert f"corrected {corrected['pass_rate'] * 100:.1f}%" in page and "80 labelled pairs of v1" in page
+    # Beside it, the version's agreement with people: the judge card's κ, with its interval and n.
+    expected = cohen_kappa(verdicts[: len(labels)], labels)
+    agreement = summary["agreement"]
+    assert (agreement["status"], agreement["figure"], agreement["n"], agreement["version"]) == ("ok", "kappa", 80, 1)
+    assert agreement["value"]["value"] == pytest.approx(expected, abs=1e-4)
+    assert agreement["value"]["low"] < agreement["value"]["value"] < agreement["value"]["high"]
+    value = agreement["value"]
+    assert f"κ {value['value']:.2f} ({value['low']:.2f}–{value['high']:.2f}), n = 80 (v1)" in page
 
 
 @pytest.mark.django_db
@@ -94,3 +102,5 @@ def test_the_overview_says_not_enough_labels(experiment, endpoint, user, editor_
         page = editor_client.get(f"/experiments/{experiment.pk}/overview?range=30d").content.decode()
     assert summary["corrected"]["status"] == "not_enough_labels" and summary["corrected"]["pass_rate"] is None
     assert "corrected: not enough labels (12 labelled pairs of v1; needs 20)" in page
+    assert summary["agreement"] == {"version": 1, "n": 12, "status": "insufficient", "min_pairs": 20, "figure": "kappa", "value": None}
+    assert "insufficient (12 of 20 labels)" in page
