@@ -72,7 +72,7 @@ def test_the_list_shows_each_endpoint_without_its_key(editor_client, endpoint):
         assert "Stand-in (test)" in rows["standin"] and "stand-in, not a real LLM" in rows["standin"]
         assert endpoint.api_base in rows["standin"] and "openai/evalapp-standin" in rows["standin"]
         assert 'chip-ok">set<' in rows["standin"] and 'chip-none">not set<' in rows["plain"]
-        assert "30/min" in rows["plain"] and "8 at a time" in rows["plain"] and "(up to 64)" in rows["plain"] and "stand-in" not in rows["plain"]
+        assert "30/min" in rows["plain"] and "32 at a time" in rows["plain"] and "(up to 64)" in rows["plain"] and "stand-in" not in rows["plain"]
         assert "Test connection" in rows["standin"] and edit_url(endpoint) in rows["standin"]
         no_secret_in(response, STANDIN_KEY)
 
