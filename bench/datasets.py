@@ -12,41 +12,14 @@ PostgreSQL uses a scratch database (dropped and re-created); SQLite a temp file.
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def setup_database(args) -> None:
-    os.environ.pop("REDIS_URL", None)
-    os.environ["EVALAPP_VAR_DIR"] = tempfile.mkdtemp(prefix="evalapp-bench-datasets-")
-    os.environ["EVALAPP_LOG_LEVEL"] = "WARNING"
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "evalapp.settings"
-    if args.db == "postgres":
-        import psycopg
-
-        parts = urlsplit(args.postgres_url)
-        database = parts.path.lstrip("/")
-        with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            connection.execute(f'CREATE DATABASE "{database}"')
-        os.environ["DATABASE_URL"] = args.postgres_url
-    else:
-        os.environ.pop("DATABASE_URL", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+from bench.scratch import setup_database  # noqa: E402
 
 
 def timed(label: str, action):
@@ -62,7 +35,7 @@ def main() -> None:
     parser.add_argument("--postgres-url", default="postgres://postgres@127.0.0.1:5432/evalapp_bench_datasets")
     parser.add_argument("--records", type=int, default=10_000)
     args = parser.parse_args()
-    setup_database(args)
+    setup_database(args, "datasets")
 
     from datasets.actions import create_dataset, merge_records
     from datasets.models import search_records

@@ -18,51 +18,22 @@ file. Data is written with bulk inserts (this measures reading)."""
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import secrets
 import sys
-import tempfile
 import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import percentile, setup_database  # noqa: E402
+
 JUDGES = [("correct", "boolean"), ("grounded", "boolean"), ("safe", "boolean"), ("helpful", "integer"), ("concise", "integer")]
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
-
-def setup_database(args) -> None:
-    os.environ.pop("REDIS_URL", None)
-    os.environ["EVALAPP_VAR_DIR"] = tempfile.mkdtemp(prefix="evalapp-bench-evaluations-")
-    os.environ["EVALAPP_LOG_LEVEL"] = "WARNING"
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "evalapp.settings"
-    if args.db == "postgres":
-        import psycopg
-
-        parts = urlsplit(args.postgres_url)
-        database = parts.path.lstrip("/")
-        with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            connection.execute(f'CREATE DATABASE "{database}"')
-        os.environ["DATABASE_URL"] = args.postgres_url
-    else:
-        os.environ.pop("DATABASE_URL", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def populate(args):
@@ -174,7 +145,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    setup_database(args)
+    setup_database(args, "evaluations")
 
     from django.contrib.auth import get_user_model
     from django.test import Client

@@ -20,18 +20,16 @@ is measured again: its first request recomputes the stale hours.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import secrets
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.scratch import percentile, setup_database  # noqa: E402
 
 TRACE_JUDGES = (
     ("relevance", "boolean", []),
@@ -42,35 +40,7 @@ TRACE_JUDGES = (
 SESSION_JUDGE = ("frustration", "categorical", ["none", "some", "high"])
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
-
-def setup_database(args) -> None:
-    os.environ.pop("REDIS_URL", None)
-    os.environ["EVALAPP_VAR_DIR"] = tempfile.mkdtemp(prefix="evalapp-bench-pages-")
-    os.environ["EVALAPP_LOG_LEVEL"] = "WARNING"
-    os.environ["EVALAPP_ENDPOINT_ALLOWED_HOSTS"] = "127.0.0.1"  # the stand-in model answers on loopback
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # settings refuse to start without one (DEBUG is off)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "evalapp.settings"
-    if args.db == "postgres":
-        import psycopg
-
-        parts = urlsplit(args.postgres_url)
-        database = parts.path.lstrip("/")
-        with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            connection.execute(f'CREATE DATABASE "{database}"')
-        os.environ["DATABASE_URL"] = args.postgres_url
-    else:
-        os.environ.pop("DATABASE_URL", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def value_for(rng: random.Random, output_type: str, categories: list[str]):
@@ -264,7 +234,7 @@ def main() -> None:
 
         first_load.measure(runs=5)
         return
-    setup_database(args)
+    setup_database(args, "pages")
     experiment_id, trace_id = populate(args)
 
     from django.contrib.auth import get_user_model
