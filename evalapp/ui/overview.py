@@ -17,6 +17,7 @@ from django.utils.http import urlencode
 
 from evalapp.overview.compute import compute_overview
 from evalapp.overview.ranges import BUCKET_STEPS, PRESETS, RangeError, TimeRange, parse_range
+from evalapp.ui.agreement import figure
 from evalapp.ui.common import get_experiment, render_tab
 from evalapp.ui.formatting import format_cost
 from traces.models import Trace
@@ -184,9 +185,7 @@ def _agreement_text(agreement: dict[str, Any] | None) -> str:
     if agreement["status"] == "insufficient":
         return f"insufficient ({agreement['n']} of {agreement['min_pairs']} labels)"
     estimate = agreement["value"]
-    shown = "—" if estimate is None or estimate["value"] is None else f"{estimate['value']:.2f}"
-    if estimate and estimate["low"] is not None and estimate["high"] is not None:
-        shown += f" ({estimate['low']:.2f}–{estimate['high']:.2f})"
+    shown = "—" if estimate is None or estimate["value"] is None else figure(estimate)
     return f"{'MAE' if agreement['figure'] == 'mae' else 'κ'} {shown}, n = {agreement['n']} (v{agreement['version']})"
 
 
