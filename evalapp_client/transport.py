@@ -131,14 +131,14 @@ class Http:
     def _send(self, method: str, path: str, **arguments: Any) -> httpx.Response:
         """One request, sent again while the server answers busy with a Retry-After (see BUSY_RETRIES)."""
         waited = 0.0
-        for attempt in range(BUSY_RETRIES + 1):
+        for _ in range(BUSY_RETRIES):
             response = self._send_once(method, path, **arguments)
             wait = retry_after_seconds(response)
-            if wait is None or attempt == BUSY_RETRIES or waited + wait > BUSY_WAIT_LIMIT_SECONDS:
+            if wait is None or waited + wait > BUSY_WAIT_LIMIT_SECONDS:
                 return response
             time.sleep(wait)
             waited += wait
-        return response
+        return self._send_once(method, path, **arguments)  # the last try: whatever it answers
 
     def _send_once(self, method: str, path: str, **arguments: Any) -> httpx.Response:
         try:
