@@ -36,7 +36,7 @@ from traces import strict_json
 from traces.http import BodyError, read_body
 from traces.models import Experiment
 from traces.pagination import CursorError, page
-from traces.payload import PayloadError, whole_number
+from traces.payload import PayloadError, page_size
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -118,13 +118,7 @@ class DatasetDetailView(DatasetAPIView):
 
 
 def _page_size(request: Request) -> int:
-    raw = request.query_params.get("page_size")
-    if raw is None:
-        return DEFAULT_PAGE_SIZE
-    size = whole_number(raw)
-    if size is None or not 1 <= size <= MAX_PAGE_SIZE:
-        raise PayloadError([("page_size", f"must be a whole number from 1 to {MAX_PAGE_SIZE}")])
-    return size
+    return page_size(request.query_params.get("page_size"), default=DEFAULT_PAGE_SIZE, most=MAX_PAGE_SIZE)
 
 
 @api_schema.record_list

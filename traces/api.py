@@ -26,7 +26,7 @@ from traces.http import BodyError, read_body
 from traces.models import Assessment, AssessmentSource, Experiment, Session, Span, Trace
 from traces.otlp_receiver import GRPC_CODES, ExportRefused, store_export
 from traces.pagination import CursorError, page
-from traces.payload import PayloadError, parse_timestamp, parse_trace_batch, whole_number
+from traces.payload import PayloadError, page_size, parse_timestamp, parse_trace_batch, whole_number
 from traces.serializers import (
     AssessmentSerializer,
     ExperimentSerializer,
@@ -72,13 +72,7 @@ def _busy(response: HttpResponse, error: IngestBusy) -> HttpResponse:
 
 
 def _page_size(request: Request) -> int:
-    raw = request.query_params.get("page_size")
-    if raw is None:
-        return DEFAULT_PAGE_SIZE
-    size = whole_number(raw)
-    if size is None or not 1 <= size <= MAX_PAGE_SIZE:
-        raise PayloadError([("page_size", f"must be a whole number from 1 to {MAX_PAGE_SIZE}")])
-    return size
+    return page_size(request.query_params.get("page_size"), default=DEFAULT_PAGE_SIZE, most=MAX_PAGE_SIZE)
 
 
 def _time_param(request: Request, name: str):

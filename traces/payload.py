@@ -88,6 +88,16 @@ def whole_number(raw: str) -> int | None:
     return None
 
 
+def page_size(raw: str | None, *, default: int, most: int) -> int:
+    """A `page_size` query parameter: `default` when absent, else a whole number from 1 to `most` (PayloadError)."""
+    if raw is None:
+        return default
+    size = whole_number(raw)
+    if size is None or not 1 <= size <= most:
+        raise PayloadError([("page_size", f"must be a whole number from 1 to {most}")])
+    return size
+
+
 def supported_utc(moment: datetime, *, end: bool = False) -> datetime:
     """An aware datetime in UTC, if it lies in the years evalapp stores (1970–2099); else ValueError saying so.
     `end`: the exclusive end of a range, which may be the first moment after them (2100-01-01T00:00Z)."""
