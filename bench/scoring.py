@@ -228,6 +228,26 @@ def bursts(args, token: str) -> None:
         by_burst.setdefault(int(trace_id.split("-")[1]), []).append((created - received).total_seconds())
     print("    p95 per burst (the first starts at the endpoint's initial limit): "
           + ", ".join(f"{percentile(values, 0.95):.2f}" for _, values in sorted(by_burst.items())) + " s", flush=True)
+    phases(experiment)
+
+
+def phases(experiment) -> None:
+    """Where receipt → assessment goes, per burst: selected (the evaluation row written at ingest commit),
+    claimed by a worker, settled (call made, result written), assessment stored — p95 of each step."""
+    from judges.models import Evaluation
+
+    steps: dict[int, list[tuple[float, float, float]]] = {}
+    rows = Evaluation.objects.filter(trace__experiment=experiment, finished_at__isnull=False).values_list(
+        "trace__trace_id", "trace__created_at", "created_at", "started_at", "finished_at"
+    )
+    for trace_id, received, selected, claimed, finished in rows:
+        steps.setdefault(int(trace_id.split("-")[1]), []).append(
+            ((selected - received).total_seconds(), (claimed - selected).total_seconds(), (finished - claimed).total_seconds())
+        )
+    for burst, values in sorted(steps.items()):
+        selected, waiting, judging = (percentile([v[i] for v in values], 0.95) for i in range(3))
+        print(f"    burst {burst}: p95 receipt → selected {selected:.2f} s, selected → claimed {waiting:.2f} s, "
+              f"claimed → settled {judging:.2f} s", flush=True)
 
 
 def steady_stream(args, connection, token: str, endpoint) -> None:

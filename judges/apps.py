@@ -25,7 +25,11 @@ class JudgesConfig(AppConfig):
         feedback_value_rule.connect(receivers.feedback_value_rule, dispatch_uid="judges-feedback-values")
         post_migrate.connect(_create_schedule, sender=self, dispatch_uid="judges-schedule")
         if "qcluster" in sys.argv[1:2]:
-            # litellm takes seconds to import; do it once before the workers fork, not on each one's first judgement.
-            from judges.llm import get_litellm
+            # litellm and the OpenAI client take seconds to import and a first call more; each worker process does
+            # that as it starts, before it takes a task, so a burst's first judgements don't wait on it. Not in the
+            # qcluster parent: its sentinel, monitor and pusher would each carry those pages without calling a model.
+            from django_q.signals import post_spawn
 
-            get_litellm()
+            from judges.llm import warm_up
+
+            post_spawn.connect(warm_up, dispatch_uid="judges-warm-up")

@@ -41,6 +41,15 @@ def ensure_slots(endpoint: ModelEndpoint) -> None:
 
 
 def try_acquire(endpoint: ModelEndpoint, holder: str) -> int | None:
+    acquired = try_acquire_many(endpoint, holder, 1)
+    return acquired[0] if acquired else None
+
+
+def try_acquire_many(endpoint: ModelEndpoint, holder: str, count: int) -> list[int]:
+    """Up to `count` free slots below the endpoint's working limit, all leased to `holder` (a name no other
+    acquisition uses) in one UPDATE: three statements for a round of calls rather than two for each call."""
+    if count <= 0:
+        return []
     now = timezone.now()
     free = Q(holder="") | Q(expires_at__lt=now)
     # Below the adaptive limit (read from the row every worker updates, not from this possibly stale object).
@@ -48,7 +57,7 @@ def try_acquire(endpoint: ModelEndpoint, holder: str) -> int | None:
     candidates = list(
         EndpointSlot.objects.filter(free, endpoint=endpoint, slot__lt=endpoint.max_concurrency)
         .filter(slot__lt=working)
-        .values_list("pk", flat=True)[:8]
+        .values_list("pk", flat=True)[: count + 8]
     )
     if not candidates and not EndpointSlot.objects.filter(endpoint=endpoint).exists():
         # The slots this process remembers creating are gone (a rolled-back transaction, an endpoint re-created
@@ -56,16 +65,26 @@ def try_acquire(endpoint: ModelEndpoint, holder: str) -> int | None:
         with _known_lock:
             _known_slots.discard((endpoint.pk, endpoint.max_concurrency))
         ensure_slots(endpoint)
-        return try_acquire(endpoint, holder) if EndpointSlot.objects.filter(endpoint=endpoint).exists() else None
-    random.shuffle(candidates)  # fewer collisions between workers racing for the same slot
-    for pk in candidates:
-        if EndpointSlot.objects.filter(free, pk=pk).update(holder=holder, expires_at=now + timedelta(seconds=settings.EVALAPP_LEASE_SECONDS)):
-            return pk
-    return None
+        return try_acquire_many(endpoint, holder, count) if EndpointSlot.objects.filter(endpoint=endpoint).exists() else []
+    if not candidates:
+        return []
+    random.shuffle(candidates)  # fewer collisions between workers racing for the same slots
+    chosen = candidates[:count]
+    EndpointSlot.objects.filter(free, pk__in=chosen).update(holder=holder, expires_at=now + timedelta(seconds=settings.EVALAPP_LEASE_SECONDS))
+    return list(EndpointSlot.objects.filter(pk__in=chosen, holder=holder).values_list("pk", flat=True))
 
 
 def release(slot_pk: int, holder: str) -> None:
     EndpointSlot.objects.filter(pk=slot_pk, holder=holder).update(holder="", expires_at=None)
+
+
+def release_many(slots: list[tuple[int, str]]) -> None:
+    """Give back (slot, holder) pairs in one UPDATE; a slot whose lease ran out and was taken since stays taken."""
+    if slots:
+        held = Q()
+        for slot_pk, holder in slots:
+            held |= Q(pk=slot_pk, holder=holder)
+        EndpointSlot.objects.filter(held).update(holder="", expires_at=None)
 
 
 def renew(holder_prefix: str) -> None:
@@ -102,27 +121,32 @@ def _lower(endpoint_pk: int, now) -> None:
 
 
 def record_call(endpoint: ModelEndpoint, result: CallResult) -> None:
-    """Adapt the endpoint's working limit to how its provider answered, in one UPDATE: +1 for every quick answer
-    (so a round of N quick answers doubles it, up to the ceiling); halved on a 429 or an answer far slower than the
-    fastest lately (at most once per LOWER_EVERY, so one burst halves it once)."""
+    record_calls(endpoint, [result])
+
+
+def record_calls(endpoint: ModelEndpoint, results: list[CallResult]) -> None:
+    """Adapt the endpoint's working limit to how its provider answered these calls, in one UPDATE: +1 for every quick
+    answer (so a round of N quick answers doubles it, up to the ceiling); halved on a 429 or an answer far slower
+    than the fastest lately (at most once per LOWER_EVERY, so one burst halves it once)."""
     now = timezone.now()
-    if result.error_code == RATE_LIMITED:
+    if any(result.error_code == RATE_LIMITED for result in results):
         _lower(endpoint.pk, now)
         return
-    if not result.ok or not result.latency_ms:
+    latencies = [float(result.latency_ms) for result in results if result.ok and result.latency_ms]
+    if not latencies:
         return
-    latency = float(result.latency_ms)
-    floor = Coalesce(F("latency_floor_ms"), Value(latency), output_field=FloatField())
+    slowest, fastest = max(latencies), min(latencies)
+    floor = Coalesce(F("latency_floor_ms"), Value(fastest), output_field=FloatField())
     current = Coalesce(F("adaptive_limit"), Value(INITIAL_LIMIT), output_field=FloatField())
-    slow = Q(latency_floor_ms__lt=latency / SLOW_FACTOR) & (Q(limit_lowered_at__isnull=True) | Q(limit_lowered_at__lte=now - LOWER_EVERY))
-    quick = Q(latency_floor_ms__isnull=True) | Q(latency_floor_ms__gte=latency / SLOW_FACTOR)
+    slow = Q(latency_floor_ms__lt=slowest / SLOW_FACTOR) & (Q(limit_lowered_at__isnull=True) | Q(limit_lowered_at__lte=now - LOWER_EVERY))
+    quick = Q(latency_floor_ms__isnull=True) | Q(latency_floor_ms__gte=slowest / SLOW_FACTOR)
     ModelEndpoint.objects.filter(pk=endpoint.pk).update(
-        # The floor follows the fastest answers, drifting up 2% a call so a provider that got slower for good
+        # The floor follows the fastest answers, drifting up 2% a round so a provider that got slower for good
         # isn't taken for a queueing one forever.
-        latency_floor_ms=Least(floor * 1.02 + 1, Value(latency), output_field=FloatField()),
+        latency_floor_ms=Least(floor * 1.02 + 1, Value(fastest), output_field=FloatField()),
         adaptive_limit=Case(
             When(slow, then=Greatest(Value(1.0), current / 2, output_field=FloatField())),
-            When(quick, then=Least(F("max_concurrency") * 1.0, current + 1, output_field=FloatField())),
+            When(quick, then=Least(F("max_concurrency") * 1.0, current + len(latencies), output_field=FloatField())),
             default=F("adaptive_limit"),
             output_field=FloatField(),
         ),

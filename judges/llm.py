@@ -67,6 +67,19 @@ def get_litellm():
     return _litellm
 
 
+def warm_up(**kwargs) -> None:
+    """Import what a worker's first model call would (litellm, the OpenAI client's chat resources, litellm's own
+    lazy modules through a mock answer that sends nothing): ~1 s of a first call and seconds of imports, paid as a
+    worker process starts rather than by the first judgements of a burst. A django-q2 `post_spawn` receiver."""
+    try:
+        litellm = get_litellm()
+        import openai.resources.chat.completions  # noqa: F401 — the client imports it on its first call
+
+        litellm.completion(model="openai/warm-up", messages=[{"role": "user", "content": "warm-up"}], mock_response="warm-up")
+    except Exception:  # a failed warm-up costs the first call its time, nothing more
+        logger.warning("warming up the model client failed; the first judgement imports it instead", exc_info=True)
+
+
 @dataclass
 class EndpointConfig:
     model: str

@@ -230,6 +230,18 @@ def take_slot(endpoint, holder: str) -> int | None:
     return slot
 
 
+def take_slots(endpoint, holder: str, count: int) -> list[int]:
+    """Up to `count` of the endpoint's shared slots for one round of calls, all leased to `holder`. An endpoint
+    with a per-minute budget takes them one at a time, each counted against the minute."""
+    if endpoint.requests_per_minute:
+        slots = []
+        while len(slots) < count and (slot := take_slot(endpoint, holder)) is not None:
+            slots.append(slot)
+        return slots
+    limits.ensure_slots(endpoint)
+    return limits.try_acquire_many(endpoint, holder, count)
+
+
 # --- the draining loop ----------------------------------------------------------------------------------
 
 
@@ -244,7 +256,9 @@ class _Drain:
         self.token = new_token()
         self.estimates: dict[int, Decimal] = {}  # per judge: what a call is reserved against its spend cap
         self.waiting: list[tuple[Evaluation, Prepared]] = []
-        self.in_flight: dict[Future, tuple[Evaluation, int, Decimal]] = {}  # -> (evaluation, slot, reserved)
+        self.in_flight: dict[Future, tuple[Evaluation, tuple[int, str], Decimal]] = {}  # -> (evaluation, (slot, holder), reserved)
+        self.rounds = 0  # names each round's slot leases
+        self.claimed_full = False  # the last claim took all it had room for: there may be more to start at once
         self.claimed: list[Evaluation] = []
         self.paused: set[int] = set()  # judges whose key was refused during this round
         self.paused_endpoints: set[int] = set()  # endpoints that paused themselves (an outage) during this round
@@ -258,11 +272,13 @@ class _Drain:
     def claim_more(self) -> bool:
         """Take what there is room for; False when nothing was found."""
         room = min(self.max_in_flight - len(self.in_flight), MAX_WAITING) - len(self.waiting)
+        self.claimed_full = False
         if not (self.may_claim and room > 0 and self.time_left()):
             return True
         _, claimed = claim(self.ids, limit=room, token=self.token)
         if self.ids is not None and self.take_more and len(claimed) < room:
             claimed += claim(None, limit=room - len(claimed), token=self.token)[1]
+        self.claimed_full = len(claimed) == room
         if self.ids is not None and not self.take_more:
             self.may_claim = False
         self.ids = None
@@ -307,45 +323,64 @@ class _Drain:
             for evaluation, _ in self.waiting:  # out of time: what hasn't started goes back to the queue
                 release_claim(evaluation, self.token)
             self.waiting = []
-        blocked: set[int] = set()
-        still_waiting = []
+        runnable = []
         for evaluation, ready in self.waiting:
             if evaluation.judge_id in self.paused or evaluation.judge.endpoint_id in self.paused_endpoints:
                 release_claim(evaluation, self.token)
-                continue
+            else:
+                runnable.append((evaluation, ready))
+        self.rounds += 1
+        holder = f"{self.token}:{self.rounds}"
+        wanted: dict[int, tuple[ModelEndpoint, int]] = {}
+        for evaluation, _ in runnable:
             endpoint = evaluation.judge.endpoint
-            slot = None if endpoint.pk in blocked else take_slot(endpoint, f"{self.token}:{evaluation.pk}")
-            if slot is None:
-                blocked.add(endpoint.pk)
+            wanted[endpoint.pk] = (endpoint, wanted.get(endpoint.pk, (endpoint, 0))[1] + 1)
+        free = {pk: take_slots(endpoint, holder, count) for pk, (endpoint, count) in wanted.items()}
+        still_waiting = []
+        for evaluation, ready in runnable:
+            slots = free[evaluation.judge.endpoint.pk]
+            if not slots:
                 still_waiting.append((evaluation, ready))
                 continue
+            slot = (slots.pop(), holder)
             judge = evaluation.judge
             if judge.daily_cost_cap_usd is not None and judge.pk not in self.estimates:
                 self.estimates[judge.pk] = spend.estimate(judge, ready)
             reserved = self.estimates.get(judge.pk, ZERO)
             if (capped := spend.reserve(judge, reserved)) is not None:
-                limits.release(slot, f"{self.token}:{evaluation.pk}")
+                limits.release(*slot)
                 self.finished += finish(evaluation, self.token, Outcome(capped))
                 continue
             self.in_flight[pool.submit(call_model, judge, ready)] = (evaluation, slot, reserved)
+        limits.release_many([(slot, holder) for slots in free.values() for slot in slots])  # taken, not needed
         self.waiting = still_waiting
 
     def settle(self, done: set[Future]) -> None:
+        """Record the calls that answered: their slots given back and the endpoints' limits adapted in one statement
+        each for the whole round, then each result."""
+        answered = []
         for future in done:
             evaluation, slot, reserved = self.in_flight.pop(future)
-            limits.release(slot, f"{self.token}:{evaluation.pk}")
             try:
                 outcome = future.result()
             except Exception as error:  # a bug on our side: recorded (and visible), never retried in a loop
                 logger.exception("judging evaluation %s failed", evaluation.pk)
                 outcome = Outcome(CallResult(error_code="provider_error", error_message=f"internal error: {type(error).__name__}: {error}"))
+            answered.append((evaluation, slot, reserved, outcome))
+        limits.release_many([slot for _, slot, _, _ in answered])
+        by_endpoint: dict[int, tuple[ModelEndpoint, list[CallResult]]] = {}
+        for evaluation, _, _, outcome in answered:
+            endpoint = evaluation.judge.endpoint
+            by_endpoint.setdefault(endpoint.pk, (endpoint, []))[1].append(outcome.result)
+        for endpoint, results in by_endpoint.values():
+            limits.record_calls(endpoint, results)
+            if any(result.ok for result in results):
+                outages.succeeded(endpoint)
+        for evaluation, _, reserved, outcome in answered:
             spend.settle(evaluation.judge, reserved, outcome.result.cost_usd)
-            limits.record_call(evaluation.judge.endpoint, outcome.result)
             if outcome.result.error_code == AUTHENTICATION and not evaluation.shadow_id:
                 self.paused.add(evaluation.judge_id)
-            if outcome.ok:
-                outages.succeeded(evaluation.judge.endpoint)
-            elif outages.is_transient(outcome.result) and (retry_at := outages.defer(evaluation, self.token, outcome.result)):
+            if not outcome.ok and outages.is_transient(outcome.result) and (retry_at := outages.defer(evaluation, self.token, outcome.result)):
                 if evaluation.judge.endpoint.is_paused:
                     self.paused_endpoints.add(evaluation.judge.endpoint_id)
                 else:
@@ -368,7 +403,10 @@ class _Drain:
                         if self.retry_deferred():
                             continue
                         break
-                    if self.in_flight:
+                    if self.in_flight and self.claimed_full and not self.waiting:
+                        # everything claimed has started and there may be more: claim again now, not after a poll
+                        self.settle({future for future in self.in_flight if future.done()})
+                    elif self.in_flight:
                         done, _ = wait(list(self.in_flight), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                         self.settle(done)
                     else:

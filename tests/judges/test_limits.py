@@ -62,3 +62,29 @@ def test_an_answer_far_slower_than_the_fastest_halves_the_limit(endpoint):
         limits.record_call(endpoint, CallResult(value=True, latency_ms=400))
     limits.record_call(endpoint, CallResult(value=True, latency_ms=5000))  # the provider is queueing us
     assert limits.working_limit(endpoint) == 17  # 35 / 2
+
+
+def test_a_round_takes_many_slots_at_once_under_the_working_limit_and_gives_back_only_its_own(endpoint):
+    ModelEndpoint.objects.filter(pk=endpoint.pk).update(adaptive_limit=10)
+    limits.ensure_slots(endpoint)
+    first = limits.try_acquire_many(endpoint, "worker-1:round-1", 6)
+    assert len(set(first)) == 6
+    second = limits.try_acquire_many(endpoint, "worker-2:round-1", 6)
+    assert len(set(second)) == 4 and not set(first) & set(second)  # the working limit (10) caps them
+    assert limits.try_acquire_many(endpoint, "worker-3:round-1", 1) == []
+    # a pair whose holder doesn't match (the lease ran out and was taken since) stays taken
+    limits.release_many([(first[0], "worker-1:round-1"), (second[0], "worker-1:round-1")])
+    assert set(EndpointSlot.objects.filter(holder="").filter(pk__in=first + second).values_list("pk", flat=True)) == {first[0]}
+    limits.release_many([(slot, "worker-1:round-1") for slot in first] + [(slot, "worker-2:round-1") for slot in second])
+    assert held_at_once(endpoint) == 10
+
+
+def test_a_round_of_answers_adapts_the_limit_as_the_same_answers_one_by_one(endpoint):
+    ModelEndpoint.objects.filter(pk=endpoint.pk).update(adaptive_limit=32)
+    limits.record_calls(endpoint, [CallResult(value=True, latency_ms=400 + n) for n in range(8)])
+    assert limits.working_limit(endpoint) == 40  # +1 for each quick answer
+    assert ModelEndpoint.objects.get(pk=endpoint.pk).latency_floor_ms == 400  # the fastest of the round
+    limits.record_calls(endpoint, [CallResult(value=True, latency_ms=400), CallResult(value=True, latency_ms=5000)])
+    assert limits.working_limit(endpoint) == 20  # one answer far slower than the fastest: halved
+    limits.record_calls(endpoint, [CallResult(value=True, latency_ms=400), CallResult(error_code=RATE_LIMITED, error_message="slow down")])
+    assert limits.working_limit(endpoint) == 20  # a 429 halves it, but at most once every 2 s
