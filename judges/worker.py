@@ -117,26 +117,35 @@ def _as_shadows(claimed: list[Evaluation], token: str) -> list[Evaluation]:
     return kept
 
 
+class _LeaseLost(Exception):
+    """Raised inside finish's transaction to undo an assessment whose evaluation this worker no longer holds."""
+
+
 def finish(evaluation: Evaluation, token: str, outcome: Outcome) -> bool:
     """Record the result if we still hold the claim. False if the lease was lost to another worker."""
     result = outcome.result
-    with transaction.atomic():
-        won = Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token, status=RUNNING).update(
-            status=DONE if result.ok else ERROR,
-            error_code=result.error_code,
-            error_message=result.error_message,
-            cost_usd=result.cost_usd,
-            finished_at=timezone.now(),
-            lease_expires_at=None,
-        )
-        if not won:
-            decisions.debug("evaluation %s: lease lost, result dropped", evaluation.pk)
-            return False
-        target = {"trace": evaluation.trace} if evaluation.trace_id else {"session": evaluation.session}
-        assessment = record_result(evaluation.judge, outcome, shadow=evaluation.shadow if evaluation.shadow_id else None, **target)
-        Evaluation.objects.filter(pk=evaluation.pk).update(assessment=assessment)
-        if evaluation.job is not None:
-            transaction.on_commit(lambda job=evaluation.job: _announce_if_settled(job))
+    try:
+        with transaction.atomic():
+            # The assessment first, so the evaluation is settled and linked to it in one UPDATE, which succeeds only
+            # for the claim holder; a lost lease rolls the assessment back.
+            target = {"trace": evaluation.trace} if evaluation.trace_id else {"session": evaluation.session}
+            assessment = record_result(evaluation.judge, outcome, shadow=evaluation.shadow if evaluation.shadow_id else None, **target)
+            won = Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token, status=RUNNING).update(
+                status=DONE if result.ok else ERROR,
+                error_code=result.error_code,
+                error_message=result.error_message,
+                cost_usd=result.cost_usd,
+                finished_at=timezone.now(),
+                lease_expires_at=None,
+                assessment=assessment,
+            )
+            if not won:
+                raise _LeaseLost
+            if evaluation.job is not None:
+                transaction.on_commit(lambda job=evaluation.job: _announce_if_settled(job))
+    except _LeaseLost:
+        decisions.debug("evaluation %s: lease lost, result dropped", evaluation.pk)
+        return False
     decisions.debug(
         "evaluation %s (judge %s): %s",
         evaluation.pk,
