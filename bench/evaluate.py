@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scoring import connection_factory, percentile, post, server_latencies, trace_body, wait_http  # noqa: E402
+from bench.scoring import connection_factory, percentile, post, server_latencies, trace_body, wait_http, warm_workers  # noqa: E402
 
 
 def main() -> None:
@@ -116,7 +116,7 @@ def main() -> None:
         print(f"database: {args.db}{' + Redis broker' if args.db == 'postgres' else ' + ORM broker'}; {args.records} records × 3 judges; "
               f"predict {args.predict_ms} ms ({args.max_workers} at a time); stand-in {args.latency_ms} ms; endpoint concurrency "
               f"{args.concurrency}; {args.clusters} qcluster(s) × {args.workers} workers; live traffic {args.live_rate}/s", flush=True)
-        time.sleep(6)  # let the workers import everything before the clock starts
+        warm_workers(args, token, endpoint)
 
         def agent(question: str) -> str:
             time.sleep(args.predict_ms / 1000)

@@ -133,7 +133,7 @@ def main() -> None:
         )
         print(f"database: {args.db}{' + Redis broker' if args.db == 'postgres' else ' + ORM broker'}; stand-in latency {args.latency_ms} ms; "
               f"{args.clusters} qcluster(s) × {args.workers} workers; endpoint concurrency {args.concurrency}", flush=True)
-        time.sleep(6)  # let the workers import everything before the clock starts
+        warm_workers(args, token, endpoint)
 
         if "a" in args.only:
             steady_stream(args, connection_factory(args), token, endpoint)
@@ -248,6 +248,26 @@ def phases(experiment) -> None:
         selected, waiting, judging = (percentile([v[i] for v in values], 0.95) for i in range(3))
         print(f"    burst {burst}: p95 receipt → selected {selected:.2f} s, selected → claimed {waiting:.2f} s, "
               f"claimed → settled {judging:.2f} s", flush=True)
+
+
+def warm_workers(args, token: str, endpoint) -> None:
+    """Each qcluster worker process imports the model client as it spawns (judges.llm.warm_up, seconds on a busy
+    machine): judge a few small batches before the clock starts, so what follows measures warm workers, as in a
+    server that has been running."""
+    from judges.actions import create_judge
+    from traces.actions import create_experiment
+    from traces.models import Assessment
+
+    experiment = create_experiment(f"warm-up {secrets.token_hex(3)}")
+    create_judge(experiment, name="helpful", instructions="Is {{ outputs }} a helpful answer to {{ inputs }}?", endpoint=endpoint, active=True)
+    connection = connection_factory(args)
+    batches = 2 * args.workers * args.clusters
+    for batch in range(batches):
+        post(connection, token, experiment.pk, [trace_body(f"warm-{batch}-{n}", n) for n in range(4)])
+    deadline = time.time() + 180
+    while Assessment.objects.filter(trace__experiment=experiment).count() < 4 * batches and time.time() < deadline:
+        time.sleep(0.25)
+    time.sleep(2)
 
 
 def steady_stream(args, connection, token: str, endpoint) -> None:

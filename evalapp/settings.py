@@ -258,6 +258,11 @@ Q_CLUSTER: dict = {
     "retry": env_int("EVALAPP_Q_TIMEOUT", 300, minimum=10) + 60,
     "max_attempts": 3,
     "queue_limit": 50,
+    # A worker process is replaced after this many tasks (django-q2's default is 500: with a task per ingest request,
+    # a new process a minute under load, each spending seconds importing the model client before its first
+    # judgement — judges.llm.warm_up), or as soon as it holds more than 1 GiB, which is what recycling guards against.
+    "recycle": 10_000,
+    "max_rss": 1024 * 1024,
     "bulk": 10,
     "poll": 0.2,
     "save_limit": 1000,

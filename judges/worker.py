@@ -268,6 +268,9 @@ class _Drain:
         self.in_flight: dict[Future, tuple[Evaluation, tuple[int, str], Decimal]] = {}  # -> (evaluation, (slot, holder), reserved)
         self.rounds = 0  # names each round's slot leases
         self.claimed_full = False  # the last claim took all it had room for: there may be more to start at once
+        # How many to claim at a time: MAX_WAITING, doubled while all that was claimed could start at once (a burst
+        # is claimed in three or four rounds, not one per 8), back to MAX_WAITING as soon as some had to wait.
+        self.claim_size = MAX_WAITING
         self.claimed: list[Evaluation] = []
         self.paused: set[int] = set()  # judges whose key was refused during this round
         self.paused_endpoints: set[int] = set()  # endpoints that paused themselves (an outage) during this round
@@ -280,7 +283,7 @@ class _Drain:
 
     def claim_more(self) -> bool:
         """Take what there is room for; False when nothing was found."""
-        room = min(self.max_in_flight - len(self.in_flight), MAX_WAITING) - len(self.waiting)
+        room = min(self.max_in_flight - len(self.in_flight), self.claim_size) - len(self.waiting)
         self.claimed_full = False
         if not (self.may_claim and room > 0 and self.time_left()):
             return True
@@ -363,6 +366,7 @@ class _Drain:
             self.in_flight[pool.submit(call_model, judge, ready)] = (evaluation, slot, reserved)
         limits.release_many([(slot, holder) for slots in free.values() for slot in slots])  # taken, not needed
         self.waiting = still_waiting
+        self.claim_size = min(self.claim_size * 2, self.max_in_flight) if runnable and not still_waiting else MAX_WAITING
 
     def settle(self, done: set[Future]) -> None:
         """Record the calls that answered: their slots given back and the endpoints' limits adapted in one statement

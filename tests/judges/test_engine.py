@@ -393,3 +393,25 @@ def test_a_new_model_on_the_endpoint_makes_a_new_version_of_its_judges(experimen
     judge.refresh_from_db()
     assert judge.version == 2
     assert judge.versions.get(version=2).config["model"] == "openai/evalapp-standin-2"  # the chart's version mark
+
+
+def test_a_burst_is_claimed_in_growing_rounds_while_every_claimed_call_can_start(experiment, endpoint, standin, monkeypatch):
+    """8 at a time while some must wait for a slot (live work arriving meanwhile isn't stuck behind a hoard), but
+    doubling while all claimed work starts at once: 50 traces in 5 claims (8, 16, 26 …), not 7."""
+    update_endpoint(endpoint, max_concurrency=64)
+    helpful(experiment, endpoint)
+    stored = ingest(experiment, *(make_trace(f"b{n}", minutes=n % 50) for n in range(50)))
+    ids = selection.select_traces(experiment.pk, pks(stored))
+    sizes = []
+    real_claim = worker.claim
+
+    def counted_claim(ids, *, limit, token):
+        token, claimed = real_claim(ids, limit=limit, token=token)
+        if claimed:
+            sizes.append(len(claimed))
+        return token, claimed
+
+    monkeypatch.setattr(worker, "claim", counted_claim)
+    assert worker.drain(ids) == 50
+    assert sizes[:3] == [8, 16, 26]
+    assert Assessment.objects.filter(name="helpful").count() == 50
