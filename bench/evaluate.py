@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scoring import connection_factory, percentile, post, server_latencies, trace_body, wait_http, warm_workers  # noqa: E402
+from bench.scoring import connection_factory, percentile, post, server_latencies, trace_body, tree_cpu_seconds, wait_http, warm_workers  # noqa: E402
 
 
 def main() -> None:
@@ -140,6 +140,8 @@ def main() -> None:
         if args.live_rate > 0:
             traffic.start()
             time.sleep(2)  # production is flowing before the run starts
+        servers = {"stand-in": [processes[0].pid], "web": [processes[1].pid], "qcluster": [process.pid for process in processes[2:]]}
+        cpu_before = {name: tree_cpu_seconds(*pids) for name, pids in servers.items()}
         with Client(f"http://127.0.0.1:{args.port}", token=token, timeout=120) as client:
             began = time.perf_counter()
             result = client.evaluate(dataset_ref(client, offline.pk), agent, ["helpful", "polite", "matches"], experiment=offline.pk,
@@ -152,6 +154,9 @@ def main() -> None:
         bound = args.records * 3 * args.latency_ms / 1000 / args.concurrency
         print(f"evaluate(): {wall:.1f} s from the call to the complete result ({len(result.rows)} rows, {judged} judgements, "
               f"{result.row_errors} predict errors); bound {bound:.1f} s → {bound / wall:.0%} of the bound (target ≥ 80%, ≤ {bound / 0.8:.0f} s)")
+        cpu = {name: tree_cpu_seconds(*pids) - cpu_before[name] for name, pids in servers.items()}
+        print(f"  CPU during the run (live traffic's included): {', '.join(f'{name} {seconds:.1f} s' for name, seconds in cpu.items())}; "
+              f"{sum(cpu.values()) / max(1, judged) * 1000:.1f} ms a judgement in all; load {os.getloadavg()[0]:.1f}")
         run = result.raw
         from datetime import datetime
 

@@ -51,6 +51,31 @@ def wait_http(port: int, path: str, seconds: float = 60) -> None:
     raise SystemExit(f"nothing answered on port {port}")
 
 
+def tree_cpu_seconds(*pids: int) -> float:
+    """CPU time (user + system) of processes and all their living descendants, from /proc: what a server's processes
+    spent, which a busy machine changes far less than the wall time."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    tree, frontier = set(pids), list(pids)
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent and child not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(times.get(member, 0.0) for member in tree)
+
+
 def trace_body(trace_id: str, n: int) -> dict:
     now = datetime.now(tz=UTC).isoformat()
     return {
@@ -127,6 +152,7 @@ def main() -> None:
             ))
         wait_http(args.standin_port, "/health")
         wait_http(args.port, "/healthz")
+        args.server_pids = {"stand-in": [processes[0].pid], "web": [processes[1].pid], "qcluster": [process.pid for process in processes[2:]]}
         endpoint = create_endpoint(
             name="bench stand-in", model="openai/evalapp-standin", api_base=f"http://127.0.0.1:{args.standin_port}/v1",
             api_key="bench", max_concurrency=args.concurrency, timeout_seconds=30, is_standin=True,
@@ -325,6 +351,7 @@ def backlog_throughput(args, connection, token: str, endpoint) -> None:
         connection.request("POST", f"/api/v1/experiments/{backlog.pk}/traces", body=body, headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
         connection.getresponse().read()
     began = time.time()
+    cpu_before = {name: tree_cpu_seconds(*pids) for name, pids in args.server_pids.items()}
     update_judge(judge, active=True)  # backfill: everything logged in the last hour
     deadline = began + 600
     done = 0
@@ -338,6 +365,10 @@ def backlog_throughput(args, connection, token: str, endpoint) -> None:
     rate = done / elapsed
     print(f"(b) backlog of {args.backlog}: {done} judged in {elapsed:.1f} s = {rate:.1f} judgements/s "
           f"({rate / bound:.0%} of the {bound:.0f}/s bound)", flush=True)
+    if done:
+        print("    CPU a judgement: " + ", ".join(
+            f"{name} {(tree_cpu_seconds(*pids) - cpu_before[name]) / done * 1000:.1f} ms" for name, pids in args.server_pids.items()
+        ) + f" (load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -171,6 +171,13 @@ def release_claim(evaluation: Evaluation, token: str) -> None:
     )
 
 
+def release_all(token: str) -> None:
+    """release_claim for whatever a drain still holds, in one UPDATE (a drain's token is its own)."""
+    Evaluation.objects.filter(claimed_by=token, status=RUNNING).update(
+        status=PENDING, claimed_by="", lease_expires_at=None, attempts=F("attempts") - 1
+    )
+
+
 def _heartbeat(token: str, stop: threading.Event) -> None:
     """Keep our leases alive while we work, so only a dead worker's evaluations are reclaimed."""
     interval = max(1.0, lease_seconds() / 3)
@@ -271,7 +278,6 @@ class _Drain:
         # How many to claim at a time: MAX_WAITING, doubled while all that was claimed could start at once (a burst
         # is claimed in three or four rounds, not one per 8), back to MAX_WAITING as soon as some had to wait.
         self.claim_size = MAX_WAITING
-        self.claimed: list[Evaluation] = []
         self.paused: set[int] = set()  # judges whose key was refused during this round
         self.paused_endpoints: set[int] = set()  # endpoints that paused themselves (an outage) during this round
         self.may_claim = True
@@ -318,7 +324,6 @@ class _Drain:
     def prepare(self, claimed: list[Evaluation]) -> None:
         """Load what the claimed judgements need; settle at once those needing no call, queue the rest."""
         if claimed:
-            self.claimed.extend(claimed)
             prepared = _load(claimed)
             for evaluation in claimed:
                 ready = prepared[evaluation.pk]
@@ -427,8 +432,7 @@ class _Drain:
         finally:
             stop.set()
             heartbeat.join(timeout=5)
-            for evaluation in self.claimed:  # anything still ours after an unexpected error goes back to the queue
-                release_claim(evaluation, self.token)
+            release_all(self.token)  # anything still ours after an unexpected error goes back to the queue
         return self.finished
 
 

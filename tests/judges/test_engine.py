@@ -415,3 +415,16 @@ def test_a_burst_is_claimed_in_growing_rounds_while_every_claimed_call_can_start
     assert worker.drain(ids) == 50
     assert sizes[:3] == [8, 16, 26]
     assert Assessment.objects.filter(name="helpful").count() == 50
+
+
+def test_work_a_drain_still_holds_when_it_fails_goes_back_to_the_queue_uncounted(experiment, endpoint, standin, monkeypatch):
+    helpful(experiment, endpoint)
+    ids = selection.select_traces(experiment.pk, pks(ingest(experiment, *(make_trace(f"u{n}", minutes=n) for n in range(5)))))
+
+    def broken_finish(evaluation, token, outcome):
+        raise RuntimeError("a bug while recording")
+
+    monkeypatch.setattr(worker, "finish", broken_finish)
+    with pytest.raises(RuntimeError):
+        worker.drain(ids)
+    assert sorted(Evaluation.objects.values_list("status", "claimed_by", "attempts")) == [("pending", "", 0)] * 5
