@@ -1,7 +1,8 @@
 // Draws the Overview's charts from #overview-chart-data. Runs on a full page load, after an htmx swap that brings the chart
 // data, and after a back/forward restore from htmx's history cache (which brings back the drawn charts' markup without their state, so each chart is cleared and drawn again).
-// plotly.js (its basic bundle, 1.2 MB, ~0.3 MB sent with brotli) is loaded once, on first use, from our own static files. Charts are emptied before htmx
-// saves the page for the back button (see below).
+// plotly.js (its basic bundle, 1.2 MB, ~0.3 MB sent with brotli) is loaded once, on first use, from our own static files
+// (a full page load of the Overview has already fetched it: <link rel="preload"> in its head). Charts are emptied before
+// htmx saves the page for the back button (see below).
 // The figures come from the json_script #overview-chart-data, plotly's address from <body data-plotly-src> (no
 // inline script: the Content-Security-Policy allows scripts from our static files only).
 (function () {
