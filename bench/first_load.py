@@ -1,10 +1,11 @@
 """The Overview's first load in a browser, as `./run app` serves it (issue 17, page weight): collectstatic, gunicorn,
 the demo data, then headless Chromium with an empty cache logs in (without loading a page) and opens the demo
-experiment's Overview. Prints the time from navigation to the charts drawn and the bytes transferred (headers and
-bodies as sent, compressed), cold (a fresh browser profile each time) and warm (reloaded). Run by
-`bench/pages.py --first-load`, or on its own:
+experiment's Overview. Prints the time from navigation to the first frame painted with the first chart drawn, and
+with every chart of the first screen drawn (the charts below the fold are drawn only when scrolled to: design note
+46), when the HTML and plotly.js had arrived, and the bytes transferred (headers and bodies as sent, compressed),
+cold (a fresh browser profile each time) and warm (reloaded). Run by `bench/pages.py --first-load`, or on its own:
 
-    .venv/bin/python bench/first_load.py [--runs 5]
+    .venv/bin/python bench/first_load.py [--runs 5] [--url http://127.0.0.1:8000]
 
 Targets: first load ≤ 500 ms and ≤ 1.5 MB transferred on a cold cache.
 """
