@@ -1,10 +1,11 @@
 """The Overview's first load in a browser, as `./run app` serves it (issue 17, page weight): collectstatic, gunicorn,
 the demo data, then headless Chromium with an empty cache logs in (without loading a page) and opens the demo
-experiment's Overview. Prints the time from navigation to the charts drawn and the bytes transferred (headers and
-bodies as sent, compressed), cold (a fresh browser profile each time) and warm (reloaded). Run by
-`bench/pages.py --first-load`, or on its own:
+experiment's Overview. Prints the time from navigation to the first frame painted with the first chart drawn, and
+with every chart of the first screen drawn (the charts below the fold are drawn only when scrolled to: design note
+46), when the HTML and plotly.js had arrived, and the bytes transferred (headers and bodies as sent, compressed),
+cold (a fresh browser profile each time) and warm (reloaded). Run by `bench/pages.py --first-load`, or on its own:
 
-    .venv/bin/python bench/first_load.py [--runs 5]
+    .venv/bin/python bench/first_load.py [--runs 5] [--url http://127.0.0.1:8000]
 
 Targets: first load ≤ 500 ms and ≤ 1.5 MB transferred on a cold cache.
 """
@@ -81,8 +82,33 @@ def log_in(context, url: str) -> None:
         raise SystemExit(f"log-in failed ({answer.status})")
 
 
-def load(page, url: str) -> tuple[float, int, int]:
-    """Navigates; returns (ms until the charts are drawn, bytes transferred, requests)."""
+# Marks, in the page, when the first chart and every chart of the first screen (those the 1440×900 viewport shows
+# before any scrolling) are drawn: the first frame painted after plotly put their <svg> in (a task queued from the
+# next animation frame runs after that frame is painted).
+MARK_CHARTS_DRAWN = """
+(function () {
+  var marks = window.evalappFirstLoad = {};
+  var screen = null;
+  function afterPaint(key) {
+    requestAnimationFrame(function () { setTimeout(function () { marks[key] = performance.now(); }, 0); });
+  }
+  new MutationObserver(function () {
+    var charts = Array.prototype.slice.call(document.querySelectorAll(".chart"));
+    var drawn = charts.filter(function (chart) { return chart.querySelector(".main-svg"); });
+    if (!drawn.length) return;
+    if (!("firstSeen" in marks)) { marks.firstSeen = true; afterPaint("first"); }
+    if (!screen) screen = charts.filter(function (chart) { var box = chart.getBoundingClientRect(); return box.top < innerHeight && box.bottom > 0; });
+    if (!("screenSeen" in marks) && screen.every(function (chart) { return chart.querySelector(".main-svg"); })) {
+      marks.screenSeen = true; marks.screenCharts = screen.length; marks.allCharts = charts.length; afterPaint("screen");
+    }
+  }).observe(document, {subtree: true, childList: true});
+})();
+"""
+
+
+def load(page, url: str) -> dict[str, float]:
+    """Navigates; returns ms (from navigation start) until the HTML is in, plotly.js is in, the first chart is drawn
+    and every chart of the first screen is drawn; the bytes transferred and the responses until then."""
     responses = []
 
     def seen(response) -> None:
@@ -90,14 +116,19 @@ def load(page, url: str) -> tuple[float, int, int]:
 
     page.on("response", seen)
     page.goto(url)
-    page.wait_for_selector("#chart-traces .main-svg", state="attached", timeout=30_000)
-    elapsed = page.evaluate("performance.now()")  # from this document's navigation start
+    page.wait_for_function("() => window.evalappFirstLoad && window.evalappFirstLoad.screen", timeout=30_000)
+    figures = page.evaluate("""() => {
+      const marks = window.evalappFirstLoad;
+      const plotly = performance.getEntriesByType("resource").find(entry => entry.name.includes("/plotly"));
+      return {html: performance.getEntriesByType("navigation")[0].responseEnd, plotly: plotly ? plotly.responseEnd : 0,
+              first: marks.first, screen: marks.screen, screen_charts: marks.screenCharts, charts: marks.allCharts};
+    }""")
     page.remove_listener("response", seen)
     sent = 0
     for response in responses:
         sizes = response.request.sizes()
         sent += sizes["responseHeadersSize"] + sizes["responseBodySize"]
-    return elapsed, sent, len(responses)
+    return {**figures, "sent": sent, "responses": len(responses)}
 
 
 def experiment_url(url: str, context) -> str:
@@ -107,9 +138,10 @@ def experiment_url(url: str, context) -> str:
     return url + re.search(r'href="(/experiments/\d+)/', listing).group(1) + "/overview"
 
 
-def measure(runs: int) -> None:
-    from playwright.sync_api import sync_playwright
-
+def measure(runs: int, url: str | None = None) -> None:
+    if url:  # a server already running with the demo data, e.g. to compare two checkouts under the same load
+        browse(url, runs)
+        return
     with tempfile.TemporaryDirectory(prefix="evalapp-first-load-") as tmp:
         var_dir = Path(tmp)
         env = server_env(var_dir)
@@ -122,36 +154,46 @@ def measure(runs: int) -> None:
                                   cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_until_up(url, server)
-            cold, warm = [], []
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=["--no-sandbox"])
-                for run in range(runs + 1):  # the first run warms the browser's own start-up
-                    context = browser.new_context(viewport={"width": 1440, "height": 900})
-                    log_in(context, url)
-                    overview = experiment_url(url, context)
-                    if not run:  # a cold cache in the browser, not a cold server: each gunicorn worker's first
-                        for _ in range(8):  # Overview imports and loads what it needs (scipy among them)
-                            context.request.get(overview)
-                    page = context.new_page()
-                    first = load(page, overview)
-                    again = load(page, overview)
-                    context.close()
-                    if run:
-                        cold.append(first)
-                        warm.append(again)
-                browser.close()
+            browse(url, runs)
         finally:
             server.terminate()
             server.wait(10)
 
-    def report(label: str, loads: list[tuple[float, int, int]]) -> None:
-        times = [ms for ms, _, _ in loads]
-        sent = statistics.median(size for _, size, _ in loads)
-        requests = statistics.median(count for _, _, count in loads)
-        print(f"{label:<24} median {statistics.median(times):6.0f} ms   max {max(times):6.0f} ms   "
-              f"{sent / 1024:7.0f} KiB transferred in {requests:.0f} responses", flush=True)
 
-    print(f"\nOverview first load in Chromium, demo data, gunicorn with collected static files; {runs} runs")
+def browse(url: str, runs: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    cold, warm = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=["--no-sandbox"])
+        for run in range(runs + 1):  # the first run warms the browser's own start-up
+            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            context.add_init_script(MARK_CHARTS_DRAWN)
+            log_in(context, url)
+            overview = experiment_url(url, context)
+            if not run:  # a cold cache in the browser, not a cold server: each gunicorn worker's first
+                for _ in range(8):  # Overview imports and loads what it needs (scipy among them)
+                    context.request.get(overview)
+            page = context.new_page()
+            first = load(page, overview)
+            again = load(page, overview)
+            context.close()
+            if run:
+                cold.append(first)
+                warm.append(again)
+        browser.close()
+
+    def report(label: str, loads: list[dict[str, float]]) -> None:
+        def median(key: str) -> float:
+            return statistics.median(figures[key] for figures in loads)
+
+        print(f"{label:<20} first chart {median('first'):5.0f} ms (max {max(f['first'] for f in loads):5.0f})   "
+              f"first screen {median('screen'):5.0f} ms (max {max(f['screen'] for f in loads):5.0f})   "
+              f"{median('sent') / 1024:4.0f} KiB in {median('responses'):.0f} responses   "
+              f"[HTML in by {median('html'):4.0f} ms, plotly.js by {median('plotly'):4.0f} ms]", flush=True)
+
+    print(f"\nOverview first load in Chromium, demo data, gunicorn with collected static files; {runs} runs; "
+          f"{cold[0]['screen_charts']} of the {cold[0]['charts']} charts on the first screen (1440×900)")
     report("cold cache", cold)
     report("warm cache (reload)", warm)
     print("targets: cold ≤ 500 ms and ≤ 1,536 KiB")
@@ -160,7 +202,9 @@ def measure(runs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
-    measure(parser.parse_args().runs)
+    parser.add_argument("--url", help="measure a server already running with the demo data (log-in demo/demo) instead of starting one")
+    args = parser.parse_args()
+    measure(args.runs, args.url)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,13 @@ STORAGES = {
     "staticfiles": {"BACKEND": "evalapp.staticfiles.StaticFiles"},
 }
 WHITENOISE_USE_FINDERS = True
+# Pages link one stylesheet and one script, each the area files joined in order (evalapp/bundles.py), found like
+# any other static file: collected and compressed by collectstatic, served from the finder without it.
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "evalapp.bundles.BundleFinder",
+]
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "experiment-list"

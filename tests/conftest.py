@@ -264,3 +264,12 @@ def window_plan_queries() -> int:
     """Queries evalapp.overview.sql.window_plans adds inside a test's transaction: setting the PostgreSQL planner
     options and restoring them (none on SQLite)."""
     return 2 if connection.vendor == "postgresql" else 0
+
+
+def links_static(html: str, name: str) -> bool:
+    """Whether a page links the static file `name` (a stylesheet or a script): itself, or the one bundle that holds
+    it (evalapp/bundles.py: a page links one stylesheet and one script)."""
+    from evalapp.bundles import BUNDLES
+
+    linked = [bundle for bundle, parts in BUNDLES.items() if name in parts and f'"/static/{bundle}"' in html]
+    return bool(linked) or f'"/static/{name}"' in html

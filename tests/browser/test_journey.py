@@ -211,7 +211,9 @@ def test_pm_creates_a_judge_and_watches_it_judge_new_traces(logged_in, live_serv
     # The Overview: the new judge has a chart, drawn by plotly.
     page.get_by_role("link", name="Overview", exact=True).click()
     page.wait_for_url(f"{base}/overview")
-    chart = page.locator("section.chart-card", has=page.locator("h3", has_text=PM_JUDGE)).locator(".js-plotly-plot")
+    card = page.locator("section.chart-card", has=page.locator("h3", has_text=PM_JUDGE))
+    card.scroll_into_view_if_needed()  # charts are drawn as they come into view
+    chart = card.locator(".js-plotly-plot")
     expect(chart.locator("svg.main-svg").first).to_be_visible(timeout=20_000)
     expect(chart.locator(".scatterlayer .point").first).to_be_visible()  # the pass rate is plotted, not just axes
     expect(page.locator(".quality-table")).to_contain_text(PM_JUDGE)
@@ -246,7 +248,10 @@ def take_screenshots(page: Page, server_url: str, experiment, endpoint, standin)
     screenshot(page, "sessions")
 
     page.goto(f"{base}/overview")
-    expect(page.locator(".chart .js-plotly-plot")).to_have_count(page.locator(".chart").count(), timeout=20_000)
+    for chart in page.locator(".chart").all():  # each drawn as it comes into view; then back to the top for the picture
+        chart.scroll_into_view_if_needed()
+        expect(chart.locator(".js-plotly-plot")).to_have_count(1, timeout=20_000)
+    page.evaluate("() => window.scrollTo(0, 0)")
     screenshot(page, "overview")
 
     page.goto(f"{server_url}/settings/endpoints")

@@ -12,7 +12,7 @@ from django.urls import reverse
 from judges import try_runs
 from judges.actions import create_judge
 from judges.models import Evaluation, Judge, JudgeVersion, TryRun
-from tests.conftest import ingest, make_trace
+from tests.conftest import ingest, links_static, make_trace
 from traces.models import Assessment
 
 pytestmark = pytest.mark.django_db
@@ -89,7 +89,7 @@ def test_new_form_follows_the_docs_order_for_traces(editor_client, experiment, e
     # variables for trace judges, inserted at the cursor
     assert 'data-insert-variable="{{ inputs }}"' in page and 'data-insert-variable="{{ trace }}"' in page
     assert 'data-insert-variable="{{ conversation }}"' not in page
-    assert "evalapp/js/judge_form.js" in page  # which inserts them (setRangeText): every page loads it
+    assert links_static(page, "evalapp/js/judge_form.js")  # which inserts them (setRangeText): every page loads it
     # the only endpoint is chosen, and it is clearly a stand-in
     assert re.search(rf'<option value="{endpoint.pk}" selected>Stand-in \(test\) — openai/evalapp-standin \(stand-in, not a real LLM\)', page)
     assert 'class="standin-label"' in page

@@ -15,7 +15,7 @@ from judges.actions import create_judge
 from judges.endpoint_actions import create_endpoint
 from judges.models import Evaluation, EvaluationStatus, Judge
 from judges.results import pause_judge
-from tests.conftest import BASE_TIME, ingest, judge_now, make_trace, window_plan_queries
+from tests.conftest import BASE_TIME, ingest, judge_now, links_static, make_trace, window_plan_queries
 from traces.models import Trace
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +73,7 @@ def test_full_page_and_htmx_tab_swap(editor_client, experiment, quiet_endpoint):
     assert "<html" in full.content.decode() and 'id="experiment-page"' in full.content.decode()
     assert "<html" not in fragment.content.decode() and "judge-card" in fragment.content.decode()
     # Every area's CSS is in the page's head, so a swapped-in tab is styled at once (no link in the fragment).
-    assert "evalapp/judges.css" in full.content.decode() and "evalapp/judges.css" not in fragment.content.decode()
+    assert links_static(full.content.decode(), "evalapp/judges.css") and not links_static(fragment.content.decode(), "evalapp/judges.css")
     assert "HX-Request" in full["Vary"]
 
 

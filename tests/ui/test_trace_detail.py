@@ -14,7 +14,7 @@ from django.utils.html import escape
 from judges.actions import create_judge
 from judges.models import Evaluation, Judge
 from judges.results import pause_judge
-from tests.conftest import BASE_TIME, STANDIN_KEY, ingest, judge_now, judge_pending, make_trace
+from tests.conftest import BASE_TIME, STANDIN_KEY, ingest, judge_now, judge_pending, links_static, make_trace
 from traces.actions import create_experiment
 from traces.models import Assessment, Trace
 
@@ -48,7 +48,7 @@ def test_full_page_tab_fragment_and_judges_partial(editor_client, experiment, en
     judge(experiment, endpoint, "helpful")
     full = editor_client.get(page_url(trace))
     html = full.content.decode()
-    assert full.status_code == 200 and "<html" in html and "traces.css" in html and 'class="tabs"' in html
+    assert full.status_code == 200 and "<html" in html and links_static(html, "evalapp/traces.css") and 'class="tabs"' in html
     assert '<a href="/experiments/%d/traces" hx-get="/experiments/%d/traces"' % (experiment.pk, experiment.pk) in html
     fragment = editor_client.get(page_url(trace), headers=HX_TAB).content.decode()
     assert "<html" not in fragment and 'class="tabs"' in fragment and 'id="trace-judges"' in fragment

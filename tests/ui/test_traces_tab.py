@@ -14,7 +14,7 @@ from judges.actions import create_judge
 from judges.manual import start_job
 from judges.models import Evaluation, EvaluationStatus, Judge
 from judges.results import pause_judge
-from tests.conftest import BASE_TIME, ingest, judge_now, judge_pending, make_trace
+from tests.conftest import BASE_TIME, ingest, judge_now, judge_pending, links_static, make_trace
 from traces.models import Trace
 
 pytestmark = pytest.mark.django_db
@@ -96,7 +96,7 @@ def test_judge_states_without_a_verdict_say_why(editor_client, experiment, endpo
 def test_full_page_tab_fragment_and_results_partial(editor_client, experiment):
     ingest(experiment, make_trace("t1"))
     full = editor_client.get(tab_url(experiment))
-    assert full.status_code == 200 and "<html" in full.content.decode() and "traces.css" in full.content.decode()
+    assert full.status_code == 200 and "<html" in full.content.decode() and links_static(full.content.decode(), "evalapp/traces.css")
     fragment = editor_client.get(tab_url(experiment), headers=HX_TAB).content.decode()
     assert "<html" not in fragment and 'class="tabs"' in fragment and "t1" in fragment
     results = editor_client.get(tab_url(experiment) + "?q=trace.status+%3D+%27OK%27", headers=HX_RESULTS).content.decode()

@@ -1,7 +1,8 @@
 // Draws the Overview's charts from #overview-chart-data. Runs on a full page load, after an htmx swap that brings the chart
 // data, and after a back/forward restore from htmx's history cache (which brings back the drawn charts' markup without their state, so each chart is cleared and drawn again).
-// plotly.js (its basic bundle, 1.2 MB, ~0.3 MB sent with brotli) is loaded once, on first use, from our own static files. Charts are emptied before htmx
-// saves the page for the back button (see below).
+// plotly.js (its basic bundle, 1.2 MB, ~0.3 MB sent with brotli) is loaded once, on first use, from our own static files
+// (a full page load of the Overview has already fetched it: <link rel="preload"> in its head). Charts are emptied before
+// htmx saves the page for the back button (see below).
 // The figures come from the json_script #overview-chart-data, plotly's address from <body data-plotly-src> (no
 // inline script: the Content-Security-Policy allows scripts from our static files only).
 (function () {
@@ -23,43 +24,84 @@
     return value;
   }
 
+  // Charts are drawn in animation frames, in page order, as they come within 200px of the viewport: the first is on
+  // screen after plotly's start-up and one chart's drawing, not after all of them (each takes tens of milliseconds),
+  // and charts below the fold cost nothing until they are scrolled to (design note 46).
   function draw() {
     if (!document.getElementById("overview-chart-data")) return;  // another page or tab by the time plotly loaded
-    var previous = window.evalappOverviewCharts;
-    if (previous) {
-      previous.observer.disconnect();
-      previous.elements.forEach(function (element) { window.Plotly.purge(element); });
-    }
-    // Charts follow their card's width (window resizes, and the grid settling after a tab swap's CSS applies).
-    var observer = new ResizeObserver(function (entries) {
-      entries.forEach(function (entry) { if (entry.target.isConnected) window.Plotly.Plots.resize(entry.target); });
+    forget();
+    // Charts follow their card's width (window resizes, and the grid settling after a tab swap's CSS applies). The
+    // observer also reports each chart once as it starts watching it, at the width it was drawn at: that report is
+    // passed over, as plotly would lay the chart out again for nothing (a relayout per chart, in the first second).
+    var widths = new WeakMap();
+    var resizer = new ResizeObserver(function (entries) {
+      entries.forEach(function (entry) {
+        if (!entry.target.isConnected || widths.get(entry.target) === entry.contentRect.width) return;
+        widths.set(entry.target, entry.contentRect.width);
+        window.Plotly.Plots.resize(entry.target);
+      });
     });
-    var elements = [];
+    var drawn = {resizer: resizer, visible: null, elements: [], queue: [], frame: 0};
+    var byHolder = new Map();
     figures.forEach(function (figure) {
       var holder = document.getElementById(figure.id);
-      if (!holder) return;
+      if (holder) byHolder.set(holder, figure);
+    });
+
+    function drawOne(holder) {
       // Plot into a fresh child without an id: htmx's settle step resets the class of elements whose id was
       // on the page before the swap, which would strip plotly's own classes (and its layout) from the holder.
+      var figure = byHolder.get(holder);
       var element = document.createElement("div");
       holder.replaceChildren(element);
       window.Plotly.newPlot(element, resolve(figure.data), resolve(figure.layout), {displayModeBar: false});
-      observer.observe(element);
-      elements.push(element);
-    });
-    window.evalappOverviewCharts = {observer: observer, elements: elements};
+      widths.set(element, element.getBoundingClientRect().width);
+      resizer.observe(element);
+      drawn.elements.push(element);
+    }
+
+    // In an animation frame, so what it draws is painted right after: charts until 40 ms are spent, at least one.
+    function drawNext(frameStart) {
+      drawn.frame = 0;
+      while (drawn.queue.length) {
+        var holder = drawn.queue.shift();
+        if (holder.isConnected) drawOne(holder);
+        if (performance.now() - frameStart > 40) break;
+      }
+      if (drawn.queue.length) drawn.frame = requestAnimationFrame(drawNext);
+    }
+
+    drawn.visible = new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) {
+        if (!entry.isIntersecting) return;
+        drawn.visible.unobserve(entry.target);
+        drawn.queue.push(entry.target);
+      });
+      // Page order, whatever order the entries came in.
+      drawn.queue.sort(function (a, b) { return a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1; });
+      if (drawn.queue.length && !drawn.frame) drawn.frame = requestAnimationFrame(drawNext);
+    }, {rootMargin: "200px 0px"});
+    byHolder.forEach(function (figure, holder) { drawn.visible.observe(holder); });
+    window.evalappOverviewCharts = drawn;
+  }
+
+  // Stops drawing what is queued and purges what is drawn (before drawing again, and before htmx saves the page).
+  function forget() {
+    var drawn = window.evalappOverviewCharts;
+    if (!drawn) return;
+    drawn.visible.disconnect();
+    drawn.resizer.disconnect();
+    if (drawn.frame) cancelAnimationFrame(drawn.frame);
+    drawn.queue = [];
+    drawn.elements.forEach(function (element) { window.Plotly.purge(element); element.remove(); });
+    window.evalappOverviewCharts = null;
   }
 
   // htmx keeps a copy of the page for the back button; drawn charts would make it hundreds of kilobytes (in
   // sessionStorage), and this script draws them again on restore anyway. The swap follows at once.
   if (!window.evalappOverviewHistoryHook) {
     window.evalappOverviewHistoryHook = true;
-    document.addEventListener("htmx:beforeHistorySave", function () {
-      var drawn = window.evalappOverviewCharts;
-      if (!drawn) return;
-      drawn.observer.disconnect();
-      drawn.elements.forEach(function (element) { window.Plotly.purge(element); element.remove(); });
-      window.evalappOverviewCharts = null;
-    });
+    document.addEventListener("htmx:beforeHistorySave", forget);
   }
 
   function start() {
