@@ -44,6 +44,20 @@ def _metadata(judge: Judge, outcome: Outcome) -> dict[str, Any]:
     return metadata
 
 
+def _valid_verdicts(judge: Judge, shadow: JudgeVersion | None, target: dict[str, Any]) -> list[Assessment]:
+    """The judge's (or the shadow version's) valid verdicts on the target, newest first. Read by the target and name
+    (or source) alone and narrowed here: with `source_type` and `valid` in the WHERE clause too, SQLite (which has no
+    statistics) picked the name index and read every verdict the judge ever gave, on each result recorded."""
+    if shadow is None:
+        rows = Assessment.objects.filter(name=judge.name, **target)
+        wanted = lambda row: row.source_type == AssessmentSource.LLM_JUDGE and row.valid  # noqa: E731
+    else:
+        rows = Assessment.all_objects.filter(source_id=f"judge:{judge.pk}", **target)
+        wanted = lambda row: row.shadow and row.judge_version == shadow.version and row.valid  # noqa: E731
+    fields = ("pk", "source_type", "valid", "shadow", "judge_version", "created_at")
+    return [row for row in rows.order_by("-created_at", "-pk").only(*fields) if wanted(row)]
+
+
 def record_result(
     judge: Judge, outcome: Outcome, *, trace: Trace | None = None, session: Session | None = None, shadow: JudgeVersion | None = None
 ) -> Assessment:
@@ -53,12 +67,8 @@ def record_result(
     version's own earlier verdict and never pauses the live judge."""
     result = outcome.result
     target: dict[str, Any] = {"trace": trace} if trace is not None else {"session": session}
-    if shadow is None:
-        previous = Assessment.objects.filter(name=judge.name, source_type=AssessmentSource.LLM_JUDGE, valid=True, **target)
-    else:
-        previous = Assessment.all_objects.filter(shadow=True, source_id=f"judge:{judge.pk}", judge_version=shadow.version, valid=True, **target)
-    previous = previous.order_by("-created_at", "-pk")
-    latest = previous.first()
+    previous = _valid_verdicts(judge, shadow, target)
+    latest = previous[0] if previous else None
     assessment = Assessment.objects.create(
         shadow=shadow is not None,
         **target,
@@ -79,8 +89,8 @@ def record_result(
         overrides=latest,
         metadata=_metadata(judge, outcome),
     )
-    if latest is not None:
-        previous.exclude(pk=assessment.pk).update(valid=False)
+    if previous:
+        Assessment.all_objects.filter(pk__in=[verdict.pk for verdict in previous]).update(valid=False)
     if outcome.messages is not None and settings.EVALAPP_PROMPT_RETENTION_DAYS:
         JudgeExchange.of(assessment, outcome.messages, result.raw_content).save(force_insert=True)
     endpoint = judge.endpoint
