@@ -280,7 +280,7 @@ Q_CLUSTER: dict = {
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
-    Q_CLUSTER["broker_class"] = "judges.brokers.PatientRedis"
+    Q_CLUSTER["broker_class"] = "judges.redis_broker.PatientRedis"
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["broker_class"] = "judges.brokers.PatientORM"

@@ -4,7 +4,8 @@ a paired test per judge and every regression and improvement listed (`compare`).
 
 A run's verdicts are the evaluations of its job (`Evaluation.job == run.id`, judges.manual) and their assessments.
 Counts, sums and progress are aggregated in SQL, one query for any number of runs and judges; only the numbers
-of numeric judges are read back, for the mean's t interval. Pass rates carry a Wilson interval (scipy.stats).
+of numeric judges are read back, for the mean's t interval. Pass rates carry a Wilson interval
+(judges.agreement.wilson_interval: scipy's figures without importing scipy).
 
 Yes/no verdicts pass when true; numeric verdicts have a mean; categorical and text verdicts are counted only. A
 verdict that is "not applicable" (a built-in that needs expectations the row lacks) is neither judged nor an error.
@@ -38,6 +39,7 @@ from evaluations.comparison import (
 from evaluations.kinds import FINISHED, NUMBER_TYPES, YES_NO_TYPES, kind_of, pinned
 from evaluations.models import EvaluationRun, GateMetric, GateOperator, RunGate, RunRow, RunStatus
 from evaluations.rows import ROW_FILTERS, RowPage, RowResult, Verdict, filtered_rows, row_results
+from judges.agreement import wilson_interval
 from judges.llm import NOT_APPLICABLE
 from judges.models import Evaluation, EvaluationStatus
 from traces.json_sql import JSONBool, JSONNumber
@@ -52,13 +54,10 @@ CONFIDENCE = 0.95
 
 
 def wilson(passes: int, n: int) -> tuple[float | None, float | None]:
-    """The 95% Wilson score interval of a pass rate (scipy.stats.binomtest), (None, None) without verdicts."""
-    if n <= 0:
-        return None, None
-    from scipy.stats import binomtest  # web processes load scipy only when a rate is shown
-
-    interval = binomtest(int(passes), int(n)).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
-    return round(float(interval.low), 4), round(float(interval.high), 4)
+    """The 95% Wilson score interval of a pass rate (judges.agreement.wilson_interval: scipy.stats.binomtest's
+    figures without importing scipy), (None, None) without verdicts."""
+    interval = wilson_interval(int(passes), int(n), CONFIDENCE)
+    return (None, None) if interval is None else (round(interval[0], 4), round(interval[1], 4))
 
 
 def t_interval(values: list[float]) -> tuple[float | None, float | None]:

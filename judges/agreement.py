@@ -7,7 +7,11 @@ method, paired resampling — a pair is resampled whole — and a fixed seed, so
 Below `MIN_PAIRS` pairs nothing is estimated: the answer is "insufficient", not a number that means nothing.
 
 κ is computed here (numpy, a few lines) rather than taken from scikit-learn, which the project doesn't install;
-`cohen_kappa` matches sklearn.metrics.cohen_kappa_score (tested on a fixed set against the hand computation)."""
+`cohen_kappa` matches sklearn.metrics.cohen_kappa_score (tested on a fixed set against the hand computation).
+
+numpy and scipy are imported inside the functions that compute: many modules import this one for its constants and
+classes, and every Django process (the worker's four idle processes too) would otherwise carry them (design note
+47)."""
 
 from __future__ import annotations
 
@@ -15,9 +19,11 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 MIN_PAIRS = 20
 CONFIDENCE = 0.95
@@ -85,6 +91,8 @@ class Agreement:
 
 def _codes(judge: Sequence[Any], human: Sequence[Any], labels: Sequence[Any] | None) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """Both sides as integer codes 0..k-1 over one label list (the given order, then any value seen, sorted)."""
+    import numpy as np
+
     known = list(labels or [])
     seen = [value for value in sorted({*judge, *human}, key=lambda v: (str(type(v)), v)) if value not in known]
     order = known + seen
@@ -102,6 +110,8 @@ def _key(value: Any) -> tuple[str, Any]:
 
 def confusion_matrix(judge_codes: np.ndarray, human_codes: np.ndarray, k: int) -> np.ndarray:
     """k×k counts; a leading batch axis is kept (one matrix per resample)."""
+    import numpy as np
+
     batch = judge_codes.shape[:-1]
     flat = (judge_codes * k + human_codes).reshape(-1, judge_codes.shape[-1])
     offsets = (np.arange(flat.shape[0]) * k * k)[:, None]
@@ -112,6 +122,8 @@ def confusion_matrix(judge_codes: np.ndarray, human_codes: np.ndarray, k: int) -
 def kappa_from_confusion(matrix: np.ndarray, weights: str | None = None) -> np.ndarray:
     """Cohen's κ of one or many k×k matrices: 1 − Σw·observed / Σw·expected, with w = 0/1 (plain), |i−j| (linear) or
     (i−j)² (quadratic). Where chance agreement is total (every pair the same single value) κ is undefined: NaN."""
+    import numpy as np
+
     k = matrix.shape[-1]
     i, j = np.indices((k, k))
     w = {None: (i != j).astype(float), "linear": np.abs(i - j).astype(float), "quadratic": ((i - j) ** 2).astype(float)}[weights]
@@ -135,6 +147,8 @@ def _rank(values: np.ndarray) -> np.ndarray:
 
 
 def _spearman(judge: np.ndarray, human: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     # Pearson's r of the ranks (ties averaged) = scipy.stats.spearmanr, vectorised over the resamples.
     a, b = _rank(judge), _rank(human)
     a = a - a.mean(axis=-1, keepdims=True)
@@ -148,6 +162,7 @@ def _intervals(statistics, judge: np.ndarray, human: np.ndarray, seed: int, unde
     resample. A rare resample can leave a figure undefined — κ when both sides give one same value throughout
     (chance agreement is total, and so is the agreement), ρ when a side is constant — and it counts as the
     figure's `undefined` value (κ 1, ρ 0) rather than voiding the whole interval."""
+    import numpy as np
     from scipy.stats import bootstrap
 
     points = [float(statistic(judge, human)) for statistic in statistics]
@@ -171,6 +186,8 @@ def _accuracy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _mae(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     return np.abs(a - b).mean(axis=-1)
 
 
@@ -181,6 +198,11 @@ def measure(output_type: str, judge: Sequence[Any], human: Sequence[Any], *, lab
         raise ValueError("judge and human must be paired: the same length")
     n = len(judge)
     result = Agreement(output_type=output_type, n=n, sufficient=n >= MIN_PAIRS)
+    if not n:  # nothing labelled yet (most judges, most of the time): no numpy for an empty answer
+        result.labels = list(labels or []) if output_type in NOMINAL + ORDINAL else []
+        return result
+    import numpy as np
+
     if output_type in NOMINAL + ORDINAL:
         judge_codes, human_codes, order = _codes(judge, human, labels)
         k = max(1, len(order))
@@ -208,6 +230,21 @@ def more_for_half_width(agreement: Agreement, target: float = 0.10) -> int | Non
     if half <= target:
         return 0
     return math.ceil(agreement.n * (half / target) ** 2) - agreement.n
+
+
+def wilson_interval(passes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """The Wilson score interval of the rate `passes` / `n` (Newcombe 1998, no continuity correction), None when `n`
+    is 0. The same figures as scipy.stats.binomtest(passes, n).proportion_ci(method="wilson") (tested against it),
+    from a closed formula: every page that shows a pass rate would otherwise import scipy.stats, ~90 MiB in each web
+    process (design note 47)."""
+    if n <= 0:
+        return None
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = passes / n
+    denominator = 2 * (n + z * z)
+    center = (2 * n * p + z * z) / denominator
+    delta = z / denominator * math.sqrt(4 * n * p * (1 - p) + z * z)
+    return (0.0 if passes == 0 else center - delta), (1.0 if passes == n else center + delta)
 
 
 # --- a pass rate corrected for the judge's measured errors (Rogan–Gladen) -------------------------------------
@@ -256,6 +293,8 @@ class CorrectedRate:
 
 def _rates(judge: np.ndarray, human: np.ndarray, axis: int = -1) -> np.ndarray:
     """(sensitivity, specificity) of 0/1 arrays, per resample; NaN where a resample has no real yes (or no)."""
+    import numpy as np
+
     with np.errstate(divide="ignore", invalid="ignore"):
         sensitivity = (judge * human).sum(axis=axis) / human.sum(axis=axis)
         specificity = ((1 - judge) * (1 - human)).sum(axis=axis) / (1 - human).sum(axis=axis)
@@ -269,13 +308,14 @@ def corrected_pass_rate(judge: Sequence[bool], human: Sequence[bool], passes: in
     the raw rate redrawn from `scipy.stats.binom` (a resample of the verdicts: its count of yes is exactly
     Binomial(verdicts, raw rate)). Resamples where the correction is undefined (no real yes or no drawn, or no
     better than chance) are left out."""
+    n, yes = len(human), sum(1 for value in human if value)
+    if n < MIN_PAIRS or yes == 0 or yes == n or not verdicts:
+        return CorrectedRate("not_enough_labels", n, yes, n - yes)
+    import numpy as np
     from scipy.stats import binom, bootstrap
 
     judge_codes = np.asarray([1 if value else 0 for value in judge], dtype=np.int64)
     human_codes = np.asarray([1 if value else 0 for value in human], dtype=np.int64)
-    n, yes = len(human_codes), int(human_codes.sum())
-    if n < MIN_PAIRS or yes == 0 or yes == n or not verdicts:
-        return CorrectedRate("not_enough_labels", n, yes, n - yes)
     sensitivity, specificity = (float(rate) for rate in _rates(judge_codes, human_codes))
     raw = passes / verdicts
     point = rogan_gladen(raw, sensitivity, specificity)

@@ -4,7 +4,10 @@ Left alone, a cluster whose database (the ORM broker) or Redis is down logs a tr
 then exits and is respawned every ten seconds, and another from the scheduler every thirty. Here a dequeue that
 finds its store down waits instead (1 s, doubling up to 30 s), logs one line when the outage starts and one a
 minute while it lasts, and one when the store is back; the cluster goes on by itself. judges.quiet_log does the
-same for the tracebacks django-q2 logs elsewhere (scheduler, saving results) while the database is down."""
+same for the tracebacks django-q2 logs elsewhere (scheduler, saving results) while the database is down.
+
+The Redis broker is judges.redis_broker.PatientRedis, in a module of its own: importing redis costs every process
+~20 MiB (design note 47), and without REDIS_URL nothing needs it."""
 
 from __future__ import annotations
 
@@ -12,11 +15,8 @@ import logging
 import time
 from collections.abc import Callable
 
-import redis
 from django.db import InterfaceError, OperationalError
 from django_q.brokers.orm import ORM
-from django_q.brokers.redis_broker import Redis
-from django_q.conf import Conf
 
 from judges.quiet_log import LOG_EVERY_SECONDS, store_unavailable
 from traces.database import describe
@@ -94,28 +94,3 @@ class PatientORM(ORM):
             logger.warning("could not acknowledge task %s (%s); it will be handed out again", task_id, describe(error))
             return None
 
-
-class PatientRedis(Redis):
-    """The Redis broker, waiting out a Redis outage (redis-py reconnects on the next command by itself)."""
-
-    def __init__(self, list_key: str | None = None):
-        super().__init__(list_key)
-        self.outage = Outage("Redis (the task broker)")
-
-    @staticmethod
-    def get_connection(list_key: str | None = None) -> redis.Redis:
-        """Redis with timeouts: an unreachable Redis (a dropped route, not a refused connection) fails in seconds
-        instead of holding an ingest request's enqueue, or a worker, forever. blpop waits 1 s, within them."""
-        timeouts = {"socket_connect_timeout": 3, "socket_timeout": 10, "health_check_interval": 30}
-        if isinstance(Conf.REDIS, dict):
-            return redis.Redis(**{**timeouts, **Conf.REDIS})
-        return redis.from_url(Conf.REDIS, **timeouts)
-
-    def dequeue(self):
-        try:
-            tasks = super().dequeue()
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            self.outage.failed(error)
-            return None
-        self.outage.succeeded()
-        return tasks

@@ -5,10 +5,9 @@ Imports no models: logging is configured before Django's apps are ready."""
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
-
-import redis
 
 from traces.database import database_unavailable, describe
 
@@ -16,8 +15,10 @@ LOG_EVERY_SECONDS = 60.0
 
 
 def store_unavailable(error: BaseException) -> bool:
-    """The database or Redis can't be reached (not: a query or command failed)."""
-    return database_unavailable(error) or isinstance(error, (redis.ConnectionError, redis.TimeoutError))
+    """The database or Redis can't be reached (not: a query or command failed). redis is looked up, not imported:
+    without REDIS_URL nothing loads it (~20 MiB in every process, design note 47), and then no error is its."""
+    redis = sys.modules.get("redis")
+    return database_unavailable(error) or (redis is not None and isinstance(error, (redis.ConnectionError, redis.TimeoutError)))
 
 
 class QuietOutageFilter(logging.Filter):

@@ -15,9 +15,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
 
 logger = logging.getLogger(__name__)
 _warned_about_development_key = False
@@ -47,6 +50,10 @@ def _development_key() -> bytes | None:
 
 
 def _multi(keys: list[bytes]) -> MultiFernet:
+    # Imported here: judges.models imports this module, so every process would load cryptography (~10 MiB) at start
+    # while only those that store or call an endpoint need it (design note 47).
+    from cryptography.fernet import Fernet, MultiFernet
+
     return MultiFernet([Fernet(key) for key in keys])
 
 
@@ -57,6 +64,8 @@ def encrypt(plaintext: str) -> str:
 
 
 def decrypt(token: str) -> str:
+    from cryptography.fernet import Fernet, InvalidToken
+
     if not token:
         return ""
     try:
@@ -80,6 +89,8 @@ def decrypt(token: str) -> str:
 
 def rotate(token: str) -> str:
     """Re-encrypt with the current key."""
+    from cryptography.fernet import InvalidToken
+
     if not token:
         return ""
     development = _development_key()

@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 import time
 from collections import defaultdict
 
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
-
-try:
-    import psycopg
-except ImportError:  # pragma: no cover - SQLite-only installs
-    psycopg = None
 
 # SQLSTATE classes and codes that mean "no usable connection": 08 connection exception, 57P01-57P03 the server is
 # shutting down or starting, 53300 too many connections.
@@ -37,6 +33,13 @@ def _driver_error(error: BaseException) -> BaseException | None:
     return error.__cause__ or error.__context__
 
 
+def _psycopg_error(error: BaseException | None) -> bool:
+    """Whether `error` is psycopg's. Looked up in sys.modules, not imported: on SQLite nothing loads psycopg (~20 MiB
+    in every process, design note 47), and an error of a module never imported can't exist."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(error, psycopg.Error)
+
+
 def database_unavailable(error: BaseException) -> bool:
     """Whether `error` says the database can't be reached at all (not that a query failed)."""
     if isinstance(error, InterfaceError):  # the connection was already closed under us
@@ -44,7 +47,7 @@ def database_unavailable(error: BaseException) -> bool:
     if not isinstance(error, OperationalError):
         return False
     cause = _driver_error(error)
-    if psycopg is not None and isinstance(cause, psycopg.Error):
+    if _psycopg_error(cause):
         # A failed connect, or a connection lost mid-query, carries no SQLSTATE (the server never answered).
         sqlstate = cause.sqlstate
         return sqlstate is None or sqlstate.startswith(_PG_UNAVAILABLE_CLASSES) or sqlstate in _PG_UNAVAILABLE_CODES
@@ -60,7 +63,7 @@ def database_busy(error: BaseException) -> bool:
     if not isinstance(error, OperationalError):
         return False
     cause = _driver_error(error)
-    if psycopg is not None and isinstance(cause, psycopg.Error):
+    if _psycopg_error(cause):
         return cause.sqlstate == _PG_LOCK_NOT_AVAILABLE
     message = str(cause or error).lower()
     return any(text in message for text in _SQLITE_BUSY)

@@ -19,6 +19,7 @@ from evalapp.overview.ranges import TimeRange
 from evalapp.overview.rollups import rollup_tallies
 from evalapp.overview.sql import window_plans
 from evalapp.overview.tallies import JudgeTally, Tally, add_durations, histogram_percentiles
+from judges import agreement
 from judges.agreement import MIN_PAIRS
 from judges.labels import corrected_rate, load_pairs
 from judges.models import Judge, JudgeVersion, OutputType, Scope
@@ -39,13 +40,10 @@ def _money(amount: Decimal | float | None) -> float:
 
 
 def wilson_interval(passes: int, total: int) -> tuple[float, float] | None:
-    """The 95% Wilson score interval of a pass rate (scipy.stats), or None with nothing to estimate from."""
-    if not total:
-        return None
-    from scipy.stats import binomtest  # only when a rate is shown: web processes don't load scipy at start
-
-    interval = binomtest(int(passes), int(total)).proportion_ci(confidence_level=0.95, method="wilson")
-    return round(float(interval.low), 4), round(float(interval.high), 4)
+    """The 95% Wilson score interval of a pass rate (judges.agreement.wilson_interval), or None with nothing to
+    estimate from."""
+    interval = agreement.wilson_interval(int(passes), int(total))
+    return None if interval is None else (round(interval[0], 4), round(interval[1], 4))
 
 
 def _quality(judge: Judge, counts: Mapping[str, float], categories: Mapping[str, int]) -> dict[str, Any]:

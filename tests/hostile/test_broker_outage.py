@@ -22,8 +22,8 @@ from django_q.signing import SignedPackage
 
 from judges import tasks
 from judges.actions import create_judge
-from judges.brokers import PatientRedis
 from judges.models import Evaluation
+from judges.redis_broker import PatientRedis
 from judges.sweep import STALE_PENDING
 from tests.conftest import make_trace
 from tests.hostile.conftest import free_port
@@ -68,7 +68,7 @@ def own_redis(tmp_path, monkeypatch, settings) -> Iterator[RedisServer]:
     """django-q2 (and /healthz) pointed at a redis-server of this test's own."""
     server = RedisServer(tmp_path)
     server.start()
-    monkeypatch.setattr(Conf, "BROKER_CLASS", "judges.brokers.PatientRedis")
+    monkeypatch.setattr(Conf, "BROKER_CLASS", "judges.redis_broker.PatientRedis")
     monkeypatch.setattr(Conf, "REDIS", server.url)
     monkeypatch.setattr(Conf, "SYNC", False)
     settings.REDIS_URL = server.url

@@ -7,7 +7,7 @@ import random
 import pytest
 from scipy.stats import spearmanr
 
-from judges.agreement import MIN_PAIRS, cohen_kappa, measure, more_for_half_width
+from judges.agreement import MIN_PAIRS, cohen_kappa, measure, more_for_half_width, wilson_interval
 
 # 20 pairs: judge yes & person yes 8, judge yes & person no 2, judge no & person yes 3, judge no & person no 7.
 JUDGE = [True] * 10 + [False] * 10
@@ -83,3 +83,20 @@ def test_more_labels_projection_shrinks_with_n():
     few = measure("boolean", JUDGE * 2, HUMAN * 2)
     many = measure("boolean", JUDGE * 10, HUMAN * 10)
     assert more_for_half_width(few) > more_for_half_width(many) >= 0
+
+
+def test_wilson_interval_gives_scipys_figures():
+    from scipy.stats import binomtest
+
+    for n in [*range(1, 41), 97, 1000, 123_457]:
+        for passes in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            expected = binomtest(passes, n).proportion_ci(confidence_level=0.95, method="wilson")
+            assert wilson_interval(passes, n) == pytest.approx((expected.low, expected.high), abs=1e-12), (passes, n)
+    assert wilson_interval(0, 0) is None
+
+
+def test_no_pairs_measure_the_same_as_before_without_a_computation():
+    agreement = measure("categorical", [], [], labels=["good", "bad"])
+    assert (agreement.n, agreement.sufficient, agreement.labels, agreement.confusion) == (0, False, ["good", "bad"], [])
+    assert agreement.as_json()["confusion"] == {"labels": ["good", "bad"], "rows": []}
+    assert measure("float", [], []).as_json()["confusion"] is None
