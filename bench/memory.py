@@ -80,6 +80,17 @@ def memory(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+def libraries(pid: int) -> str:
+    """The site-packages whose compiled modules the process has mapped (what it imported that is heavy: scipy,
+    numpy, grpc, psycopg, pydantic_core and tiktoken for litellm...); pure-Python packages don't show."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return ""
+    found = set(re.findall(r"site-packages/([A-Za-z0-9_]+)[^/\n]*/\S*\.so", maps))
+    return " ".join(sorted(found))
+
+
 def traces(count: int) -> list[dict]:
     now = datetime.now(timezone.utc)
     made = []
@@ -101,7 +112,7 @@ def traces(count: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settle", type=float, default=30, help="seconds of judging after the traces are logged")
-    parser.add_argument("--each", action="store_true", help="also print every process")
+    parser.add_argument("--each", action="store_true", help="also print every process and the compiled libraries it has loaded")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="evalapp-memory-") as var_dir:
         port, standin, grpc = free_port(), free_port(), free_port()
@@ -146,7 +157,7 @@ def main() -> None:
                 if name:
                     rss, pss = memory(pid)
                     if args.each:
-                        print(f"  {pid:>7} {name:<28} RSS {rss / 1024:6.0f}   PSS {pss / 1024:6.0f} MiB")
+                        print(f"  {pid:>7} {name:<28} RSS {rss / 1024:6.0f}   PSS {pss / 1024:6.0f} MiB   {libraries(pid)}")
                     totals[name][0] += rss
                     totals[name][1] += pss
                     totals[name][2] += 1

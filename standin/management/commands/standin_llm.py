@@ -27,6 +27,7 @@ def _rate(value: str) -> float:
 
 class Command(BaseCommand):
     help = "Serve a scripted OpenAI-compatible stand-in model (NOT a real LLM) for the demo and local testing."
+    requires_system_checks: list[str] = []  # a stdlib server: Django's checks would only load the URL configuration
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
