@@ -28,16 +28,6 @@ def _failed(request, message: str, why: str) -> exceptions.APIException:
     return TooManyFailures(refusal) if refusal is not None else exceptions.AuthenticationFailed(message)
 
 
-def token_in_use(raw: str) -> ApiToken | None:
-    """The live token `raw` is (not revoked, its user active), its use recorded; None if it is no such token. For
-    callers outside DRF too (the OTLP/gRPC receiver reads it from the `authorization` metadata)."""
-    token = ApiToken.objects.select_related("user").filter(token_hash=hash_token(raw), revoked_at__isnull=True).first()
-    if token is None or not token.user.is_active:
-        return None
-    token.touch()
-    return token
-
-
 class ApiTokenAuthentication(BaseAuthentication):
     """`Authorization: Token <token>` or `Authorization: Bearer <token>` (what OTLP exporters send)."""
 

@@ -18,7 +18,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from accounts.auth import token_in_use
+from accounts.actions import token_in_use
 from traces import otlp
 from traces.admission import IngestBusy, bounded_lock_wait, ingest_slot
 from traces.database import database_busy, database_unavailable
