@@ -260,7 +260,7 @@ Q_CLUSTER: dict = {
     # run's workers apart from the demo's on one broker.
     "cluster_name": env_str("EVALAPP_Q_QUEUE", "evalapp"),
     # One worker process: judging is I/O-bound and concurrent inside a task (pool threads, up to each endpoint's
-    # limit); every worker process holds litellm (~170 MiB). More for CPU-heavy work, design note 47.
+    # limit); every worker process holds the model client (~250 MiB). When to add more: README, design note 47.
     "workers": env_int("EVALAPP_Q_WORKERS", 1, minimum=1),
     # A task may run this long; after `retry` seconds an unacknowledged task is handed out again.
     "timeout": env_int("EVALAPP_Q_TIMEOUT", 300, minimum=10),
