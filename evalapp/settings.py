@@ -259,9 +259,9 @@ Q_CLUSTER: dict = {
     # The queue a cluster serves; the same "name" (it signs task payloads) with another queue keeps e.g. a test
     # run's workers apart from the demo's on one broker.
     "cluster_name": env_str("EVALAPP_Q_QUEUE", "evalapp"),
-    # One worker process: judging is I/O-bound and concurrent inside a task (pool threads, up to each endpoint's
-    # limit); every worker process holds the model client (~250 MiB). When to add more: README, design note 47.
-    "workers": env_int("EVALAPP_Q_WORKERS", 1, minimum=1),
+    # Each worker process holds the model client (~250 MiB); one judges as fast except that a burst can wait
+    # behind a large look-back on another endpoint (design note 47), so two stay the default. README: sizing.
+    "workers": env_int("EVALAPP_Q_WORKERS", 2, minimum=1),
     # A task may run this long; after `retry` seconds an unacknowledged task is handed out again.
     "timeout": env_int("EVALAPP_Q_TIMEOUT", 300, minimum=10),
     "retry": env_int("EVALAPP_Q_TIMEOUT", 300, minimum=10) + 60,
