@@ -264,16 +264,16 @@ def phases(experiment) -> None:
 
     steps: dict[int, list[tuple[float, float, float]]] = {}
     rows = Evaluation.objects.filter(trace__experiment=experiment, finished_at__isnull=False).values_list(
-        "trace__trace_id", "trace__created_at", "created_at", "started_at", "finished_at"
+        "trace__trace_id", "trace__created_at", "created_at", "started_at", "finished_at", "assessment__latency_ms"
     )
-    for trace_id, received, selected, claimed, finished in rows:
+    for trace_id, received, selected, claimed, finished, call_ms in rows:
         steps.setdefault(int(trace_id.split("-")[1]), []).append(
-            ((selected - received).total_seconds(), (claimed - selected).total_seconds(), (finished - claimed).total_seconds())
+            ((selected - received).total_seconds(), (claimed - selected).total_seconds(), (finished - claimed).total_seconds(), (call_ms or 0) / 1000)
         )
     for burst, values in sorted(steps.items()):
-        selected, waiting, judging = (percentile([v[i] for v in values], 0.95) for i in range(3))
+        selected, waiting, judging, call = (percentile([v[i] for v in values], 0.95) for i in range(4))
         print(f"    burst {burst}: p95 receipt → selected {selected:.2f} s, selected → claimed {waiting:.2f} s, "
-              f"claimed → settled {judging:.2f} s", flush=True)
+              f"claimed → settled {judging:.2f} s (the model call itself {call:.2f} s)", flush=True)
 
 
 def warm_workers(args, token: str, endpoint) -> None:
