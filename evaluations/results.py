@@ -5,7 +5,7 @@ a paired test per judge and every regression and improvement listed (`compare`).
 A run's verdicts are the evaluations of its job (`Evaluation.job == run.id`, judges.manual) and their assessments.
 Counts, sums and progress are aggregated in SQL, one query for any number of runs and judges; only the numbers
 of numeric judges are read back, for the mean's t interval. Pass rates carry a Wilson interval
-(judges.agreement.wilson_interval: scipy's figures without importing scipy).
+(judges.agreement.wilson_interval: scipy.stats.binomtest).
 
 Yes/no verdicts pass when true; numeric verdicts have a mean; categorical and text verdicts are counted only. A
 verdict that is "not applicable" (a built-in that needs expectations the row lacks) is neither judged nor an error.
@@ -54,8 +54,8 @@ CONFIDENCE = 0.95
 
 
 def wilson(passes: int, n: int) -> tuple[float | None, float | None]:
-    """The 95% Wilson score interval of a pass rate (judges.agreement.wilson_interval: scipy.stats.binomtest's
-    figures without importing scipy), (None, None) without verdicts."""
+    """The 95% Wilson score interval of a pass rate (judges.agreement.wilson_interval: scipy.stats.binomtest),
+    (None, None) without verdicts."""
     interval = wilson_interval(int(passes), int(n), CONFIDENCE)
     return (None, None) if interval is None else (round(interval[0], 4), round(interval[1], 4))
 

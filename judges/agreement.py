@@ -19,7 +19,6 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -233,18 +232,14 @@ def more_for_half_width(agreement: Agreement, target: float = 0.10) -> int | Non
 
 
 def wilson_interval(passes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
-    """The Wilson score interval of the rate `passes` / `n` (Newcombe 1998, no continuity correction), None when `n`
-    is 0. The same figures as scipy.stats.binomtest(passes, n).proportion_ci(method="wilson") (tested against it),
-    from a closed formula: every page that shows a pass rate would otherwise import scipy.stats, ~90 MiB in each web
-    process (design note 47)."""
+    """The Wilson score interval of the rate `passes` / `n` (scipy.stats.binomtest's `proportion_ci`), None when `n` is
+    0. scipy is imported here, on the first rate shown, not when a process starts (design note 47)."""
     if n <= 0:
         return None
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = passes / n
-    denominator = 2 * (n + z * z)
-    center = (2 * n * p + z * z) / denominator
-    delta = z / denominator * math.sqrt(4 * n * p * (1 - p) + z * z)
-    return (0.0 if passes == 0 else center - delta), (1.0 if passes == n else center + delta)
+    from scipy.stats import binomtest
+
+    interval = binomtest(int(passes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 # --- a pass rate corrected for the judge's measured errors (Rogan–Gladen) -------------------------------------
