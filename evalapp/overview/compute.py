@@ -5,6 +5,7 @@ rates."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -38,14 +39,23 @@ def _money(amount: Decimal | float | None) -> float:
     return round(float(amount or 0), 6)
 
 
+Z_95 = 1.959963984540054  # the normal quantile at 0.975 (scipy.special.ndtri(0.975))
+
+
 def wilson_interval(passes: int, total: int) -> tuple[float, float] | None:
-    """The 95% Wilson score interval of a pass rate (scipy.stats), or None with nothing to estimate from."""
+    """The 95% Wilson score interval of a pass rate, or None with nothing to estimate from: scipy's
+    `binomtest(passes, total).proportion_ci(method="wilson")` written out (its formula, ends pinned at 0 and 1 as it
+    pins them; a test holds them together). scipy's call took a third of a 30-day Overview's time: 60-odd intervals,
+    a millisecond each."""
     if not total:
         return None
-    from scipy.stats import binomtest  # only when a rate is shown: web processes don't load scipy at start
-
-    interval = binomtest(int(passes), int(total)).proportion_ci(confidence_level=0.95, method="wilson")
-    return round(float(interval.low), 4), round(float(interval.high), 4)
+    n, p = float(total), passes / total
+    denominator = 2 * (n + Z_95**2)
+    center = (2 * n * p + Z_95**2) / denominator
+    half = Z_95 * math.sqrt(Z_95**2 + 4 * n * p * (1 - p)) / denominator
+    low = 0.0 if passes == 0 else center - half
+    high = 1.0 if passes == total else center + half
+    return round(low, 4), round(high, 4)
 
 
 def _quality(judge: Judge, counts: Mapping[str, float], categories: Mapping[str, int]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 import evalapp.overview.rollups
 from evalapp.models import OverviewHour
-from evalapp.overview.compute import compute_overview
+from evalapp.overview.compute import compute_overview, wilson_interval
 from evalapp.overview.ranges import parse_range
 from evalapp.overview.tallies import histogram_percentiles, interpolate
 from judges.actions import create_judge, update_judge
@@ -395,3 +395,12 @@ def test_empty_hours_from_before_the_experiment_existed_are_not_stored(experimen
     assert hour_of(NOW - timedelta(days=5, minutes=30)) in stored
     assert min(hour for hour in stored if hour != hour_of(NOW - timedelta(days=5, minutes=30))) == born
     assert len(stored) == 1 + (datetime(2026, 11, 20, tzinfo=UTC) - born) // timedelta(hours=1)
+
+
+@pytest.mark.parametrize("passes, total", [(0, 1), (1, 1), (0, 40), (40, 40), (19, 29), (1, 3), (850, 1000), (7, 100_000), (33_001, 33_082)])
+def test_the_wilson_interval_is_scipys(passes, total):
+    from scipy.stats import binomtest
+
+    expected = binomtest(passes, total).proportion_ci(confidence_level=0.95, method="wilson")
+    assert wilson_interval(passes, total) == (round(float(expected.low), 4), round(float(expected.high), 4))
+    assert wilson_interval(0, 0) is None
