@@ -79,6 +79,9 @@ class JudgeStats:
         return format_cost(self.cost_usd or 0)  # no judgement with a cost in 24 hours: nothing spent
 
 
+WAITING = {EvaluationStatus.PENDING, EvaluationStatus.RUNNING}
+
+
 def _queued_and_outages(judge_pks: list[int], since) -> tuple[dict[int, int], dict[int, int]]:
     """Per judge: its live evaluations waiting or running, and those a provider outage failed since `since`. Two
     queries, each on the index that finds only those rows — (status, …) and (judge, finished_at) — with the live
@@ -87,10 +90,12 @@ def _queued_and_outages(judge_pks: list[int], since) -> tuple[dict[int, int], di
     queued: dict[int, int] = defaultdict(int)
     provider_errors: dict[int, int] = defaultdict(int)
     waiting = Evaluation.objects.filter(status__in=[EvaluationStatus.PENDING, EvaluationStatus.RUNNING], judge_id__in=judge_pks)
-    outage = Evaluation.objects.filter(judge_id__in=judge_pks, finished_at__gte=since, status=EvaluationStatus.ERROR, error_code__in=TRANSIENT)
-    for counts, rows in ((queued, waiting), (provider_errors, outage)):
-        for row in rows.values("judge_id", "shadow_id").annotate(count=Count("pk")).order_by():
-            if row["shadow_id"] is None:
+    # The status picked here too: with `status = 'error'` SQLite took the (judge, status) index and read every
+    # failed evaluation of the judges, whatever their age.
+    outage = Evaluation.objects.filter(judge_id__in=judge_pks, finished_at__gte=since, error_code__in=TRANSIENT)
+    for counts, rows, statuses in ((queued, waiting, WAITING), (provider_errors, outage, {EvaluationStatus.ERROR})):
+        for row in rows.values("judge_id", "shadow_id", "status").annotate(count=Count("pk")).order_by():
+            if row["shadow_id"] is None and row["status"] in statuses:
                 counts[row["judge_id"]] += row["count"]
     return queued, provider_errors
 
