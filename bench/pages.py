@@ -2,16 +2,19 @@
 five-turn sessions, 4 trace judges + 1 session judge, every trace and session judged (2% errors), in SQLite or
 PostgreSQL; `--traces 1000000 --sessions 2000` is issue 15's million (bench/pages_data.py writes the data).
 Renders each page in-process with Django's test client (no network, no browser: the time Django spends) and
-prints p50/p95 over repeated requests.
+prints p50/p95 over repeated requests, and the p50 of the SQL time in them (what the driver's execute() took; on
+SQLite rows fetched after it aren't counted).
 
     .venv/bin/python bench/pages.py --db sqlite
     .venv/bin/python bench/pages.py --db postgres
     .venv/bin/python bench/pages.py --db postgres --traces 1000000 --sessions 2000
+    .venv/bin/python bench/pages.py --db postgres --traces 1000000 --sessions 2000 --reuse   # the same data again
+    .venv/bin/python bench/pages.py --db sqlite --sqlite-dir /tmp/pages-1m --traces 1000000 --sessions 2000 [--reuse]
     .venv/bin/python bench/pages.py --first-load    # the Overview in Chromium: cold-cache time and bytes sent
 
 Targets (issues 5 and 15): p95 ≤ 150 ms for the Traces tab (first page and filtered pages), the traces list API,
-the Sessions tab, the Judges tab and a trace's page; ≤ 400 ms for the Overview tab. PostgreSQL uses a scratch database `evalapp_bench_pages` on 127.0.0.1 (dropped and
-re-created; `--postgres-url postgres://user@/db?host=/socket/dir&port=5433` for a unix socket); SQLite a temp file.
+the Sessions tab, the Judges tab and a trace's page; ≤ 400 ms for the Overview tab. PostgreSQL uses a scratch
+database `evalapp_bench_pages` on 127.0.0.1 (dropped and re-created unless --reuse; `--postgres-url postgres://user@/db?host=/socket/dir&port=5433` for a unix socket); SQLite a temp file.
 Data is written with bulk inserts (this measures reading, not ingesting), which bypass the Overview's hourly
 rollups (evalapp.overview.rollups): the first 30-day Overview after loading sums every hour from the raw rows ("cold"),
 later ones read the stored hours. Then 1,000 more traces over the last three hours, and their verdicts, go in
