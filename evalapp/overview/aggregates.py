@@ -156,13 +156,18 @@ def _sqlite_percentiles(traces: QuerySet, trunc: Func) -> dict[datetime | None, 
     ~75 ms, where two window queries ranking them in SQLite (returning only the rows either side of each
     percentile) took ~300 ms."""
     by_bucket: dict[Any, list[float]] = defaultdict(list)
-    for raw_bucket, duration in traces.filter(duration_ms__isnull=False).annotate(bucket=trunc).values_list("bucket", "duration_ms").order_by():
-        by_bucket[raw_bucket].append(float(duration))
+    # Through a plain cursor: the buckets stay text, one parse per bucket instead of Django's per row (two fifths of
+    # the 24 h Overview's time went to converting 33,000 of them).
+    sql, params = traces.filter(duration_ms__isnull=False).annotate(bucket=trunc).values_list("bucket", "duration_ms").order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for raw_bucket, duration in cursor.fetchall():
+            by_bucket[raw_bucket].append(float(duration))
     everything = sorted(duration for durations in by_bucket.values() for duration in durations)
     result: dict[datetime | None, dict[str, float | None]] = {}
     for raw_bucket, durations in by_bucket.items():
         durations.sort()
-        bucket = datetime.fromisoformat(raw_bucket).replace(tzinfo=UTC) if isinstance(raw_bucket, str) else raw_bucket
+        bucket = datetime.fromisoformat(raw_bucket).replace(tzinfo=UTC)  # SQLite's truncated date-time, as text
         result[bucket] = {name: interpolate(durations, len(durations), fraction) for name, fraction in PERCENTILES.items()}
     result[None] = {name: interpolate(everything, len(everything), fraction) for name, fraction in PERCENTILES.items()}
     return result
