@@ -15,6 +15,7 @@ classes, and every Django process (the worker's four idle processes too) would o
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -231,9 +232,12 @@ def more_for_half_width(agreement: Agreement, target: float = 0.10) -> int | Non
     return math.ceil(agreement.n * (half / target) ** 2) - agreement.n
 
 
+@functools.lru_cache(maxsize=16_384)
 def wilson_interval(passes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
     """The Wilson score interval of the rate `passes` / `n` (scipy.stats.binomtest's `proportion_ci`), None when `n` is
-    0. scipy is imported here, on the first rate shown, not when a process starts (design note 47)."""
+    0. scipy is imported here, on the first rate shown, not when a process starts (design note 47); the same counts
+    (a 30-day Overview's 60-odd buckets, shown again) are not worked out again (py-spy: `proportion_ci` was 15% of a
+    30-day view, note 48)."""
     if n <= 0:
         return None
     from scipy.stats import binomtest

@@ -134,7 +134,12 @@ def human_labels(judges: list[Judge]):
         if names:
             experiments = {judge.experiment_id for judge in judges}
             where |= Q(**{f"{scope}__experiment_id__in": experiments, f"{scope}__isnull": False, "name__in": names})
-    return Assessment.objects.filter(where, source_type=AssessmentSource.HUMAN, valid=True) if where else Assessment.objects.none()
+    if not where:
+        return Assessment.objects.none()
+    # Every name once more outside the OR (implied by it): an index on the name serves the query only then —
+    # SQLite read every verdict in id order (3.7 s at a million traces) with the names inside the OR alone.
+    names = {judge.name for judge in judges}
+    return Assessment.objects.filter(where, name__in=names, source_type=AssessmentSource.HUMAN, valid=True)
 
 
 def load_pairs(judges: list[Judge]) -> dict[int, JudgeLabels]:

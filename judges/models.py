@@ -418,7 +418,7 @@ class Evaluation(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "priority", "created_at"], name="evaluation_status_priority"),
-            models.Index(fields=["judge", "status"], name="evaluation_judge_status"),
+            models.Index(fields=["judge", "status", "finished_at"], name="evaluation_judge_status_time"),  # + the Judges tab's outages
             models.Index(fields=["judge", "finished_at"], name="evaluation_judge_finished"),  # the Judges tab's 24 h
             models.Index(fields=["status", "lease_expires_at"], name="evaluation_lease"),
         ]

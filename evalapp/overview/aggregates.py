@@ -146,34 +146,28 @@ def exact_percentiles(experiment: Experiment, time_range: TimeRange) -> dict[dat
         }
         found[None] = traces.aggregate(**fractions)
         return found
-    found = dict(_sqlite_percentiles(traces, trunc))
-    found[None] = _sqlite_percentiles(traces, None).get(None, dict.fromkeys(PERCENTILES))
-    return found
+    return _sqlite_percentiles(traces, trunc)
 
 
-def _sqlite_percentiles(traces: QuerySet, trunc: Func | None) -> dict[datetime | None, dict[str, float | None]]:
-    """Latency percentiles per bucket (or over everything when `trunc` is None) without sending the rows to Python."""
-    inner = traces.filter(duration_ms__isnull=False).annotate(bucket=trunc if trunc is not None else Value(None, output_field=CharField()))
-    inner_sql, params = inner.values("bucket", "duration_ms").query.sql_with_params()
-    near = " OR ".join(f"(position > {fraction!r} * (size - 1) - 1 AND position < {fraction!r} * (size - 1) + 1)" for fraction in PERCENTILES.values())
-    sql = (
-        "SELECT bucket, position, size, duration_ms FROM ("
-        "  SELECT bucket, duration_ms,"
-        "         ROW_NUMBER() OVER (PARTITION BY bucket ORDER BY duration_ms) - 1 AS position,"
-        "         COUNT(*) OVER (PARTITION BY bucket) AS size"
-        f"  FROM ({inner_sql}) AS ranged"
-        f") AS ranked WHERE {near}"
-    )
-    ranked: dict[Any, dict[int, float]] = defaultdict(dict)
-    sizes: dict[Any, int] = {}
+def _sqlite_percentiles(traces: QuerySet, trunc: Func) -> dict[datetime | None, dict[str, float | None]]:
+    """Latency percentiles per bucket and overall (key None), as percentile_cont computes them, from the durations
+    sorted here. The Overview asks for them over at most 48 hours (longer ranges use the rollups' histograms), an
+    alert over its rule's window: at a million traces a month, a day is 33,000 durations, fetched and sorted in
+    ~75 ms, where two window queries ranking them in SQLite (returning only the rows either side of each
+    percentile) took ~300 ms."""
+    by_bucket: dict[Any, list[float]] = defaultdict(list)
+    # Through a plain cursor: the buckets stay text, one parse per bucket instead of Django's per row (two fifths of
+    # the 24 h Overview's time went to converting 33,000 of them).
+    sql, params = traces.filter(duration_ms__isnull=False).annotate(bucket=trunc).values_list("bucket", "duration_ms").order_by().query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for bucket, position, size, duration in cursor.fetchall():
-            ranked[bucket][position] = float(duration)
-            sizes[bucket] = size
-    result = {}
-    for raw_bucket, values in ranked.items():
-        # The SQLite back end returns truncated date-times as text.
-        bucket = datetime.fromisoformat(raw_bucket).replace(tzinfo=UTC) if raw_bucket is not None else None
-        result[bucket] = {name: interpolate(values, sizes[raw_bucket], fraction) for name, fraction in PERCENTILES.items()}
+        for raw_bucket, duration in cursor.fetchall():
+            by_bucket[raw_bucket].append(float(duration))
+    everything = sorted(duration for durations in by_bucket.values() for duration in durations)
+    result: dict[datetime | None, dict[str, float | None]] = {}
+    for raw_bucket, durations in by_bucket.items():
+        durations.sort()
+        bucket = datetime.fromisoformat(raw_bucket).replace(tzinfo=UTC)  # SQLite's truncated date-time, as text
+        result[bucket] = {name: interpolate(durations, len(durations), fraction) for name, fraction in PERCENTILES.items()}
+    result[None] = {name: interpolate(everything, len(everything), fraction) for name, fraction in PERCENTILES.items()}
     return result

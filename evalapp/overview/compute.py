@@ -177,7 +177,7 @@ def compute_overview(experiment: Experiment, time_range: TimeRange, now: datetim
     `rollups` forces either route (the raw one gives exact percentiles at any bucket size)."""
     now = now or timezone.now()
     if rollups is None:
-        rollups = time_range.bucket == "day"
+        rollups = time_range.bucket in ("day", "hour")
     if rollups and time_range.bucket == "minute":
         raise ValueError("hourly rollups can't make minute buckets")
     with window_plans():
@@ -203,13 +203,17 @@ def _compute_overview(experiment: Experiment, time_range: TimeRange, now: dateti
     scopes = (Scope.TRACE, Scope.SESSION)
     categorical = _categorical(judges)
     percentiles: dict[datetime | None, dict[str, float | None]]
+    approximate = rollups and time_range.bucket == "day"
     if rollups:
         tallies = rollup_tallies(experiment, time_range, categorical, now)
-        everything: dict[int, list[int]] = {}
-        for tally in tallies.values():
-            add_durations(everything, tally.durations.items())
-        percentiles = {bucket: histogram_percentiles(tally.durations) for bucket, tally in tallies.items()}
-        percentiles[None] = histogram_percentiles(everything)
+        if approximate:
+            everything: dict[int, list[int]] = {}
+            for tally in tallies.values():
+                add_durations(everything, tally.durations.items())
+            percentiles = {bucket: histogram_percentiles(tally.durations) for bucket, tally in tallies.items()}
+            percentiles[None] = histogram_percentiles(everything)
+        else:  # hour buckets: the counts from the rollups, the percentiles exact (a few thousand durations an hour)
+            percentiles = exact_percentiles(experiment, time_range)
     else:
         names = {scope: [judge.name for judge in judges if judge.scope == scope] for scope in scopes}
         tallies = raw_tallies(experiment, [(time_range.start, time_range.end)], time_range.bucket, names=names, categorical=categorical, histogram=False)
@@ -225,7 +229,7 @@ def _compute_overview(experiment: Experiment, time_range: TimeRange, now: dateti
             "preset": time_range.preset,
         },
         "judges": summaries,
-        "performance": _performance(tallies, buckets, judge_cost, percentiles, approximate=rollups),
+        "performance": _performance(tallies, buckets, judge_cost, percentiles, approximate=approximate),
     }
 
 
@@ -259,10 +263,12 @@ def _agreement(judge: Judge, labelled: Mapping[int, Any]) -> dict[str, Any] | No
 def judge_totals(experiment: Experiment, judges: list[Judge], since: datetime, until: datetime) -> dict[int, JudgeTally]:
     """Per judge (by pk): its verdicts counted the Overview's way — on what was traced in [since, until): traces by
     their start, conversations by their last turn; judged, errors, not applicable, cost. The Judges tab's "last
-    24 hours" is this, so a judge shows the same numbers on both pages. Two queries."""
-    names = {scope: [judge.name for judge in judges if judge.scope == scope] for scope in (Scope.TRACE, Scope.SESSION)}
+    24 hours" is this, so a judge shows the same numbers on both pages."""
+    # The closed hours from the rollups, as the Overview reads them (with every judge's categories, so the hours
+    # stored here serve it too); one raw sum for the partial hours at the edges (design note 48).
+    categorical = _categorical(list(Judge.objects.filter(experiment=experiment)))
     with window_plans():
-        tallies = raw_tallies(experiment, [(since, until)], "day", names=names, categorical={}, histogram=False, traces=False)
+        tallies = rollup_tallies(experiment, TimeRange(since, until, "hour"), categorical, timezone.now())
     totals: dict[int, JudgeTally] = {}
     for judge in judges:
         total = JudgeTally()

@@ -100,7 +100,7 @@ def histogram_percentiles(durations: Mapping[int, Sequence[int]]) -> dict[str, f
     return result
 
 
-def interpolate(ranked: Mapping[int, float], size: int, fraction: float) -> float | None:
+def interpolate(ranked: Mapping[int, float] | Sequence[float], size: int, fraction: float) -> float | None:
     """percentile_cont over `size` sorted values, given (at least) those at the two positions around it."""
     if size == 0:
         return None

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 import evalapp.overview.rollups
 from evalapp.models import OverviewHour
-from evalapp.overview.compute import compute_overview
+from evalapp.overview.compute import compute_overview, wilson_interval
 from evalapp.overview.ranges import parse_range
 from evalapp.overview.tallies import histogram_percentiles, interpolate
 from judges.actions import create_judge, update_judge
@@ -158,6 +158,22 @@ def test_rolled_up_days_equal_the_raw_computation(dataset, params):
     stored = OverviewHour.objects.filter(experiment=dataset, data__isnull=False)
     assert stored.exists() and all(row.hour < hour_of(NOW) for row in stored)  # the open hour is never stored
     assert all(row.computed_version == row.version for row in stored)
+
+
+@pytest.mark.parametrize("params", [{"range": "24h"}, {"from": "2026-11-18T09:30", "to": "2026-11-19T17:45"}])
+def test_hour_buckets_read_the_rollups_and_equal_the_raw_computation_exactly(dataset, params):
+    time_range = parse_range(params, NOW)
+    assert time_range.bucket == "hour"
+    raw = compute_overview(dataset, time_range, NOW, rollups=False)
+
+    first = compute_overview(dataset, time_range, NOW)  # sums the closed hours and stores them
+    assert OverviewHour.objects.filter(experiment=dataset, data__isnull=False).exists()
+    again = compute_overview(dataset, time_range, NOW)  # reads them back
+
+    # Every figure the same, latency percentiles too: hour buckets take them from the raw rows, not histograms.
+    assert first == again == raw
+    assert first["performance"]["percentiles_approximate"] is False
+    assert first["performance"]["traces"] > 3 and first["performance"]["p95_ms"] is not None
 
 
 def test_histogram_percentiles_stay_within_the_bin_width():
@@ -379,3 +395,12 @@ def test_empty_hours_from_before_the_experiment_existed_are_not_stored(experimen
     assert hour_of(NOW - timedelta(days=5, minutes=30)) in stored
     assert min(hour for hour in stored if hour != hour_of(NOW - timedelta(days=5, minutes=30))) == born
     assert len(stored) == 1 + (datetime(2026, 11, 20, tzinfo=UTC) - born) // timedelta(hours=1)
+
+
+@pytest.mark.parametrize("passes, total", [(0, 1), (1, 1), (0, 40), (40, 40), (19, 29), (1, 3), (850, 1000), (7, 100_000), (33_001, 33_082)])
+def test_the_wilson_interval_is_scipys(passes, total):
+    from scipy.stats import binomtest
+
+    expected = binomtest(passes, total).proportion_ci(confidence_level=0.95, method="wilson")
+    assert wilson_interval(passes, total) == (round(float(expected.low), 4), round(float(expected.high), 4))
+    assert wilson_interval(0, 0) is None

@@ -205,9 +205,11 @@ def test_query_count_is_pinned(editor_client, experiment, endpoint, django_asser
     for number in range(5):
         judge = create_judge(experiment, name=f"judge_{number}", instructions="Is {{ outputs }} ok?", endpoint=endpoint)
         judge_now(Judge.objects.select_related("endpoint").get(pk=judge.pk), Trace.objects.get())
-    # session, user, editor group, experiment, judges with their endpoints, the last 24 h (trace and session
-    # verdicts; on PostgreSQL with its planner settings), what is queued, and whether the sweep runs (its last run;
-    # its schedule: it hasn't run in a test), and agreement with people (the labels, the verdicts on them)
-    with django_assert_max_num_queries(12 + window_plan_queries()):
+    # session, user, editor group, experiment, judges with their endpoints, the last 24 h (the experiment's judges'
+    # categories, the stored hours, trace and session verdicts and traces of the hours not stored yet, and storing
+    # them: savepoint, insert, release; on PostgreSQL with its planner settings), what is queued, and whether the
+    # sweep runs (its last run; its schedule: it hasn't run in a test), and agreement with people (the labels, the
+    # verdicts on them)
+    with django_assert_max_num_queries(17 + window_plan_queries()):
         response = editor_client.get(tab_url(experiment))
     assert response.status_code == 200

@@ -14,7 +14,7 @@ from judges.actions import create_judge
 from judges.manual import start_job
 from judges.models import Evaluation, EvaluationStatus, Judge
 from judges.results import pause_judge
-from tests.conftest import BASE_TIME, ingest, judge_now, judge_pending, links_static, make_trace
+from tests.conftest import BASE_TIME, ingest, judge_now, judge_pending, links_static, make_trace, window_plan_queries
 from traces.models import Trace
 
 pytestmark = pytest.mark.django_db
@@ -172,6 +172,31 @@ def test_load_more_continues_from_the_cursor_without_gaps_or_repeats(editor_clie
     assert trace_ids_shown(editor_client.get(tab_url(experiment), {"cursor": "not-a-cursor"}).content.decode())[0] == "t54"
 
 
+def test_a_search_stops_after_its_depth_and_offers_to_search_older_traces(editor_client, experiment, monkeypatch):
+    monkeypatch.setattr("evalapp.ui.traces.SEARCH_DEPTH", 4)
+    traces = [make_trace(f"t{n:02d}", minutes=n) for n in range(10)]
+    for trace in traces:  # t01 and t02 are the only staging traces: old ones
+        trace["metadata"] = {"environment": "staging" if trace["trace_id"] in ("t01", "t02") else "production"}
+    ingest(experiment, *traces)
+    search = {"q": "metadata.environment = 'staging'"}
+
+    # The newest 4 (t09–t06) hold no match: said so, with the way on, instead of reading every trace.
+    html = editor_client.get(tab_url(experiment), search).content.decode()
+    assert trace_ids_shown(html) == [] and "No matches among 4 traces, back to" in html
+    older = re.search(r'<a href="([^"]+)" hx-get="\1" hx-target="#trace-results"[^>]*>Search older traces</a>', html)
+    assert older and "staging" in older.group(1)
+    # The next 4 (t05–t02) hold one; it is shown with the way on again ...
+    html = editor_client.get(older.group(1).replace("&amp;", "&")).content.decode()
+    assert trace_ids_shown(html) == ["t02"] and "Searched 4 traces, back to" in html
+    more = re.search(r'<a href="([^"]+)" hx-get="\1" hx-target="#more-row"[^>]*>Search older traces</a>', html)
+    assert more
+    # ... and the rest (t01, t00: fewer than 4 left) ends the search: no repeats, no gaps, no further link.
+    rest = editor_client.get(more.group(1).replace("&amp;", "&"), headers=HX_MORE).content.decode()
+    assert trace_ids_shown(rest) == ["t01"] and "Search older" not in rest and "more-row" not in rest
+    # Without a filter the table is not bounded: the status quick filter lists every page as before.
+    assert len(trace_ids_shown(editor_client.get(tab_url(experiment), {"status": "OK"}).content.decode())) == 10
+
+
 def news_url(html: str) -> str:
     match = re.search(r'<div id="new-traces" class="new-traces" hx-get="([^"]+)" hx-trigger="every 5s" data-poll-when-visible hx-swap="outerHTML" hidden', html)
     assert match, "no hidden new-traces notice polling on the first page"
@@ -312,7 +337,7 @@ def test_fifty_rows_and_ten_judges_take_a_fixed_number_of_queries(editor_client,
     start_job(judges[-1], trace_ids=newest[:10])  # some still pending
     assert Evaluation.objects.filter(status="done").count() == 50
 
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(11 + window_plan_queries()):  # the page's planner settings on PostgreSQL
         html = editor_client.get(tab_url(experiment)).content.decode()
     assert len(trace_ids_shown(html)) == 50
     assert html.count('class="verdict"') == 500
@@ -320,7 +345,7 @@ def test_fifty_rows_and_ten_judges_take_a_fixed_number_of_queries(editor_client,
     assert html.count("chip-pending") >= 10 and "every 2s" in html
     for chip in ("chip-pass", "chip-category", "chip-none"):
         assert chip in html
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(12 + window_plan_queries()):  # and a search's bound: the time of the SEARCH_DEPTH-th newest trace
         editor_client.get(tab_url(experiment), {"q": "span.type = 'RETRIEVER' AND metadata.environment = 'production'"}, headers=HX_RESULTS)
 
 
