@@ -61,8 +61,11 @@ def new_token() -> str:
 # --- claiming and settling ------------------------------------------------------------------------------
 
 
-def claim(ids: list[int] | None, *, limit: int = 64, token: str | None = None) -> tuple[str, list[Evaluation]]:
-    """Atomically take up to `limit` pending evaluations (of unpaused judges) for this worker, with a lease."""
+def claim(
+    ids: list[int] | None, *, limit: int = 64, token: str | None = None, skip_endpoints: frozenset[int] = frozenset()
+) -> tuple[str, list[Evaluation]]:
+    """Atomically take up to `limit` pending evaluations (of unpaused judges) for this worker, with a lease; none of
+    judges on `skip_endpoints` (endpoints whose slots are all taken, with work already waiting for them)."""
     token = token or new_token()
     now = timezone.now()
     # Work asked for by hand (a job) runs even when automatic evaluation is off; work waiting to retry after a
@@ -78,6 +81,8 @@ def claim(ids: list[int] | None, *, limit: int = 64, token: str | None = None) -
     )
     if ids is not None:
         pending = pending.filter(pk__in=ids)
+    if skip_endpoints:
+        pending = pending.exclude(judge__endpoint_id__in=skip_endpoints)
     chosen = list(pending.order_by("priority", "created_at", "pk").values_list("pk", flat=True)[:limit])
     if not chosen:
         return token, []
@@ -278,6 +283,7 @@ class _Drain:
         # How many to claim at a time: MAX_WAITING, doubled while all that was claimed could start at once (a burst
         # is claimed in three or four rounds, not one per 8), back to MAX_WAITING as soon as some had to wait.
         self.claim_size = MAX_WAITING
+        self.saturated: set[int] = set()  # endpoints whose slots were all taken when calls were last started
         self.paused: set[int] = set()  # judges whose key was refused during this round
         self.paused_endpoints: set[int] = set()  # endpoints that paused themselves (an outage) during this round
         self.may_claim = True
@@ -289,13 +295,22 @@ class _Drain:
 
     def claim_more(self) -> bool:
         """Take what there is room for; False when nothing was found."""
-        room = min(self.max_in_flight - len(self.in_flight), self.claim_size) - len(self.waiting)
+        # Work waiting for an endpoint whose slots are all taken doesn't use up the room for other endpoints' work (a
+        # look-back stuck behind its own endpoint's limit held live work for another endpoint back, one claim per
+        # answer); such an endpoint gets no more claimed while MAX_WAITING of its work waits.
+        waiting_by_endpoint: dict[int, int] = {}
+        for evaluation, _ in self.waiting:
+            endpoint_pk = evaluation.judge.endpoint.pk
+            waiting_by_endpoint[endpoint_pk] = waiting_by_endpoint.get(endpoint_pk, 0) + 1
+        stuck = {pk: count for pk, count in waiting_by_endpoint.items() if pk in self.saturated}
+        skip = frozenset(pk for pk, count in stuck.items() if count >= MAX_WAITING)
+        room = min(self.max_in_flight - len(self.in_flight), self.claim_size) - (len(self.waiting) - sum(stuck.values()))
         self.claimed_full = False
         if not (self.may_claim and room > 0 and self.time_left()):
             return True
-        _, claimed = claim(self.ids, limit=room, token=self.token)
+        _, claimed = claim(self.ids, limit=room, token=self.token, skip_endpoints=skip)
         if self.ids is not None and self.take_more and len(claimed) < room:
-            claimed += claim(None, limit=room - len(claimed), token=self.token)[1]
+            claimed += claim(None, limit=room - len(claimed), token=self.token, skip_endpoints=skip)[1]
         self.claimed_full = len(claimed) == room
         if self.ids is not None and not self.take_more:
             self.may_claim = False
@@ -371,6 +386,7 @@ class _Drain:
             self.in_flight[pool.submit(call_model, judge, ready)] = (evaluation, slot, reserved)
         limits.release_many([(slot, holder) for slots in free.values() for slot in slots])  # taken, not needed
         self.waiting = still_waiting
+        self.saturated = {evaluation.judge.endpoint.pk for evaluation, _ in still_waiting}
         self.claim_size = min(self.claim_size * 2, self.max_in_flight) if runnable and not still_waiting else MAX_WAITING
 
     def settle(self, done: set[Future]) -> None:

@@ -405,8 +405,8 @@ def test_a_burst_is_claimed_in_growing_rounds_while_every_claimed_call_can_start
     sizes = []
     real_claim = worker.claim
 
-    def counted_claim(ids, *, limit, token):
-        token, claimed = real_claim(ids, limit=limit, token=token)
+    def counted_claim(ids, **options):
+        token, claimed = real_claim(ids, **options)
         if claimed:
             sizes.append(len(claimed))
         return token, claimed
@@ -428,3 +428,27 @@ def test_work_a_drain_still_holds_when_it_fails_goes_back_to_the_queue_uncounted
     with pytest.raises(RuntimeError):
         worker.drain(ids)
     assert sorted(Evaluation.objects.values_list("status", "claimed_by", "attempts")) == [("pending", "", 0)] * 5
+
+
+def test_work_stuck_behind_a_full_endpoint_does_not_keep_another_endpoints_work_from_being_claimed(experiment, endpoint, standin):
+    """A look-back waiting for its own endpoint's slots used to fill the room for claims, so a burst for another
+    endpoint was claimed one item per look-back answer (seconds to minutes with one worker process)."""
+    from judges.endpoint_actions import create_endpoint
+    from tests.conftest import STANDIN_KEY
+
+    busy = create_endpoint(name="busy", model="openai/evalapp-standin", api_base=standin.api_base, api_key=STANDIN_KEY, is_standin=True)
+    old = helpful(experiment, busy, name="old", active=False)
+    stored = ingest(experiment, *(make_trace(f"lb{n}", minutes=n) for n in range(12)))
+    update_judge(old, active=True)
+    assert len(selection.backfill_judge(old.pk)) == 12  # its look-back: 12 evaluations for the busy endpoint
+    drain = worker._Drain(None, take_more=True, budget_seconds=60, max_in_flight=64)
+    drain.prepare(worker.claim(None, limit=8, token=drain.token)[1])
+    drain.saturated = {busy.pk}  # its slots are all taken: these 8 wait
+    assert len(drain.waiting) == 8
+    helpful(experiment, endpoint, name="live")
+    live_ids = selection.select_traces(experiment.pk, pks(stored[:5]))
+    assert drain.claim_more()
+    waiting_live = [evaluation.pk for evaluation, _ in drain.waiting if evaluation.judge.endpoint_id == endpoint.pk]
+    assert sorted(waiting_live) == sorted(live_ids)  # all five claimed at once, none of the busy endpoint's rest
+    assert len(drain.waiting) == 13
+    worker.release_all(drain.token)
