@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -171,16 +172,16 @@ def _announce_if_settled(job) -> None:
 def release_claim(evaluation: Evaluation, token: str) -> None:
     """Give back work that was claimed but never started (time budget spent, judge paused meanwhile): it is
     picked up again, and the claim doesn't count as an attempt."""
-    Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token, status=RUNNING).update(
-        status=PENDING, claimed_by="", lease_expires_at=None, attempts=F("attempts") - 1
-    )
+    _give_back(Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token, status=RUNNING))
 
 
 def release_all(token: str) -> None:
     """release_claim for whatever a drain still holds, in one UPDATE (a drain's token is its own)."""
-    Evaluation.objects.filter(claimed_by=token, status=RUNNING).update(
-        status=PENDING, claimed_by="", lease_expires_at=None, attempts=F("attempts") - 1
-    )
+    _give_back(Evaluation.objects.filter(claimed_by=token, status=RUNNING))
+
+
+def _give_back(claimed) -> None:
+    claimed.update(status=PENDING, claimed_by="", lease_expires_at=None, attempts=F("attempts") - 1)
 
 
 def _heartbeat(token: str, stop: threading.Event) -> None:
@@ -298,11 +299,7 @@ class _Drain:
         # Work waiting for an endpoint whose slots are all taken doesn't use up the room for other endpoints' work (a
         # look-back stuck behind its own endpoint's limit held live work for another endpoint back, one claim per
         # answer); such an endpoint gets no more claimed while MAX_WAITING of its work waits.
-        waiting_by_endpoint: dict[int, int] = {}
-        for evaluation, _ in self.waiting:
-            endpoint_pk = evaluation.judge.endpoint.pk
-            waiting_by_endpoint[endpoint_pk] = waiting_by_endpoint.get(endpoint_pk, 0) + 1
-        stuck = {pk: count for pk, count in waiting_by_endpoint.items() if pk in self.saturated}
+        stuck = Counter(evaluation.judge.endpoint.pk for evaluation, _ in self.waiting if evaluation.judge.endpoint.pk in self.saturated)
         skip = frozenset(pk for pk, count in stuck.items() if count >= MAX_WAITING)
         room = min(self.max_in_flight - len(self.in_flight), self.claim_size) - (len(self.waiting) - sum(stuck.values()))
         self.claimed_full = False
@@ -363,11 +360,9 @@ class _Drain:
                 runnable.append((evaluation, ready))
         self.rounds += 1
         holder = f"{self.token}:{self.rounds}"
-        wanted: dict[int, tuple[ModelEndpoint, int]] = {}
-        for evaluation, _ in runnable:
-            endpoint = evaluation.judge.endpoint
-            wanted[endpoint.pk] = (endpoint, wanted.get(endpoint.pk, (endpoint, 0))[1] + 1)
-        free = {pk: take_slots(endpoint, holder, count) for pk, (endpoint, count) in wanted.items()}
+        endpoints = {evaluation.judge.endpoint.pk: evaluation.judge.endpoint for evaluation, _ in runnable}
+        wanted = Counter(evaluation.judge.endpoint.pk for evaluation, _ in runnable)
+        free = {pk: take_slots(endpoints[pk], holder, count) for pk, count in wanted.items()}
         still_waiting = []
         for evaluation, ready in runnable:
             slots = free[evaluation.judge.endpoint.pk]
