@@ -1,7 +1,9 @@
-"""The Overview tab: summary cards, plotly charts (drawn in the browser from JSON) and the judge quality table.
+"""The Overview tab: summary cards, charts and the judge quality table.
 
-The numbers come from evalapp.overview.compute, the same ones GET /api/v1/experiments/<id>/overview returns. Colours in
-the figures are CSS variables (`var(--ok)`) that the page's script resolves, so charts match app.css."""
+The numbers come from evalapp.overview.compute, the same ones GET /api/v1/experiments/<id>/overview returns. Each chart
+is a plotly figure: drawn here as inline SVG for the first paint (evalapp/ui/svg_charts.py), and embedded as JSON for
+plotly.js to take the chart over (hover, zoom; design note 50). Colours in the figures are CSS variables (`var(--ok)`)
+that SVG reads as they are and the page's script resolves for plotly, so charts match app.css."""
 
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 
 from evalapp.overview.compute import compute_overview
 from evalapp.overview.ranges import BUCKET_STEPS, PRESETS, RangeError, TimeRange, parse_range
 from evalapp.ui.agreement import figure
 from evalapp.ui.common import get_experiment, render_tab
 from evalapp.ui.formatting import format_cost
+from evalapp.ui.svg_charts import render_chart, with_empty_state
 from traces.models import Trace
 
 # Categories get these in their declared order, so a judge's categories keep their colours from chart to chart.
@@ -90,6 +94,14 @@ def _version_marks(versions: list[dict[str, Any]]) -> dict[str, list[dict[str, A
 FEW_VERDICTS = 10
 
 
+def _pass_rate_words(point: dict[str, Any]) -> str:
+    when = f"{_when(point['bucket'])[:16]} UTC"
+    if point["pass_rate"] is None:
+        return f"{when}: no yes/no verdicts"
+    interval = f" (95% CI {_percent(point.get('pass_rate_low'))}–{_percent(point.get('pass_rate_high'))})"
+    return f"{when}: {_percent(point['pass_rate'])} pass{interval}, n = {point['n']:,} · {point['errors']:,} errors"
+
+
 def _pass_rate_traces(series: list[dict[str, Any]], xs: list[str], period_ms: int) -> list[dict[str, Any]]:
     """The pass-rate line with its 95% Wilson band, every point's n on hover, and sparse buckets hollow."""
     rates = [point["pass_rate"] for point in series]
@@ -102,6 +114,7 @@ def _pass_rate_traces(series: list[dict[str, Any]], xs: list[str], period_ms: in
         xs, rates, "pass rate", "var(--ok)", kind="line", period_ms=period_ms, customdata=details,
         hovertemplate="%{y:.0%} pass (95% CI %{customdata[1]:.0%}–%{customdata[2]:.0%})<br>n = %{customdata[0]} · %{customdata[3]} errors<extra></extra>",
     )
+    line["text"] = [_pass_rate_words(point) for point in series]  # the server-drawn chart's tooltips
     line["marker"]["symbol"] = ["circle-open" if point["n"] < FEW_VERDICTS else "circle" for point in series]
     line["marker"]["size"] = [7 if point["n"] < FEW_VERDICTS else 5 for point in series]
     return [
@@ -140,6 +153,41 @@ def _judge_figure(judge: dict[str, Any], time_range: TimeRange, period_ms: int) 
     return {"data": data, "layout": layout}
 
 
+def _judge_words(judge: dict[str, Any], when: str) -> str:
+    """What a judge's chart shows, in words, with the sample sizes (the chart's label for screen readers, its tooltip)."""
+    name, judged = judge["name"], f"{judge['judged']:,} judged, {judge['errors']:,} errors"
+    if judge["output_type"] == "boolean":
+        if judge["pass_rate"] is None:
+            return f"{name}: pass rate {when}; no yes/no verdicts ({judged})"
+        interval = f"95% CI {_percent(judge['pass_rate_low'])}–{_percent(judge['pass_rate_high'])}"
+        return f"{name}: pass rate {when}, with its 95% interval; overall {_percent(judge['pass_rate'])} pass ({interval}), n = {judge['n']:,} ({judged})"
+    if judge["output_type"] in ("integer", "float"):
+        overall = "no scores" if judge["mean"] is None else f"overall mean {judge['mean']:.3g}, n = {judge['n']:,}"
+        return f"{name}: mean score {when}; {overall} ({judged})"
+    if judge["output_type"] == "categorical":
+        shares = ", ".join(f"{category} {_percent(share)}" for category, share in (judge["categories"] or {}).items() if share)
+        return f"{name}: share of each category {when}; overall {shares or 'none'} ({judged})"
+    return f"{name}: verdicts {when} ({judged})"
+
+
+def _performance_words(performance: dict[str, Any], when: str) -> dict[str, str]:
+    traces = f"{performance['traces']:,} traces"
+    about = "≈ " if performance["percentiles_approximate"] else ""
+    return {
+        "chart-traces": f"Traces {when}, OK and with errors: {traces}, {performance['errors']:,} with errors",
+        "chart-error-rate": f"Error rate {when}: {_percent(performance['error_rate'])} of {traces}",
+        "chart-latency": f"Latency p50 and p95 {when}: {about}{_duration(performance['p50_ms'])} and {about}{_duration(performance['p95_ms'])} over {traces}",
+        "chart-tokens": f"Tokens {when}: {performance['tokens']:,} over {traces}",
+        "chart-judge-cost": f"Judge cost {when}: {format_cost(performance['judge_cost_usd'])} in all",
+    }
+
+
+def _drawn(chart: dict[str, Any]) -> dict[str, Any]:
+    """The chart with its empty state, and its SVG for the first paint."""
+    chart = with_empty_state(chart)
+    return {**chart, "svg": mark_safe(render_chart(chart, chart["description"]))}  # noqa: S308 — render_chart escapes every text
+
+
 def _performance_figures(performance: dict[str, Any], time_range: TimeRange, period_ms: int) -> list[dict[str, Any]]:
     series = performance["series"]
     xs = [_when(point["bucket"]) for point in series]
@@ -156,7 +204,8 @@ def _performance_figures(performance: dict[str, Any], time_range: TimeRange, per
         ], "layout": _layout(time_range, legend=True, barmode="stack")},
         {"id": "chart-error-rate", "title": "Error rate", "data": [
             _series(xs, column("error_rate"), "error rate", "var(--bad)", kind="line", period_ms=period_ms, customdata=column("traces"),
-                    hovertemplate="%{y:.1%} of %{customdata} traces<extra></extra>"),
+                    hovertemplate="%{y:.1%} of %{customdata} traces<extra></extra>",
+                    text=[f"{_when(point['bucket'])[:16]} UTC: {_percent(point['error_rate'])} of {point['traces']:,} traces" for point in series]),
         ], "layout": _layout(time_range, y={"tickformat": ".0%"})},
         {"id": "chart-latency", "title": "Latency", "data": [
             _series(xs, column("p50_ms"), "p50", "var(--accent)", kind="line", period_ms=period_ms, hovertemplate=f"p50 {about}%{{y:,.0f}} ms<extra></extra>"),
@@ -263,10 +312,13 @@ def overview_tab(request: HttpRequest, experiment_id: int) -> HttpResponse:
         latest_trace = Trace.objects.filter(experiment=experiment).order_by("-started_at").values_list("started_at", flat=True).first()
         if latest_trace is not None:
             wider_range = _range_showing(experiment.pk, latest_trace, timezone.now())
+    when = f"{BUCKET_WORDS[time_range.bucket]}, {time_range.label.lower() if time_range.preset else time_range.label}"
+    performance_words = _performance_words(performance, when)
     charts = {
-        "quality": [{"id": f"chart-judge-{index}", "title": judge["name"], "judge": judge, **_judge_figure(judge, time_range, period_ms)}
-                    for index, judge in enumerate(judges)],
-        "performance": _performance_figures(performance, time_range, period_ms),
+        "quality": [_drawn({"id": f"chart-judge-{index}", "title": judge["name"], "judge": judge, "description": _judge_words(judge, when),
+                            **_judge_figure(judge, time_range, period_ms)}) for index, judge in enumerate(judges)],
+        "performance": [_drawn({**chart, "description": performance_words[chart["id"]]})
+                        for chart in _performance_figures(performance, time_range, period_ms)],
     }
     cards = [
         {"label": "Traces", "value": f"{performance['traces']:,}", "note": f"{performance['errors']:,} with errors"},

@@ -1,8 +1,14 @@
-// Draws the Overview's charts from #overview-chart-data. Runs on a full page load, after an htmx swap that brings the chart
-// data, and after a back/forward restore from htmx's history cache (which brings back the drawn charts' markup without their state, so each chart is cleared and drawn again).
-// plotly.js (its basic bundle, 1.2 MB, ~0.3 MB sent with brotli) is loaded once, on first use, from our own static files
-// (a full page load of the Overview has already fetched it: <link rel="preload"> in its head). Charts are emptied before
-// htmx saves the page for the back button (see below).
+// Hands the Overview's charts to plotly.js for hover and zoom. The charts come drawn: the server renders each as an inline
+// <svg class="chart-svg"> (evalapp/ui/svg_charts.py), so the first screen is complete on the first paint without this
+// script; plotly then takes each chart over from the same figure (#overview-chart-data), at the same size and in the
+// same colours, and the SVG steps aside (design note 50).
+// When: plotly.js (its basic bundle, 1.2 MB, ~0.3 MB sent with brotli; ~250 ms of script evaluation on this machine)
+// is fetched once the page has loaded and the browser is idle, or at once when the pointer or the keyboard reaches a
+// chart first, so it never competes with the first paint; charts below the fold are taken over only as they come
+// into view. Once plotly is there (a later htmx tab swap or range change), charts are taken over right away.
+// Runs on a full page load, after an htmx swap that brings the chart data, and after a back/forward restore from
+// htmx's history cache. Before htmx saves the page for the back button, the SVGs are put back in place of plotly's
+// charts (a few kilobytes instead of hundreds in sessionStorage), so a restore shows the charts at once too.
 // The figures come from the json_script #overview-chart-data, plotly's address from <body data-plotly-src> (no
 // inline script: the Content-Security-Policy allows scripts from our static files only).
 (function () {
@@ -24,15 +30,14 @@
     return value;
   }
 
-  // Charts are drawn in animation frames, in page order, as they come within 200px of the viewport: the first is on
-  // screen after plotly's start-up and one chart's drawing, not after all of them (each takes tens of milliseconds),
-  // and charts below the fold cost nothing until they are scrolled to (design note 46).
+  // Charts are taken over in animation frames, in page order, as they come within 200px of the viewport (each costs
+  // plotly tens of milliseconds; those below the fold cost nothing until they are scrolled to: design note 46).
   function draw() {
     if (!document.getElementById("overview-chart-data")) return;  // another page or tab by the time plotly loaded
     forget();
     // Charts follow their card's width (window resizes, and the grid settling after a tab swap's CSS applies). The
     // observer also reports each chart once as it starts watching it, at the width it was drawn at: that report is
-    // passed over, as plotly would lay the chart out again for nothing (a relayout per chart, in the first second).
+    // passed over, as plotly would lay the chart out again for nothing.
     var widths = new WeakMap();
     var resizer = new ResizeObserver(function (entries) {
       entries.forEach(function (entry) {
@@ -49,15 +54,21 @@
     });
 
     function drawOne(holder) {
-      // Plot into a fresh child without an id: htmx's settle step resets the class of elements whose id was
-      // on the page before the swap, which would strip plotly's own classes (and its layout) from the holder.
+      // Plot into a fresh child without an id (htmx's settle step resets the class of elements whose id was on the
+      // page before the swap, which would strip plotly's own classes from the holder), laid over the SVG; the SVG
+      // is taken out, and kept for the history snapshot, once plotly's chart is in (in the same task: no frame shows
+      // both or neither).
       var figure = byHolder.get(holder);
       var element = document.createElement("div");
-      holder.replaceChildren(element);
-      window.Plotly.newPlot(element, resolve(figure.data), resolve(figure.layout), {displayModeBar: false});
+      element.className = "chart-plotly";
+      holder.appendChild(element);
+      var svg = holder.querySelector(":scope > svg.chart-svg");
+      window.Plotly.newPlot(element, resolve(figure.data), resolve(figure.layout), {displayModeBar: false}).then(function () {
+        if (svg && element.isConnected) svg.remove();
+      });
       widths.set(element, element.getBoundingClientRect().width);
       resizer.observe(element);
-      drawn.elements.push(element);
+      drawn.elements.push({element: element, holder: holder, svg: svg});
     }
 
     // In an animation frame, so what it draws is painted right after: charts until 40 ms are spent, at least one.
@@ -85,7 +96,8 @@
     window.evalappOverviewCharts = drawn;
   }
 
-  // Stops drawing what is queued and purges what is drawn (before drawing again, and before htmx saves the page).
+  // Stops drawing what is queued, purges what plotly drew and puts the server's SVG back (before drawing again, and
+  // before htmx saves the page).
   function forget() {
     var drawn = window.evalappOverviewCharts;
     if (!drawn) return;
@@ -93,22 +105,20 @@
     drawn.resizer.disconnect();
     if (drawn.frame) cancelAnimationFrame(drawn.frame);
     drawn.queue = [];
-    drawn.elements.forEach(function (element) { window.Plotly.purge(element); element.remove(); });
+    drawn.elements.forEach(function (taken) {
+      window.Plotly.purge(taken.element);
+      taken.element.remove();
+      if (taken.svg && !taken.svg.isConnected && taken.holder.isConnected) taken.holder.appendChild(taken.svg);
+    });
     window.evalappOverviewCharts = null;
   }
 
-  // htmx keeps a copy of the page for the back button; drawn charts would make it hundreds of kilobytes (in
-  // sessionStorage), and this script draws them again on restore anyway. The swap follows at once.
   if (!window.evalappOverviewHistoryHook) {
     window.evalappOverviewHistoryHook = true;
     document.addEventListener("htmx:beforeHistorySave", forget);
   }
 
-  function start() {
-    var source = document.getElementById("overview-chart-data");
-    if (!source) return;
-    figures = JSON.parse(source.textContent);
-    styles = getComputedStyle(document.documentElement);
+  function loadPlotly() {
     if (window.Plotly) { draw(); return; }
     var loader = document.getElementById("plotly-js");
     if (!loader) {
@@ -118,6 +128,36 @@
       document.head.appendChild(loader);
     }
     loader.addEventListener("load", draw, {once: true});
+  }
+
+  // After the page's load event, when the browser is next idle (within 2 s whatever happens), or on the first
+  // pointer or focus on the Overview: whichever comes first, once per page.
+  var waiting = null;
+  function whenIdleOrWanted() {
+    if (waiting) return;
+    var overview = document.getElementById("overview");
+    var go = function () {
+      if (!waiting) return;
+      overview.removeEventListener("pointerover", go);
+      overview.removeEventListener("focusin", go);
+      waiting = null;
+      loadPlotly();
+    };
+    waiting = go;
+    overview.addEventListener("pointerover", go);
+    overview.addEventListener("focusin", go);
+    var idle = function () { window.requestIdleCallback ? requestIdleCallback(go, {timeout: 2000}) : setTimeout(go, 200); };
+    if (document.readyState === "complete") idle();
+    else window.addEventListener("load", idle, {once: true});
+  }
+
+  function start() {
+    var source = document.getElementById("overview-chart-data");
+    if (!source) return;
+    figures = JSON.parse(source.textContent);
+    styles = getComputedStyle(document.documentElement);
+    if (window.Plotly) { draw(); return; }
+    whenIdleOrWanted();
   }
 
   // htmx:load comes for the page (on <body>) and for each element an htmx swap brings (the Overview tab, a new
