@@ -201,6 +201,8 @@ def _band(frame: Frame, upper: dict[str, Any], lower: dict[str, Any]) -> str:
     pairs = [(x, None if high is None or low is None else (high, low)) for x, high, low in zip(xs, upper["y"], lower["y"], strict=True)]
     polygons = []
     for run in _runs(pairs):
+        if len(run) < 2:  # one bucket alone has no area
+            continue
         outline = [(x, high) for x, (high, _) in run] + [(x, low) for x, (_, low) in reversed(run)]
         polygons.append(f'<polygon points="{_points_attr(frame, outline)}" fill="{_attr(lower.get("fillcolor", "none"))}" stroke="none"/>')
     return "".join(polygons)

@@ -94,6 +94,28 @@ def test_charts_are_plotly_figures_from_embedded_json_with_version_marks(editor_
     assert html.count("the judge was changed here") == 1  # a legend line for the one chart with a mark
 
 
+def test_every_chart_comes_drawn_as_svg_labelled_with_its_sample_sizes(editor_client, judged):
+    html = overview(editor_client, judged, range="24h")
+
+    for figure_id in chart_data(html):  # each holder holds its server-drawn SVG, for the first paint without script
+        holder = re.search(rf'<div class="chart" id="{figure_id}" role="img" aria-label="([^"]+)"><svg class="chart-svg"', html)
+        assert holder, f"{figure_id} has no SVG"
+    quality = html[html.index('id="chart-judge-0"'):]
+    quality = quality[: quality.index("</section>")]
+    label = re.search(r'aria-label="([^"]+)"', quality).group(1)
+    assert label == "helpful: pass rate per hour, last 24 hours, with its 95% interval; overall 66.7% pass (95% CI 20.8%–93.8%), n = 3 (3 judged, 0 errors)"
+    assert f"<title>{label}</title>" in quality
+    assert 'stroke-dasharray="3,3"' in quality and ">v2</text>" in quality  # the version mark
+    # All three verdicts are in the last hour: one point, so no line and no band (as plotly draws it).
+    assert quality.count("<circle ") == 1 and "<polyline" not in quality and "<polygon" not in quality
+    # The last bucket's point is hollow (3 verdicts) and says its rate and n.
+    assert re.search(r'<circle [^>]*fill="none" stroke="var\(--ok\)"[^>]*><title>2026-11-20 12:00 UTC: 66.7% pass \(95% CI [^)]+\), n = 3 · 0 errors</title>', quality)
+    error_rate = re.search(r'id="chart-error-rate" role="img" aria-label="([^"]+)"', html).group(1)
+    assert error_rate == "Error rate per hour, last 24 hours: 33.3% of 3 traces"
+    # plotly.js is fetched by the script after the first paint, not preloaded against it.
+    assert 'rel="preload"' not in html
+
+
 def test_a_judge_that_never_changed_draws_no_version_mark(editor_client, judged):
     from judges.models import JudgeVersion
 
