@@ -367,6 +367,17 @@ class SweepState(models.Model):
         return f"{self.name}: {self.watermark.isoformat()}"
 
 
+class JudgingBell(models.Model):
+    """When a judging task was last queued for a broker queue and not yet started (judges.bell): ingest queues one
+    only when none is waiting, instead of a task per request that a running drain has made redundant."""
+
+    queue = models.CharField(max_length=100, primary_key=True)
+    rung_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.queue}: {self.rung_at.isoformat() if self.rung_at else 'answered'}"
+
+
 class Evaluation(models.Model):
     """One unit of judging work: a judge on one trace, or on one session at one generation (its trace count
     when selected, so new turns make a new generation). Rows are the source of truth; tasks carry ids."""

@@ -35,17 +35,18 @@ def enqueue(task: Callable[..., Any], *args: Any) -> None:
 def enqueue_on_commit(task: Callable[..., Any], *args: Any) -> None:
     """Queue `task(*args)` once the current transaction commits (at once outside one); a broker failure is
     logged and left to the sweep."""
+    transaction.on_commit(lambda: enqueue_or_log(task, *args))
 
-    def send() -> None:
-        try:
-            enqueue(task, *args)
-        except Exception as error:  # the broker is down: the change is saved, and the sweep will find the work
-            if store_unavailable(error):  # an outage: one line, not a traceback per request
-                logger.warning("could not queue %s (%s); the every-minute sweep will catch up", task_path(task), describe(error))
-            else:
-                logger.exception("could not queue %s%r; the every-minute sweep will catch up", task_path(task), args)
 
-    transaction.on_commit(send)
+def enqueue_or_log(task: Callable[..., Any], *args: Any) -> None:
+    """Queue `task(*args)` now; a broker failure is logged and left to the sweep."""
+    try:
+        enqueue(task, *args)
+    except Exception as error:  # the broker is down: the change is saved, and the sweep will find the work
+        if store_unavailable(error):  # an outage: one line, not a traceback per request
+            logger.warning("could not queue %s (%s); the every-minute sweep will catch up", task_path(task), describe(error))
+        else:
+            logger.exception("could not queue %s%r; the every-minute sweep will catch up", task_path(task), args)
 
 
 def schedule_every_minute(name: str, task: Callable[..., Any]) -> None:

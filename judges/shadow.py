@@ -98,7 +98,7 @@ def start_shadow(judge: Judge, *, instructions: str, by: Any = None, **changes: 
 
 def _take_recent_work(judge: Judge, shadow: JudgeVersion) -> None:
     """Queue the shadow on what the live version was asked to judge in the last hour (automatic work only)."""
-    from judges import queue, tasks
+    from judges import tasks
 
     since = timezone.now() - LOOKBACK
     live = Evaluation.objects.filter(
@@ -114,7 +114,7 @@ def _take_recent_work(judge: Judge, shadow: JudgeVersion) -> None:
     if rows:
         Evaluation.objects.bulk_create(rows, ignore_conflicts=True)
         ids = list(Evaluation.objects.filter(shadow=shadow, status=EvaluationStatus.PENDING).values_list("pk", flat=True))
-        queue.enqueue_on_commit(tasks.judge_evaluations, ids)
+        tasks.enqueue_judging(ids)
 
 
 def _stop(shadow: JudgeVersion, role: str) -> None:

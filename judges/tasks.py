@@ -4,10 +4,12 @@ ids; the Evaluation rows say what is left to do. Queue them with judges.queue.""
 from __future__ import annotations
 
 import logging
+import time
 
-from django.db import InterfaceError, OperationalError
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
 
-from judges import align_work, queue, selection, try_runs, worker
+from judges import align_work, bell, queue, selection, try_runs, worker
 from judges import sweep as sweeping
 from traces import deletion
 from traces.database import database_unavailable, describe
@@ -22,9 +24,14 @@ SWEEP_SCHEDULE = "evalapp: sweep judging work"
 def judge_evaluations(ids: list[int]) -> int:
     """Judge these, then whatever else is pending (see judges.worker.drain). The database going away ends the
     task with a line, not a traceback: what it had claimed is reclaimed when its lease runs out, and the sweep
-    queues the rest once the database is back."""
+    queues the rest once the database is back. A drain that ran out of its time budget queues its own sequel."""
     try:
-        return worker.drain(ids)
+        bell.answer()
+        started = time.monotonic()
+        judged = worker.drain(ids)
+        if time.monotonic() - started >= settings.EVALAPP_DRAIN_SECONDS:
+            _ring_and_queue([])  # stopped for time, maybe with work left: a fresh task goes on (after others waiting)
+        return judged
     except (OperationalError, InterfaceError) as error:
         if not database_unavailable(error):
             raise
@@ -33,9 +40,22 @@ def judge_evaluations(ids: list[int]) -> int:
 
 
 def enqueue_judging(ids: list[int]) -> None:
-    """Queue judging for these pending evaluations when the current transaction commits, a task per chunk."""
-    for start in range(0, len(ids), CHUNK):
-        queue.enqueue_on_commit(judge_evaluations, ids[start : start + CHUNK])
+    """Judging for these pending evaluations once the current transaction commits: a task, unless one is already
+    waiting in the broker (whose drain will take these too: judges.bell); for a large batch, a task per chunk up
+    to one per worker process, so every idle process starts on it."""
+    if ids:
+        transaction.on_commit(lambda: _ring_and_queue(ids))
+
+
+def _ring_and_queue(ids: list[int]) -> None:
+    try:
+        if not bell.ring():
+            return
+    except (OperationalError, InterfaceError) as error:  # can't tell whether a task waits: queue one (a spare is harmless)
+        logger.warning("could not check for a waiting judging task (%s); queueing one", describe(error))
+    chunks = [ids[start : start + CHUNK] for start in range(0, len(ids), CHUNK)] or [[]]
+    for chunk in chunks[: settings.Q_CLUSTER["workers"]]:
+        queue.enqueue_or_log(judge_evaluations, chunk)
 
 
 def backfill(judge_id: int) -> int:
