@@ -281,9 +281,10 @@ class _Drain:
         self.in_flight: dict[Future, tuple[Evaluation, tuple[int, str], Decimal]] = {}  # -> (evaluation, (slot, holder), reserved)
         self.rounds = 0  # names each round's slot leases
         self.claimed_full = False  # the last claim took all it had room for: there may be more to start at once
-        # How many to claim at a time: MAX_WAITING, doubled while all that was claimed could start at once (a burst
-        # is claimed in three or four rounds, not one per 8), back to MAX_WAITING as soon as some had to wait.
-        self.claim_size = MAX_WAITING
+        # How many to claim at a time: first the task's own work at once (one ingest's, at most a chunk: claimed in
+        # rounds of 8, 16, 26 its last calls started a quarter second after the first), then MAX_WAITING, doubled
+        # while all that was claimed could start at once, back to MAX_WAITING as soon as some had to wait.
+        self.claim_size = min(max(MAX_WAITING, len(first_ids or ())), max_in_flight)
         self.saturated: set[int] = set()  # endpoints whose slots were all taken when calls were last started
         self.paused: set[int] = set()  # judges whose key was refused during this round
         self.paused_endpoints: set[int] = set()  # endpoints that paused themselves (an outage) during this round

@@ -396,8 +396,9 @@ def test_a_new_model_on_the_endpoint_makes_a_new_version_of_its_judges(experimen
 
 
 def test_a_burst_is_claimed_in_growing_rounds_while_every_claimed_call_can_start(experiment, endpoint, standin, monkeypatch):
-    """8 at a time while some must wait for a slot (live work arriving meanwhile isn't stuck behind a hoard), but
-    doubling while all claimed work starts at once: 50 traces in 5 claims (8, 16, 26 …), not 7."""
+    """A task's own work (one ingest's) is claimed at once; more work 8 at a time while some must wait for a slot
+    (live work arriving meanwhile isn't stuck behind a hoard), but doubling while all claimed work starts at once:
+    50 traces in 3 claims (8, 16, 26), not 7."""
     update_endpoint(endpoint, max_concurrency=64)
     helpful(experiment, endpoint)
     stored = ingest(experiment, *(make_trace(f"b{n}", minutes=n % 50) for n in range(50)))
@@ -413,8 +414,14 @@ def test_a_burst_is_claimed_in_growing_rounds_while_every_claimed_call_can_start
 
     monkeypatch.setattr(worker, "claim", counted_claim)
     assert worker.drain(ids) == 50
-    assert sizes[:3] == [8, 16, 26]
+    assert sizes == [50]  # the task's own burst, in one claim
     assert Assessment.objects.filter(name="helpful").count() == 50
+
+    sizes.clear()
+    stored = ingest(experiment, *(make_trace(f"c{n}", minutes=n % 50) for n in range(50)))
+    selection.select_traces(experiment.pk, pks(stored))
+    assert worker.drain([]) == 50  # a task whose own work was taken elsewhere goes on with what is pending
+    assert sizes[:3] == [8, 16, 26]
 
 
 def test_work_a_drain_still_holds_when_it_fails_goes_back_to_the_queue_uncounted(experiment, endpoint, standin, monkeypatch):
