@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--live-rate", type=float, default=5.0, help="live traces per second during the run")
     parser.add_argument("--clusters", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=2, help="worker processes per qcluster")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes per qcluster (the default server has 1)")
     parser.add_argument("--port", type=int, default=8767)
     parser.add_argument("--standin-port", type=int, default=8913)
     args = parser.parse_args()

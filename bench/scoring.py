@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--clusters", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=2, help="worker processes per qcluster")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes per qcluster (the default server has 1)")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--standin-port", type=int, default=8912)
     parser.add_argument("--only", default="abcd", help="which parts to run, e.g. --only cd")

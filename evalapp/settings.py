@@ -195,7 +195,9 @@ EVALAPP_PROMPT_RETENTION_DAYS = env_int("EVALAPP_PROMPT_RETENTION_DAYS", 30, min
 # Traces (with their spans, verdicts and evaluations) older than this many days are deleted by the sweep, in
 # experiments that don't set their own retention; 0 keeps everything.
 EVALAPP_RETENTION_DAYS = env_int("EVALAPP_RETENTION_DAYS", 0, minimum=0, maximum=36500)
-EVALAPP_DRAIN_CONCURRENCY = env_int("EVALAPP_DRAIN_CONCURRENCY", 64, minimum=1, maximum=256)
+# At most this many model calls in flight per worker process (each endpoint's own limit applies across all of them):
+# two endpoints at their default ceiling of 64 each, so a look-back at one's limit doesn't halve a burst for the other.
+EVALAPP_DRAIN_CONCURRENCY = env_int("EVALAPP_DRAIN_CONCURRENCY", 128, minimum=1, maximum=256)
 # Secrets at rest (model API keys, judges.secrets): Fernet keys; the first encrypts, all decrypt.
 EVALAPP_ENCRYPTION_KEYS = env_fernet_keys("EVALAPP_ENCRYPTION_KEYS")
 # The older way: keys derived from these strings (else from SECRET_KEY). Still read, so what they encrypted stays
@@ -259,9 +261,10 @@ Q_CLUSTER: dict = {
     # The queue a cluster serves; the same "name" (it signs task payloads) with another queue keeps e.g. a test
     # run's workers apart from the demo's on one broker.
     "cluster_name": env_str("EVALAPP_Q_QUEUE", "evalapp"),
-    # Each worker process holds the model client (~250 MiB); one judges as fast except that a burst can wait
-    # behind a large look-back on another endpoint (design note 47), so two stay the default. README: sizing.
-    "workers": env_int("EVALAPP_Q_WORKERS", 2, minimum=1),
+    # Each worker process holds the model client (~250 MiB) and judges up to EVALAPP_DRAIN_CONCURRENCY calls at once;
+    # one is the default since a burst no longer waits behind another endpoint's look-back and a Try it no longer
+    # waits behind a drain (design note 51). README: sizing.
+    "workers": env_int("EVALAPP_Q_WORKERS", 1, minimum=1),
     # A task may run this long; after `retry` seconds an unacknowledged task is handed out again.
     "timeout": env_int("EVALAPP_Q_TIMEOUT", 300, minimum=10),
     "retry": env_int("EVALAPP_Q_TIMEOUT", 300, minimum=10) + 60,

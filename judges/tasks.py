@@ -28,7 +28,7 @@ def judge_evaluations(ids: list[int]) -> int:
     try:
         bell.answer()
         started = time.monotonic()
-        judged = worker.drain(ids)
+        judged = worker.drain(ids, side_work=try_runs.run_waiting)
         if time.monotonic() - started >= settings.EVALAPP_DRAIN_SECONDS:
             _ring_and_queue([])  # stopped for time, maybe with work left: a fresh task goes on (after others waiting)
         return judged

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.core import serializers
+from django.db import connection
 from django.utils import timezone
 
 from judges import worker
@@ -85,6 +87,23 @@ def run(run_id: str) -> bool:
         outcome = Outcome(CallResult(error_code=PROVIDER_ERROR, error_message=f"internal error: {type(error).__name__}: {error}"))
     TryRun.objects.filter(pk=run_id).update(status=TryRun.Status.DONE, outcome=outcome_json(outcome), finished_at=timezone.now())
     return True
+
+
+def run_waiting(pool: ThreadPoolExecutor, limit: int = 4) -> int:
+    """Start runs still waiting for a worker in `pool` (a judging drain's: side work, so that a Try it doesn't wait
+    behind a drain that may last minutes on a lone worker process); their queued tasks then find them taken.
+    Returns how many were started."""
+    waiting = list(TryRun.objects.filter(status=TryRun.Status.QUEUED).order_by("created_at").values_list("pk", flat=True)[:limit])
+    for run_id in waiting:
+        pool.submit(_run_in_thread, str(run_id))
+    return len(waiting)
+
+
+def _run_in_thread(run_id: str) -> None:
+    try:
+        run(run_id)
+    finally:
+        connection.close()  # the pool's thread is not Django's: its connection would outlive the run
 
 
 def drop_old(now=None) -> int:

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -41,6 +42,7 @@ decisions = logging.getLogger("judges.decisions")
 
 PENDING, RUNNING, DONE, ERROR = EvaluationStatus.PENDING, EvaluationStatus.RUNNING, EvaluationStatus.DONE, EvaluationStatus.ERROR
 POLL_SECONDS = 0.05
+SIDE_WORK_SECONDS = 1.0
 ZERO = Decimal(0)
 # Claimed work waiting for an endpoint slot, at most: a round that hoarded more would keep live work that arrives
 # meanwhile (claimed first, by priority) behind its backlog.
@@ -270,8 +272,15 @@ def take_slots(endpoint, holder: str, count: int) -> list[int]:
 class _Drain:
     """One task's judging round: this thread claims, prepares and settles; pool threads only call models."""
 
-    def __init__(self, first_ids: list[int] | None, *, take_more: bool, budget_seconds: float, max_in_flight: int):
+    def __init__(
+        self, first_ids: list[int] | None, *, take_more: bool, budget_seconds: float, max_in_flight: int,
+        side_work: Callable[[ThreadPoolExecutor], object] | None = None,
+    ):
         self.ids = first_ids
+        # Called about once a second with the call pool: other short work waiting for a worker ("Try it") runs
+        # beside the drain instead of behind it (a drain may last EVALAPP_DRAIN_SECONDS).
+        self.side_work = side_work
+        self.side_work_at = 0.0
         self.take_more = take_more
         self.max_in_flight = max_in_flight
         self.deadline = time.monotonic() + budget_seconds
@@ -281,6 +290,7 @@ class _Drain:
         self.in_flight: dict[Future, tuple[Evaluation, tuple[int, str], Decimal]] = {}  # -> (evaluation, (slot, holder), reserved)
         self.rounds = 0  # names each round's slot leases
         self.claimed_full = False  # the last claim took all it had room for: there may be more to start at once
+        self.just_claimed: set[int] = set()  # what the last claim took (the claim size grows while all of it starts)
         # How many to claim at a time: first the task's own work at once (one ingest's, at most a chunk: claimed in
         # rounds of 8, 16, 26 its last calls started a quarter second after the first), then MAX_WAITING, doubled
         # while all that was claimed could start at once, back to MAX_WAITING as soon as some had to wait.
@@ -304,12 +314,14 @@ class _Drain:
         skip = frozenset(pk for pk, count in stuck.items() if count >= MAX_WAITING)
         room = min(self.max_in_flight - len(self.in_flight), self.claim_size) - (len(self.waiting) - sum(stuck.values()))
         self.claimed_full = False
+        self.just_claimed = set()
         if not (self.may_claim and room > 0 and self.time_left()):
             return True
         _, claimed = claim(self.ids, limit=room, token=self.token, skip_endpoints=skip)
         if self.ids is not None and self.take_more and len(claimed) < room:
             claimed += claim(None, limit=room - len(claimed), token=self.token, skip_endpoints=skip)[1]
         self.claimed_full = len(claimed) == room
+        self.just_claimed = {evaluation.pk for evaluation in claimed}
         if self.ids is not None and not self.take_more:
             self.may_claim = False
         self.ids = None
@@ -383,7 +395,14 @@ class _Drain:
         limits.release_many([(slot, holder) for slots in free.values() for slot in slots])  # taken, not needed
         self.waiting = still_waiting
         self.saturated = {evaluation.judge.endpoint.pk for evaluation, _ in still_waiting}
-        self.claim_size = min(self.claim_size * 2, self.max_in_flight) if runnable and not still_waiting else MAX_WAITING
+        # Work that was already stuck behind its full endpoint (a look-back at its limit) doesn't hold the claim size
+        # down for the rest: a burst for another endpoint arriving meanwhile was claimed 8 at a time, a round each.
+        if self.just_claimed:
+            grow = not any(evaluation.pk in self.just_claimed for evaluation, _ in still_waiting)
+        else:
+            grow = bool(runnable) and not still_waiting
+        self.just_claimed = set()
+        self.claim_size = min(self.claim_size * 2, self.max_in_flight) if grow else MAX_WAITING
 
     def settle(self, done: set[Future]) -> None:
         """Record the calls that answered: their slots given back and the endpoints' limits adapted in one statement
@@ -427,6 +446,9 @@ class _Drain:
                 while True:
                     found = self.claim_more()
                     self.start_calls(pool)
+                    if self.side_work is not None and time.monotonic() >= self.side_work_at:
+                        self.side_work_at = time.monotonic() + SIDE_WORK_SECONDS
+                        self.side_work(pool)
                     if not self.in_flight and not self.waiting:
                         if self.may_claim and found and self.time_left():
                             continue  # take another look: more may have arrived meanwhile
@@ -454,14 +476,16 @@ def drain(
     take_more: bool = True,
     budget_seconds: float | None = None,
     max_in_flight: int | None = None,
+    side_work: Callable[[ThreadPoolExecutor], object] | None = None,
 ) -> int:
     """Judge `first_ids` and (with `take_more`) whatever else is pending, until nothing is or the time budget is
-    spent. Returns how many results this worker recorded."""
+    spent; meanwhile `side_work(pool)` about once a second. Returns how many results this worker recorded."""
     return _Drain(
         first_ids,
         take_more=take_more,
         budget_seconds=budget_seconds if budget_seconds is not None else settings.EVALAPP_DRAIN_SECONDS,
         max_in_flight=max_in_flight or settings.EVALAPP_DRAIN_CONCURRENCY,
+        side_work=side_work,
     ).run()
 
 

@@ -9,9 +9,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from judges import queue, tasks, worker
+from judges import queue, tasks, try_runs, worker
 from judges.actions import create_judge
-from judges.models import Evaluation, JudgingBell
+from judges.models import Evaluation, Judge, JudgingBell
 from tests.conftest import ingest, make_trace
 from traces.models import Assessment
 
@@ -103,3 +103,21 @@ def test_a_drain_that_used_its_time_budget_queues_its_sequel(experiment, endpoin
     monkeypatch.setattr(worker, "drain", lambda ids, **kwargs: 0)  # ended early: nothing left
     tasks.judge_evaluations([])
     assert queued == []
+
+
+def test_a_try_it_queued_while_a_drain_runs_is_answered_beside_it_not_after_it(experiment, endpoint, standin, queued):
+    """With one worker process, a drain may hold it for EVALAPP_DRAIN_SECONDS; the form's Try it must not wait for it."""
+    from judges.manual import start_try
+    from judges.models import TryRun
+
+    standin.config.latency_ms = 300
+    judge = helpful(experiment, endpoint)
+    traces = ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(3)])
+    unsaved = Judge(experiment=experiment, endpoint=endpoint, name="tried", instructions="Is {{ outputs }} polite?")
+    start_try(unsaved, traces[0])  # asked for while judging work is pending: the drain below starts on both
+    done = worker.drain(list(Evaluation.objects.filter(judge=judge).values_list("pk", flat=True)), side_work=try_runs.run_waiting)
+    assert done == 3
+    run = TryRun.objects.get()
+    assert run.status == "done" and run.outcome["result"]["error_code"] == ""
+    assert [path for path, _ in queued] == ["judges.tasks.judge_evaluations", "judges.tasks.run_try"]
+    assert try_runs.run(str(run.pk)) is False  # its own task, run later, finds it done
