@@ -14,7 +14,7 @@ from judges import queue, receivers, selection, tasks, worker
 from judges import sweep as sweeping
 from judges.actions import create_judge, update_judge
 from judges.endpoint_actions import update_endpoint
-from judges.models import Evaluation, Judge
+from judges.models import Evaluation, Judge, ModelEndpoint
 from judges.sampling import is_sampled
 from judges.states import session_state, trace_state
 from tests.conftest import ingest, judge_pending, make_trace
@@ -418,6 +418,8 @@ def test_a_burst_is_claimed_in_growing_rounds_while_every_claimed_call_can_start
     assert Assessment.objects.filter(name="helpful").count() == 50
 
     sizes.clear()
+    # The first drain's answers adapted the endpoint's limit (quick or slow, on a loaded machine): start afresh.
+    ModelEndpoint.objects.filter(pk=endpoint.pk).update(adaptive_limit=None, latency_floor_ms=None, limit_lowered_at=None)
     stored = ingest(experiment, *(make_trace(f"c{n}", minutes=n % 50) for n in range(50)))
     selection.select_traces(experiment.pk, pks(stored))
     assert worker.drain([]) == 50  # a task whose own work was taken elsewhere goes on with what is pending
