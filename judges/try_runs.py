@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import timedelta
@@ -16,10 +17,10 @@ from django.core import serializers
 from django.db import connection
 from django.utils import timezone
 
-from judges import worker
-from judges.llm import PROVIDER_ERROR, CallResult
+from judges import limits, spend, worker
+from judges.llm import PROVIDER_ERROR, RATE_LIMITED, CallResult
 from judges.models import Judge, Scope, TryRun
-from judges.preparation import definition_of, prepare_session, prepare_trace
+from judges.preparation import Prepared, definition_of, prepare_session, prepare_trace
 from judges.results import Outcome
 from traces.models import Session, Trace
 
@@ -36,7 +37,33 @@ def try_judge(unsaved: Judge, target: Trace | Session, *, shown_name: str = "") 
     if shown_name:
         definition.name = shown_name
     prepared = prepare_session(definition, target) if unsaved.scope == Scope.SESSION else prepare_trace(definition, target)
-    return worker.call_within_limits(unsaved, prepared, wait_seconds=unsaved.endpoint.timeout_seconds)
+    return call_within_limits(unsaved, prepared, wait_seconds=unsaved.endpoint.timeout_seconds)
+
+
+def call_within_limits(judge: Judge, prepared: Prepared, *, wait_seconds: float) -> Outcome:
+    """One call outside any evaluation ("Try it" on the form's unsaved judge), under the same limits as the
+    workers: the judge's spend cap, one of the endpoint's shared slots and its per-minute budget. Waits up to
+    `wait_seconds` for a slot."""
+    outcome = worker.outcome_without_call(prepared)
+    if outcome is not None:
+        return outcome
+    holder = f"{worker.new_token()}:try"
+    deadline = time.monotonic() + wait_seconds
+    while (slot := worker.take_slot(judge.endpoint, holder)) is None:
+        if time.monotonic() >= deadline:
+            message = f"All {judge.endpoint.max_concurrency} concurrent calls of {judge.endpoint.name} are busy judging; try again in a moment."
+            return Outcome(CallResult(error_code=RATE_LIMITED, error_message=message))
+        time.sleep(worker.POLL_SECONDS * 4)
+    reserved = spend.estimate(judge, prepared) if judge.pk and judge.daily_cost_cap_usd is not None else Decimal(0)
+    if (capped := spend.reserve(judge, reserved)) is not None:
+        limits.release(slot, holder)
+        return Outcome(capped)
+    try:
+        outcome = worker.call_model(judge, prepared)
+    finally:
+        limits.release(slot, holder)
+    spend.settle(judge, reserved, outcome.result.cost_usd)
+    return outcome
 
 
 def definition_json(unsaved: Judge) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from judges import limits, outages, spend
 from judges.acting import acting_judge
-from judges.llm import AUTHENTICATION, CONFIGURATION, NOT_APPLICABLE, RATE_LIMITED, CallResult, complete
+from judges.llm import AUTHENTICATION, CONFIGURATION, NOT_APPLICABLE, CallResult, complete
 from judges.models import Evaluation, EvaluationStatus, Judge, ModelEndpoint, VersionRole
 from judges.preparation import Prepared, definition_of, prepare_session, prepare_trace, session_traces
 from judges.results import Outcome, record_result
@@ -487,29 +487,3 @@ def drain(
         max_in_flight=max_in_flight or settings.EVALAPP_DRAIN_CONCURRENCY,
         side_work=side_work,
     ).run()
-
-
-def call_within_limits(judge: Judge, prepared: Prepared, *, wait_seconds: float) -> Outcome:
-    """One call outside any evaluation ("Try it" on the form's unsaved judge), under the same limits as the
-    workers: the judge's spend cap, one of the endpoint's shared slots and its per-minute budget. Waits up to
-    `wait_seconds` for a slot."""
-    outcome = outcome_without_call(prepared)
-    if outcome is not None:
-        return outcome
-    holder = f"{new_token()}:try"
-    deadline = time.monotonic() + wait_seconds
-    while (slot := take_slot(judge.endpoint, holder)) is None:
-        if time.monotonic() >= deadline:
-            message = f"All {judge.endpoint.max_concurrency} concurrent calls of {judge.endpoint.name} are busy judging; try again in a moment."
-            return Outcome(CallResult(error_code=RATE_LIMITED, error_message=message))
-        time.sleep(POLL_SECONDS * 4)
-    reserved = spend.estimate(judge, prepared) if judge.pk and judge.daily_cost_cap_usd is not None else ZERO
-    if (capped := spend.reserve(judge, reserved)) is not None:
-        limits.release(slot, holder)
-        return Outcome(capped)
-    try:
-        outcome = call_model(judge, prepared)
-    finally:
-        limits.release(slot, holder)
-    spend.settle(judge, reserved, outcome.result.cost_usd)
-    return outcome
