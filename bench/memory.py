@@ -3,7 +3,7 @@
 sums RSS and PSS (which counts a page shared between processes once) from /proc/<pid>/smaps_rollup over every
 process it started, grouped by role. The stand-in model is the demo's fake LLM and is reported apart.
 
-    .venv/bin/python bench/memory.py [--settle 30]
+    .venv/bin/python bench/memory.py [--settle 30] [--each] [--db sqlite|postgres]
 
 Target: web + worker summed RSS ≤ 800 MiB.
 """
@@ -113,6 +113,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settle", type=float, default=30, help="seconds of judging after the traces are logged")
     parser.add_argument("--each", action="store_true", help="also print every process and the compiled libraries it has loaded")
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite",
+                        help="postgres: a fresh database evalapp_memory on 127.0.0.1 and the Redis broker (db 8)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="evalapp-memory-") as var_dir:
         port, standin, grpc = free_port(), free_port(), free_port()
@@ -121,6 +123,15 @@ def main() -> None:
             env.pop(key, None)
         env.update(EVALAPP_VAR_DIR=var_dir, EVALAPP_PORT=str(port), EVALAPP_STANDIN_PORT=str(standin),
                    EVALAPP_OTLP_GRPC_PORT=str(grpc))
+        if args.db == "postgres":
+            import psycopg
+            import redis
+
+            with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as connection:
+                connection.execute("DROP DATABASE IF EXISTS evalapp_memory WITH (FORCE)")
+                connection.execute("CREATE DATABASE evalapp_memory")
+            redis.Redis.from_url("redis://127.0.0.1:6379/8").flushdb()
+            env.update(DATABASE_URL="postgres://postgres@127.0.0.1:5432/evalapp_memory", REDIS_URL="redis://127.0.0.1:6379/8")
         log = open(Path(var_dir) / "run-app.log", "w")
         app = subprocess.Popen([str(ROOT / "run"), "app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
@@ -164,7 +175,7 @@ def main() -> None:
         finally:
             os.killpg(app.pid, 15)
             app.wait(30)
-    print("\nMemory of `./run app` after warm-up (MiB)")
+    print(f"\nMemory of `./run app` after warm-up ({'PostgreSQL + Redis' if args.db == 'postgres' else 'SQLite + ORM broker'}; MiB)")
     app_rss = app_pss = 0
     for name, (rss, pss, count) in sorted(totals.items()):
         print(f"{name:<28} {count:2d} processes   RSS {rss / 1024:7.0f}   PSS {pss / 1024:7.0f}")
