@@ -7,7 +7,7 @@ selection (`select_traces`, `select_sessions`, `backfill_judge`) and the "why (n
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -179,11 +179,19 @@ def _each_judge(judges: Iterable[Judge], decide_for: Callable[[Judge], list[Eval
     return rows
 
 
-def select_traces(experiment_id: int, trace_pks: list[int], *, judges: list[Judge] | None = None, priority: int = LIVE_PRIORITY) -> list[int]:
+def select_traces(
+    experiment_id: int, trace_pks: list[int], *, judges: list[Judge] | None = None, priority: int = LIVE_PRIORITY, only_missing: bool = False
+) -> list[int]:
     """Create pending evaluations for every active trace judge that should judge these traces; returns the ids
-    of the pending (automatic) evaluations for them, new or left over."""
+    of the pending (automatic) evaluations for them, new or left over. `only_missing` (the sweep's second look):
+    traces every judge already has work for are passed over without being read or decided again."""
     if judges is None:
         judges = list(Judge.objects.filter(experiment_id=experiment_id, active=True, scope=Scope.TRACE).select_related("endpoint"))
+    if judges and trace_pks and only_missing:
+        have = Counter(
+            Evaluation.objects.filter(judge__in=judges, trace_id__in=trace_pks, manual=False, shadow__isnull=True).values_list("trace_id", flat=True)
+        )
+        trace_pks = [pk for pk in trace_pks if have[pk] < len(judges)]
     if not judges or not trace_pks:
         return []
     traces = list(

@@ -87,7 +87,7 @@ def sweep_traces(now: datetime | None = None, *, max_traces: int = SWEEP_MAX_TRA
         by_experiment[experiment_id].append(pk)
     for experiment_id, pks in by_experiment.items():
         for chunk in range(0, len(pks), SELECT_CHUNK):
-            select_traces(experiment_id, pks[chunk : chunk + SELECT_CHUNK])
+            select_traces(experiment_id, pks[chunk : chunk + SELECT_CHUNK], only_missing=True)
     if len(rows) == max_traces:
         defaults = {"watermark": rows[-1][2], "cursor_pk": rows[-1][0]}
     else:

@@ -173,6 +173,29 @@ def test_sweep_catches_traces_whose_selection_was_lost(experiment, endpoint, sta
     assert Evaluation.objects.get().status == "pending"
 
 
+def test_sweep_passes_over_traces_every_judge_already_has_work_for(experiment, endpoint, monkeypatch):
+    """Its second look re-read and re-decided every trace written in the last minute (0.3–1.2 s a sweep at bench load,
+    all that time holding a lone worker process from a burst): only traces some judge has no work for are decided."""
+    from traces.signals import traces_ingested
+
+    helpful(experiment, endpoint)
+    helpful(experiment, endpoint, name="polite")
+    ingest(experiment, *(make_trace(f"s{n}", minutes=n) for n in range(5)))  # selected at ingest: 10 evaluations
+    traces_ingested.disconnect(dispatch_uid="judges-on-ingest")  # this one's selection is lost
+    try:
+        ingest(experiment, make_trace("lost", minutes=9))
+    finally:
+        traces_ingested.connect(receivers.traces_ingested, dispatch_uid="judges-on-ingest")
+    decided = []
+    real_decide = selection.decide_trace
+    monkeypatch.setattr(selection, "decide_trace", lambda judge, trace, record: decided.append(trace.trace_id) or real_decide(judge, trace, record))
+    with time_machine.travel(timezone.now() + timedelta(seconds=30)):
+        report = sweeping.sweep()
+    assert report.traces_examined == 6
+    assert decided == ["lost", "lost"]  # once per judge, for the trace without work only
+    assert Evaluation.objects.filter(trace__trace_id="lost").count() == 2 and Evaluation.objects.count() == 12
+
+
 def test_sweep_reenqueues_pending_work_whose_task_was_lost(experiment, endpoint, monkeypatch):
     monkeypatch.setattr(queue, "enqueue", lambda *args, **kwargs: (_ for _ in ()).throw(ConnectionError("broker down")))
     helpful(experiment, endpoint)
