@@ -3,7 +3,7 @@
 Every drain claims whatever is pending (judges.worker.drain, `take_more`), so a task queued while one is waiting
 adds nothing but a no-op for a worker to run later — and with a task per ingest request, a drain of two minutes
 left hundreds of them in the queue, which a lone worker process then worked through one by one (~10 ms each,
-broker included) while new work waited behind them: a burst's first claim 1 s late (design note 50).
+broker included) while new work waited behind them: a burst's first claim 1 s late (design note 51).
 
 `ring()` runs after the work's transaction committed. It queues a task only when none is waiting: the row says
 when one was last queued; a task clears it (`answer()`) as it starts, before its drain claims anything. So

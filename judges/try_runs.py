@@ -54,7 +54,7 @@ def call_within_limits(judge: Judge, prepared: Prepared, *, wait_seconds: float)
             message = f"All {judge.endpoint.max_concurrency} concurrent calls of {judge.endpoint.name} are busy judging; try again in a moment."
             return Outcome(CallResult(error_code=RATE_LIMITED, error_message=message))
         time.sleep(worker.POLL_SECONDS * 4)
-    reserved = spend.estimate(judge, prepared) if judge.pk and judge.daily_cost_cap_usd is not None else Decimal(0)
+    reserved = spend.estimate(judge, prepared) if judge.pk and judge.daily_cost_cap_usd is not None else worker.ZERO
     if (capped := spend.reserve(judge, reserved)) is not None:
         limits.release(slot, holder)
         return Outcome(capped)

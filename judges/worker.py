@@ -314,7 +314,6 @@ class _Drain:
         skip = frozenset(pk for pk, count in stuck.items() if count >= MAX_WAITING)
         room = min(self.max_in_flight - len(self.in_flight), self.claim_size) - (len(self.waiting) - sum(stuck.values()))
         self.claimed_full = False
-        self.just_claimed = set()
         if not (self.may_claim and room > 0 and self.time_left()):
             return True
         _, claimed = claim(self.ids, limit=room, token=self.token, skip_endpoints=skip)
