@@ -8,6 +8,7 @@ import time
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
+from django_q.conf import Conf
 
 from judges import align_work, bell, queue, selection, try_runs, worker
 from judges import sweep as sweeping
@@ -24,11 +25,13 @@ SWEEP_SCHEDULE = "evalapp: sweep judging work"
 def judge_evaluations(ids: list[int]) -> int:
     """Judge these, then whatever else is pending (see judges.worker.drain). The database going away ends the
     task with a line, not a traceback: what it had claimed is reclaimed when its lease runs out, and the sweep
-    queues the rest once the database is back. A drain that ran out of its time budget queues its own sequel."""
+    queues the rest once the database is back. A drain that ran out of its time budget queues its own sequel; one
+    that keeps finding a backlog asks for another worker process (a task, unless one waits: judges.bell)."""
     try:
         bell.answer()
         started = time.monotonic()
-        judged = worker.drain(ids, side_work=try_runs.run_waiting)
+        helper = None if Conf.SYNC else lambda: _ring_and_queue([])  # inline tasks (sync mode) would nest drains
+        judged = worker.drain(ids, side_work=try_runs.run_waiting, ask_for_help=helper)
         if time.monotonic() - started >= settings.EVALAPP_DRAIN_SECONDS:
             _ring_and_queue([])  # stopped for time, maybe with work left: a fresh task goes on (after others waiting)
         return judged

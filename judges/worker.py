@@ -43,6 +43,8 @@ decisions = logging.getLogger("judges.decisions")
 PENDING, RUNNING, DONE, ERROR = EvaluationStatus.PENDING, EvaluationStatus.RUNNING, EvaluationStatus.DONE, EvaluationStatus.ERROR
 POLL_SECONDS = 0.05
 SIDE_WORK_SECONDS = 1.0
+# A drain that keeps finding more than it claims asks for another worker process at most this often (see _Drain).
+HELP_SECONDS = 1.0
 ZERO = Decimal(0)
 # Claimed work waiting for an endpoint slot, at most: a round that hoarded more would keep live work that arrives
 # meanwhile (claimed first, by priority) behind its backlog.
@@ -275,8 +277,15 @@ class _Drain:
     def __init__(
         self, first_ids: list[int] | None, *, take_more: bool, budget_seconds: float, max_in_flight: int,
         side_work: Callable[[ThreadPoolExecutor], object] | None = None,
+        ask_for_help: Callable[[], object] | None = None,
     ):
         self.ids = first_ids
+        # Called when a claim from the shared queue took all it had room for (a backlog: more is pending than this
+        # process takes now), at most every HELP_SECONDS: the caller queues a judging task unless one waits already
+        # (judges.bell), so an idle worker process — in this cluster or another machine's — joins in. Without it a
+        # backlog stayed with the one process whose task came first: one task waits at a time (design note 52).
+        self.ask_for_help = ask_for_help
+        self.help_at = 0.0
         # Called about once a second with the call pool: other short work waiting for a worker ("Try it") runs
         # beside the drain instead of behind it (a drain may last EVALAPP_DRAIN_SECONDS).
         self.side_work = side_work
@@ -317,9 +326,13 @@ class _Drain:
         if not (self.may_claim and room > 0 and self.time_left()):
             return True
         _, claimed = claim(self.ids, limit=room, token=self.token, skip_endpoints=skip)
+        from_queue = self.ids is None or (self.take_more and len(claimed) < room)
         if self.ids is not None and self.take_more and len(claimed) < room:
             claimed += claim(None, limit=room - len(claimed), token=self.token, skip_endpoints=skip)[1]
         self.claimed_full = len(claimed) == room
+        if self.claimed_full and from_queue and self.ask_for_help is not None and time.monotonic() >= self.help_at:
+            self.help_at = time.monotonic() + HELP_SECONDS
+            self.ask_for_help()
         self.just_claimed = {evaluation.pk for evaluation in claimed}
         if self.ids is not None and not self.take_more:
             self.may_claim = False
@@ -476,13 +489,16 @@ def drain(
     budget_seconds: float | None = None,
     max_in_flight: int | None = None,
     side_work: Callable[[ThreadPoolExecutor], object] | None = None,
+    ask_for_help: Callable[[], object] | None = None,
 ) -> int:
     """Judge `first_ids` and (with `take_more`) whatever else is pending, until nothing is or the time budget is
-    spent; meanwhile `side_work(pool)` about once a second. Returns how many results this worker recorded."""
+    spent; meanwhile `side_work(pool)` about once a second, and `ask_for_help()` while a backlog keeps its claims
+    full. Returns how many results this worker recorded."""
     return _Drain(
         first_ids,
         take_more=take_more,
         budget_seconds=budget_seconds if budget_seconds is not None else settings.EVALAPP_DRAIN_SECONDS,
         max_in_flight=max_in_flight or settings.EVALAPP_DRAIN_CONCURRENCY,
         side_work=side_work,
+        ask_for_help=ask_for_help,
     ).run()

@@ -121,3 +121,24 @@ def test_a_try_it_queued_while_a_drain_runs_is_answered_beside_it_not_after_it(e
     assert run.status == "done" and run.outcome["result"]["error_code"] == ""
     assert [path for path, _ in queued] == ["judges.tasks.judge_evaluations", "judges.tasks.run_try"]
     assert try_runs.run(str(run.pk)) is False  # its own task, run later, finds it done
+
+
+def test_a_drain_that_keeps_finding_a_backlog_asks_for_another_worker_once_while_the_bell_is_rung(experiment, endpoint, standin, queued):
+    """One task waits at a time, so without asking, a backlog stayed with the one process whose task came first."""
+    standin.config.latency_ms = 50
+    helpful(experiment, endpoint)
+    ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(60)])
+    [(_, (first_ids,))] = queued
+    queued.clear()
+    assert tasks.judge_evaluations(first_ids[:8]) == 60  # its own 8 first, then claims of the rest that come back full
+    assert queued == [("judges.tasks.judge_evaluations", ([],))], "one call for help: the bell says a task is waiting"
+    assert tasks.judge_evaluations([]) == 0  # the helper, run after everything was judged, finds nothing
+
+
+def test_a_drain_that_takes_all_there_is_asks_for_no_help(experiment, endpoint, standin, queued):
+    helpful(experiment, endpoint)
+    ingest(experiment, *[make_trace(f"t{n}", minutes=n) for n in range(5)])
+    [(_, (first_ids,))] = queued
+    queued.clear()
+    assert tasks.judge_evaluations(first_ids) == 5
+    assert queued == []
