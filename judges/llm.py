@@ -218,10 +218,17 @@ def _cost(config: EndpointConfig, response: Any, input_tokens: int | None, outpu
         if output_tokens and config.output_cost_per_million is not None:
             cost += Decimal(output_tokens) * Decimal(config.output_cost_per_million) / Decimal(1_000_000)
         return cost.quantize(Decimal("0.00000001"))
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return None
     try:
-        value = get_litellm().completion_cost(completion_response=response, model=config.model)
+        # The price list's rate for the tokens the provider counted (cached prompt tokens included): what
+        # completion_cost() works out too, in a tenth of its time (0.05–0.13 ms against 0.7–0.9 ms a call, in the
+        # draining worker's one GIL; design note 52).
+        prompt, completion = get_litellm().cost_per_token(model=config.model, usage_object=usage)
     except Exception:  # a model litellm has no price for: cost unknown, not zero
         return None
+    value = prompt + completion
     return Decimal(str(value)).quantize(Decimal("0.00000001")) if value else None
 
 

@@ -414,3 +414,19 @@ def test_admin_applies_the_same_rules_and_a_new_key_lifts_the_pause(admin_client
     assert saved.status_code == 302
     judge.refresh_from_db()
     assert judge.paused_reason == ""
+
+
+@pytest.mark.parametrize("cached", [0, 300])
+def test_an_endpoint_without_prices_costs_what_litellm_s_price_list_says(cached):
+    """Without prices of its own, a call is priced from litellm's list — the figure completion_cost() gives, cached
+    prompt tokens at their own rate included — and a model the list doesn't know costs "unknown", not zero."""
+    from litellm import ModelResponse, completion_cost
+
+    from judges.llm import EndpointConfig, _cost
+
+    usage = {"prompt_tokens": 1200, "completion_tokens": 80, "total_tokens": 1280, "prompt_tokens_details": {"cached_tokens": cached}}
+    response = ModelResponse(model="gpt-4o-mini", usage=usage, choices=[{"message": {"role": "assistant", "content": "yes"}}])
+    expected = Decimal(str(completion_cost(completion_response=response, model="openai/gpt-4o-mini"))).quantize(Decimal("0.00000001"))
+    assert expected > 0
+    assert _cost(EndpointConfig(model="openai/gpt-4o-mini"), response, 1200, 80) == expected
+    assert _cost(EndpointConfig(model="openai/evalapp-standin"), response, 1200, 80) is None

@@ -34,17 +34,17 @@ def held_at_once(endpoint, tries: int = 100) -> int:
 
 def test_quick_answers_raise_the_limit_to_the_ceiling_and_no_further(endpoint):
     update_endpoint(endpoint, max_concurrency=20)
-    assert limits.working_limit(endpoint) == 20  # where an endpoint starts (32), within its ceiling
-    update_endpoint(endpoint, max_concurrency=60)
-    assert limits.working_limit(endpoint) == 32
+    assert limits.working_limit(endpoint) == 20  # where an endpoint starts (64), within its ceiling
+    update_endpoint(endpoint, max_concurrency=100)
+    assert limits.working_limit(endpoint) == 64
     for _ in range(5):
         limits.record_call(endpoint, CallResult(value=True, latency_ms=500))
-    assert limits.working_limit(endpoint) == 37  # +1 an answer: a round of N quick answers doubles it
-    for _ in range(30):
+    assert limits.working_limit(endpoint) == 69  # +1 an answer: a round of N quick answers doubles it
+    for _ in range(40):
         limits.record_call(endpoint, CallResult(value=True, latency_ms=500))
-    assert limits.working_limit(endpoint) == 60  # the configured ceiling
+    assert limits.working_limit(endpoint) == 100  # the configured ceiling
     limits.ensure_slots(endpoint)
-    assert held_at_once(endpoint) == 60
+    assert held_at_once(endpoint) == 100
 
 
 def test_a_429_halves_the_limit_once_per_burst(endpoint):

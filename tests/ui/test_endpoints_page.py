@@ -62,7 +62,7 @@ def no_secret_in(response, *secrets: str) -> None:
 
 
 def test_the_list_shows_each_endpoint_without_its_key(editor_client, endpoint):
-    plain = create_endpoint(name="local llama", model="ollama/llama3", api_base="http://127.0.0.1:11434", requests_per_minute=30)
+    plain = create_endpoint(name="local llama", model="ollama/llama3", api_base="http://127.0.0.1:11434", requests_per_minute=30, max_concurrency=100)
     for headers in ({}, HX):
         response = editor_client.get(LIST_URL, **headers)
         assert response.status_code == 200
@@ -72,7 +72,7 @@ def test_the_list_shows_each_endpoint_without_its_key(editor_client, endpoint):
         assert "Stand-in (test)" in rows["standin"] and "stand-in, not a real LLM" in rows["standin"]
         assert endpoint.api_base in rows["standin"] and "openai/evalapp-standin" in rows["standin"]
         assert 'chip-ok">set<' in rows["standin"] and 'chip-none">not set<' in rows["plain"]
-        assert "30/min" in rows["plain"] and "32 at a time" in rows["plain"] and "(up to 64)" in rows["plain"] and "stand-in" not in rows["plain"]
+        assert "30/min" in rows["plain"] and "64 at a time" in rows["plain"] and "(up to 100)" in rows["plain"] and "stand-in" not in rows["plain"]
         assert "Test connection" in rows["standin"] and edit_url(endpoint) in rows["standin"]
         no_secret_in(response, STANDIN_KEY)
 
