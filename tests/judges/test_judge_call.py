@@ -430,3 +430,28 @@ def test_an_endpoint_without_prices_costs_what_litellm_s_price_list_says(cached)
     assert expected > 0
     assert _cost(EndpointConfig(model="openai/gpt-4o-mini"), response, 1200, 80) == expected
     assert _cost(EndpointConfig(model="openai/evalapp-standin"), response, 1200, 80) is None
+
+
+def test_a_call_makes_no_event_loop_for_service_loggers_unless_one_is_configured(experiment, endpoint, trace, standin, monkeypatch):
+    """litellm hands every sync call's timing to its service loggers on a new event loop (asyncio.run); with none
+    configured that is pure cost in the draining worker, so it is skipped — and runs again once one is set."""
+    import asyncio
+
+    import litellm
+
+    loops = []
+    real_run = asyncio.run
+
+    def counting_run(main, *args, **kwargs):
+        loops.append(main)
+        return real_run(main, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "run", counting_run)
+    judge = custom_judge(experiment, endpoint)
+    assert judge_now(judge, trace).error_code == ""
+    assert loops == []
+
+    monkeypatch.setattr(litellm, "service_callback", ["an-unknown-logger"])
+    ingest(experiment, make_trace("t2", minutes=1))
+    assert judge_now(judge, Trace.objects.get(trace_id="t2")).error_code == ""
+    assert len(loops) >= 1
