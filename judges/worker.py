@@ -151,8 +151,6 @@ def finish(evaluation: Evaluation, token: str, outcome: Outcome) -> bool:
             )
             if not won:
                 raise _LeaseLost
-            if evaluation.job is not None:
-                transaction.on_commit(lambda job=evaluation.job: _announce_if_settled(job))
     except _LeaseLost:
         decisions.debug("evaluation %s: lease lost, result dropped", evaluation.pk)
         return False
@@ -165,8 +163,9 @@ def finish(evaluation: Evaluation, token: str, outcome: Outcome) -> bool:
     return True
 
 
-def _announce_if_settled(job) -> None:
-    """The job's last evaluation was settled: tell whoever waits on it (judges.signals.job_settled)."""
+def announce_if_settled(job) -> None:
+    """Call after settling a job's evaluations: if none is left pending or running, tell whoever waits on the job
+    (judges.signals.job_settled)."""
     if not Evaluation.objects.filter(job=job, status__in=(PENDING, RUNNING)).exists():
         for receiver, error in job_settled.send_robust(sender=Evaluation, job=job):
             if isinstance(error, Exception):
@@ -309,6 +308,10 @@ class _Drain:
         self.paused_endpoints: set[int] = set()  # endpoints that paused themselves (an outage) during this round
         self.may_claim = True
         self.finished = 0
+        # Calls that answered, their slots already given back: their results are written after the next calls
+        # have started (record_answered), so a round's N result writes no longer hold N slots idle (note 52).
+        self.answered: list[tuple[Evaluation, Outcome]] = []
+        self.jobs: set = set()  # jobs whose evaluations this round settled: told once a round (announce)
         self.deferred: dict[int, datetime] = {}  # given back after a provider failure: pk -> when to try again
 
     def time_left(self) -> bool:
@@ -368,7 +371,7 @@ class _Drain:
                 if outcome is None:
                     self.waiting.append((evaluation, ready))
                 else:
-                    self.finished += finish(evaluation, self.token, outcome)
+                    self.finish(evaluation, outcome)
 
     def start_calls(self, pool: ThreadPoolExecutor) -> None:
         """Start the calls that endpoint slots (and per-minute budgets) allow now; the rest keeps waiting. Work of
@@ -401,7 +404,7 @@ class _Drain:
             reserved = self.estimates.get(judge.pk, ZERO)
             if (capped := spend.reserve(judge, reserved)) is not None:
                 limits.release(*slot)
-                self.finished += finish(evaluation, self.token, Outcome(capped))
+                self.finish(evaluation, Outcome(capped))
                 continue
             self.in_flight[pool.submit(call_model, judge, ready)] = (evaluation, slot, reserved)
         limits.release_many([(slot, holder) for slots in free.values() for slot in slots])  # taken, not needed
@@ -416,9 +419,24 @@ class _Drain:
         self.just_claimed = set()
         self.claim_size = min(self.claim_size * 2, self.max_in_flight) if grow else MAX_WAITING
 
+    def finish(self, evaluation: Evaluation, outcome: Outcome) -> None:
+        if finish(evaluation, self.token, outcome):
+            self.finished += 1
+            if evaluation.job is not None:
+                self.jobs.add(evaluation.job)
+
+    def record_answered(self) -> None:
+        """Write the results settle() took in, then tell the jobs they belong to (one look each, not one a result)."""
+        answered, self.answered = self.answered, []
+        for evaluation, outcome in answered:
+            self.finish(evaluation, outcome)
+        jobs, self.jobs = self.jobs, set()
+        for job in jobs:  # once the results are committed (at once, outside a transaction)
+            transaction.on_commit(lambda job=job: announce_if_settled(job))
+
     def settle(self, done: set[Future]) -> None:
-        """Record the calls that answered: their slots given back and the endpoints' limits adapted in one statement
-        each for the whole round, then each result."""
+        """Take in the calls that answered: their slots given back and the endpoints' limits adapted in one statement
+        each for the whole round; their results wait in `answered` for record_answered."""
         answered = []
         for future in done:
             evaluation, slot, reserved = self.in_flight.pop(future)
@@ -447,7 +465,7 @@ class _Drain:
                 else:
                     self.deferred[evaluation.pk] = retry_at
                 continue
-            self.finished += finish(evaluation, self.token, outcome)
+            self.answered.append((evaluation, outcome))
 
     def run(self) -> int:
         stop = threading.Event()
@@ -458,6 +476,7 @@ class _Drain:
                 while True:
                     found = self.claim_more()
                     self.start_calls(pool)
+                    self.record_answered()
                     if self.side_work is not None and time.monotonic() >= self.side_work_at:
                         self.side_work_at = time.monotonic() + SIDE_WORK_SECONDS
                         self.side_work(pool)
