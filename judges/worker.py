@@ -428,6 +428,7 @@ class _Drain:
     def record_answered(self) -> None:
         """Write the results settle() took in, then tell the jobs they belong to (one look each, not one a result)."""
         answered, self.answered = self.answered, []
+        answered.sort(key=lambda pair: pair[0].priority)  # live verdicts written first, a run's or a look-back's after
         for evaluation, outcome in answered:
             self.finish(evaluation, outcome)
         jobs, self.jobs = self.jobs, set()

@@ -10,6 +10,7 @@ from evaluations.actions import RunData, create_run
 from evaluations.models import EvaluationRun
 from judges import worker
 from judges.actions import create_judge
+from judges.endpoint_actions import update_endpoint
 from judges.models import Evaluation, EvaluationStatus
 from judges.selection import select_traces
 from tests.conftest import ingest, judge_pending, make_trace
@@ -47,6 +48,9 @@ def test_a_live_trace_is_judged_before_the_runs_backlog(experiment, endpoint):
 @pytest.mark.django_db(transaction=True)
 def test_with_a_real_worker_a_live_trace_is_judged_while_the_run_is_still_far_from_done(experiment, endpoint, standin, clusters):  # noqa: F811
     standin.config.latency_ms = 100
+    # The run's pace is the endpoint's (16 calls at a time: ≥ 1.9 s for 300), not the machine's: at 64 at a time the
+    # run was over in ~1.5 s, as long as a live verdict can take on a busy 2-core machine, and the test raced it.
+    update_endpoint(endpoint, max_concurrency=16)
     worker_process = clusters()
     worker_process.wait_ready()
     judge = create_judge(experiment, name="helpful", instructions="Is {{ outputs }} helpful for {{ inputs }}?", endpoint=endpoint, active=True)
