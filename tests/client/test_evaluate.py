@@ -188,3 +188,28 @@ def test_an_interrupted_evaluation_cancels_its_run(live_server, token, experimen
     with Client(live_server.url, token=token) as client, pytest.raises(KeyboardInterrupt):
         client.evaluate([{"inputs": {"question": "hi"}}], agent, ["helpful"], experiment=experiment.pk, progress=False)
     assert EvaluationRun.objects.get().status == "cancelled"
+
+
+def test_the_first_predictions_are_sent_after_one_round_of_the_pool_so_judging_starts_at_once():
+    """Later ones go in batches (every 0.5 s or 200); the first batch waits for nothing but one round of calls."""
+    import time
+
+    from evalapp_client.evaluation import _predict_all, _Progress
+
+    sent: list[tuple[float, int]] = []
+    started = time.monotonic()
+
+    class Recorder:
+        def request(self, method, url, *, body, compress):
+            sent.append((time.monotonic() - started, len(body["predictions"])))
+
+    def predict(question):
+        time.sleep(0.05)
+        return f"answer to {question}"
+
+    rows = [{"position": n, "inputs": {"question": f"q{n}"}} for n in range(40)]
+    _predict_all(Recorder(), "/predictions", rows, predict, max_workers=5, timeout=None, progress=_Progress(False))
+    assert sum(count for _, count in sent) == 40
+    first_at, first_count = sent[0]
+    assert 5 <= first_count < 20 and first_at < 0.25  # one or two rounds of 50 ms, not the 0.4 s all 40 take
+    assert len(sent) == 2  # then the rest in one batch, once all were made (before the 0.5 s flush came round)
