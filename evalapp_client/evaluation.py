@@ -311,7 +311,7 @@ def _predict_all(
                 or (first and len(pending) >= first)
             ):
                 flush()
-                first = min(max_workers, len(rows))
+                first = 0
 
 
 # --- the result -----------------------------------------------------------------------------------------------------
