@@ -1,0 +1,177 @@
+"""Claiming and settling judging work: one conditional UPDATE claims pending evaluations under a lease, another —
+which only the claim holder's succeeds — settles each with its assessment, so two workers can never both record a
+result; a heartbeat keeps a working drain's leases alive. judges.worker's drain is the main caller."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from judges import limits
+from judges.acting import acting_judge
+from judges.models import Evaluation, EvaluationStatus, ModelEndpoint, VersionRole
+from judges.results import Outcome, record_result
+from judges.signals import job_settled
+
+logger = logging.getLogger(__name__)
+decisions = logging.getLogger("judges.decisions")
+
+PENDING, RUNNING, DONE, ERROR = EvaluationStatus.PENDING, EvaluationStatus.RUNNING, EvaluationStatus.DONE, EvaluationStatus.ERROR
+
+
+def lease_seconds() -> int:
+    return settings.EVALAPP_LEASE_SECONDS
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def new_token() -> str:
+    return f"{worker_id()}:{uuid.uuid4().hex[:8]}"
+
+
+# --- claiming and settling ------------------------------------------------------------------------------
+
+
+def claim(
+    ids: list[int] | None, *, limit: int = 64, token: str | None = None, skip_endpoints: frozenset[int] = frozenset()
+) -> tuple[str, list[Evaluation]]:
+    """Atomically take up to `limit` pending evaluations (of unpaused judges) for this worker, with a lease; none of
+    judges on `skip_endpoints` (endpoints whose slots are all taken, with work already waiting for them)."""
+    token = token or new_token()
+    now = timezone.now()
+    # Work asked for by hand (a job) runs even when automatic evaluation is off; work waiting to retry after a
+    # provider failure, or on a paused judge or endpoint, waits.
+    pending = Evaluation.objects.filter(
+        Q(judge__active=True) | Q(manual=True),
+        Q(not_before__isnull=True) | Q(not_before__lte=now),
+        Q(shadow__isnull=True) | Q(shadow__role=VersionRole.SHADOW),  # a promoted or discarded shadow does no more work
+        status=PENDING,
+        judge__paused_reason="",
+        judge__endpoint__paused_reason="",
+        judge__experiment__deleting_since__isnull=True,  # its experiment is being deleted: no money spent on it
+    )
+    if ids is not None:
+        pending = pending.filter(pk__in=ids)
+    if skip_endpoints:
+        pending = pending.exclude(judge__endpoint_id__in=skip_endpoints)
+    chosen = list(pending.order_by("priority", "created_at", "pk").values_list("pk", flat=True)[:limit])
+    if not chosen:
+        return token, []
+    Evaluation.objects.filter(pk__in=chosen, status=PENDING).update(
+        status=RUNNING,
+        claimed_by=token,
+        lease_expires_at=now + timedelta(seconds=lease_seconds()),
+        attempts=F("attempts") + 1,
+        started_at=now,
+    )
+    claimed = list(
+        Evaluation.objects.filter(pk__in=chosen, claimed_by=token, status=RUNNING).select_related(
+            "judge__endpoint", "judge__experiment", "trace", "session", "shadow"
+        )
+    )
+    claimed = _as_shadows(claimed, token)
+    for evaluation in claimed:
+        decisions.debug("claimed evaluation %s (judge %s) as %s", evaluation.pk, evaluation.judge.name, token)
+    return token, claimed
+
+
+def _as_shadows(claimed: list[Evaluation], token: str) -> list[Evaluation]:
+    """A shadow version's work is judged by the shadow's settings: its `judge` becomes the version's acting judge
+    (judges.acting). Work whose shadow endpoint was deleted meanwhile is settled as cancelled."""
+    kept = []
+    endpoints = {e.pk: e for e in ModelEndpoint.objects.filter(pk__in={e.shadow.config.get("endpoint_id") for e in claimed if e.shadow_id})}
+    for evaluation in claimed:
+        if evaluation.shadow_id:
+            endpoint = endpoints.get(evaluation.shadow.config.get("endpoint_id"))
+            if endpoint is None:
+                Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token).update(
+                    status=EvaluationStatus.CANCELLED, error_message="the shadow's model endpoint was deleted", finished_at=timezone.now(), lease_expires_at=None
+                )
+                continue
+            evaluation.judge = acting_judge(evaluation.shadow, evaluation.judge, endpoint)
+        kept.append(evaluation)
+    return kept
+
+
+class _LeaseLost(Exception):
+    """Raised inside finish's transaction to undo an assessment whose evaluation this worker no longer holds."""
+
+
+def finish(evaluation: Evaluation, token: str, outcome: Outcome) -> bool:
+    """Record the result if we still hold the claim. False if the lease was lost to another worker."""
+    result = outcome.result
+    try:
+        with transaction.atomic():
+            # The assessment first, so the evaluation is settled and linked to it in one UPDATE, which succeeds only
+            # for the claim holder; a lost lease rolls the assessment back.
+            target = {"trace": evaluation.trace} if evaluation.trace_id else {"session": evaluation.session}
+            assessment = record_result(evaluation.judge, outcome, shadow=evaluation.shadow if evaluation.shadow_id else None, **target)
+            won = Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token, status=RUNNING).update(
+                status=DONE if result.ok else ERROR,
+                error_code=result.error_code,
+                error_message=result.error_message,
+                cost_usd=result.cost_usd,
+                finished_at=timezone.now(),
+                lease_expires_at=None,
+                assessment=assessment,
+            )
+            if not won:
+                raise _LeaseLost
+    except _LeaseLost:
+        decisions.debug("evaluation %s: lease lost, result dropped", evaluation.pk)
+        return False
+    decisions.debug(
+        "evaluation %s (judge %s): %s",
+        evaluation.pk,
+        evaluation.judge.name,
+        repr(result.value) if result.ok else f"{result.error_code}: {result.error_message}",
+    )
+    return True
+
+
+def announce_if_settled(job) -> None:
+    """Call after settling a job's evaluations: if none is left pending or running, tell whoever waits on the job
+    (judges.signals.job_settled)."""
+    if not Evaluation.objects.filter(job=job, status__in=(PENDING, RUNNING)).exists():
+        for receiver, error in job_settled.send_robust(sender=Evaluation, job=job):
+            if isinstance(error, Exception):
+                logger.error("job %s settled, but %r failed: %s", job, receiver, error)
+
+
+def release_claim(evaluation: Evaluation, token: str) -> None:
+    """Give back work that was claimed but never started (time budget spent, judge paused meanwhile): it is
+    picked up again, and the claim doesn't count as an attempt."""
+    _give_back(Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token, status=RUNNING))
+
+
+def release_all(token: str) -> None:
+    """release_claim for whatever a drain still holds, in one UPDATE (a drain's token is its own)."""
+    _give_back(Evaluation.objects.filter(claimed_by=token, status=RUNNING))
+
+
+def _give_back(claimed) -> None:
+    claimed.update(status=PENDING, claimed_by="", lease_expires_at=None, attempts=F("attempts") - 1)
+
+
+def heartbeat(token: str, stop: threading.Event) -> None:
+    """Keep our leases alive while we work, so only a dead worker's evaluations are reclaimed."""
+    interval = max(1.0, lease_seconds() / 3)
+    try:
+        while not stop.wait(interval):
+            Evaluation.objects.filter(claimed_by=token, status=RUNNING).update(
+                lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds())
+            )
+            limits.renew(token)
+    finally:
+        connection.close()
