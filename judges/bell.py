@@ -26,14 +26,21 @@ from judges.models import JudgingBell
 RING_SECONDS = 10
 
 
-def ring() -> bool:
-    """True when the caller should queue a judging task now (no task is waiting), and the bell now says one is."""
+def ring(*, trust_a_waiting_task: bool = False) -> bool:
+    """True when the caller should queue a judging task now (no task is waiting), and the bell now says one is.
+    `trust_a_waiting_task` (a drain asking for help): a task queued long ago counts as waiting, not lost — with one
+    worker process, the helper queued at the start of a long drain waits for it, and taking it for lost every
+    RING_SECONDS queued ~12 spare tasks a 120-s drain; new work's rings still replace a lost one."""
     now = timezone.now()
-    silent_since = now - timedelta(seconds=RING_SECONDS)
     bell = JudgingBell.objects.filter(queue=Conf.CLUSTER_NAME)
-    if bell.filter(rung_at__gt=silent_since).exists():  # a read: most rings under load stop here, writing nothing
+    if trust_a_waiting_task:
+        waiting, free = Q(rung_at__isnull=False), Q(rung_at__isnull=True)
+    else:
+        silent_since = now - timedelta(seconds=RING_SECONDS)
+        waiting, free = Q(rung_at__gt=silent_since), Q(rung_at__isnull=True) | Q(rung_at__lte=silent_since)
+    if bell.filter(waiting).exists():  # a read: most rings under load stop here, writing nothing
         return False
-    if bell.filter(Q(rung_at__isnull=True) | Q(rung_at__lte=silent_since)).update(rung_at=now):
+    if bell.filter(free).update(rung_at=now):
         return True
     try:
         with transaction.atomic():

@@ -30,7 +30,7 @@ def judge_evaluations(ids: list[int]) -> int:
     try:
         bell.answer()
         started = time.monotonic()
-        helper = None if Conf.SYNC else lambda: _ring_and_queue([])  # inline tasks (sync mode) would nest drains
+        helper = None if Conf.SYNC else lambda: _ring_and_queue([], asking_for_help=True)  # sync mode would nest drains
         judged = worker.drain(ids, side_work=try_runs.run_waiting, ask_for_help=helper)
         if time.monotonic() - started >= settings.EVALAPP_DRAIN_SECONDS:
             _ring_and_queue([])  # stopped for time, maybe with work left: a fresh task goes on (after others waiting)
@@ -50,9 +50,9 @@ def enqueue_judging(ids: list[int]) -> None:
         transaction.on_commit(lambda: _ring_and_queue(ids))
 
 
-def _ring_and_queue(ids: list[int]) -> None:
+def _ring_and_queue(ids: list[int], *, asking_for_help: bool = False) -> None:
     try:
-        if not bell.ring():
+        if not bell.ring(trust_a_waiting_task=asking_for_help):
             return
     except (OperationalError, InterfaceError) as error:  # can't tell whether a task waits: queue one (a spare is harmless)
         logger.warning("could not check for a waiting judging task (%s); queueing one", describe(error))

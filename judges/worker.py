@@ -280,6 +280,16 @@ class _Drain:
         for job in jobs:  # once the results are committed (at once, outside a transaction)
             transaction.on_commit(lambda job=job: announce_if_settled(job))
 
+    def record_leftovers(self) -> None:
+        """The drain is stopping on an error: results already paid for are written (and jobs told) if the database
+        takes them, rather than given back to be judged again; whatever fails goes back with release_all."""
+        try:
+            self.record_answered()
+        except Exception:
+            logger.exception("writing a stopping drain's last results failed; they are judged again")
+            for job in self.jobs:
+                transaction.on_commit(lambda job=job: announce_if_settled(job))
+
     def settle(self, done: set[Future]) -> None:
         """Take in the calls that answered: their slots given back and the endpoints' limits adapted in one statement
         each for the whole round; their results wait in `answered` for record_answered."""
@@ -341,6 +351,7 @@ class _Drain:
                     else:
                         time.sleep(POLL_SECONDS)  # everything waits for a slot held elsewhere
         finally:
+            self.record_leftovers()
             stop.set()
             beating.join(timeout=5)
             release_all(self.token)  # anything still ours after an unexpected error goes back to the queue

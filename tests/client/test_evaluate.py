@@ -211,5 +211,5 @@ def test_the_first_predictions_are_sent_after_one_round_of_the_pool_so_judging_s
     _predict_all(Recorder(), "/predictions", rows, predict, max_workers=5, timeout=None, progress=_Progress(False))
     assert sum(count for _, count in sent) == 40
     first_at, first_count = sent[0]
-    assert 5 <= first_count < 20 and first_at < 0.25  # one or two rounds of 50 ms, not the 0.4 s all 40 take
-    assert len(sent) == 2  # then the rest in one batch, once all were made (before the 0.5 s flush came round)
+    assert 5 <= first_count < 20 and first_at < 0.3  # a round or two of 50 ms, not FLUSH_SECONDS (0.5 s)
+    assert len(sent) <= 3  # then the rest in batches (all made at ~0.4 s, or a timed flush first on a busy machine)

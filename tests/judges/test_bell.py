@@ -142,3 +142,17 @@ def test_a_drain_that_takes_all_there_is_asks_for_no_help(experiment, endpoint, 
     queued.clear()
     assert tasks.judge_evaluations(first_ids) == 5
     assert queued == []
+
+
+def test_a_call_for_help_trusts_a_task_queued_long_ago_where_new_work_takes_it_for_lost(experiment, endpoint, queued):
+    """With one worker process, the helper queued early in a long drain waits for that drain to end: asking again
+    every RING_SECONDS piled up spare tasks. New work still replaces a task that may be lost."""
+    from judges import bell
+
+    assert bell.ring(trust_a_waiting_task=True)
+    later = timezone.now() + timedelta(seconds=bell.RING_SECONDS + 1)
+    with time_machine.travel(later):
+        assert not bell.ring(trust_a_waiting_task=True)
+        assert bell.ring()
+    bell.answer()
+    assert bell.ring(trust_a_waiting_task=True)

@@ -484,3 +484,26 @@ def test_work_stuck_behind_a_full_endpoint_does_not_keep_another_endpoints_work_
     assert sorted(waiting_live) == sorted(live_ids)  # all five claimed at once, none of the busy endpoint's rest
     assert len(drain.waiting) == 13
     worker.release_all(drain.token)
+
+
+def test_a_drain_stopping_on_an_error_still_writes_the_results_it_already_paid_for(experiment, endpoint, standin, monkeypatch):
+    """Answers wait for their writes until the next calls have started; a database error in between must not throw
+    them away (they would be given back and judged, and paid for, again)."""
+    from django.db import OperationalError
+
+    helpful(experiment, endpoint)
+    ids = selection.select_traces(experiment.pk, pks(ingest(experiment, *(make_trace(f"t{n}", minutes=n) for n in range(3)))))
+    real_claim_more = worker._Drain.claim_more
+
+    def locked_once_answers_wait(self):
+        if self.answered:
+            raise OperationalError("database is locked")
+        return real_claim_more(self)
+
+    monkeypatch.setattr(worker._Drain, "claim_more", locked_once_answers_wait)
+    with pytest.raises(OperationalError):
+        worker.drain(ids)
+    written = Assessment.objects.filter(name="helpful").count()
+    assert written >= 1 and Evaluation.objects.filter(status="done").count() == written
+    # A call still in flight when the error came is not settled: it goes back to the queue with the unstarted rest.
+    assert Evaluation.objects.filter(status="pending").count() == 3 - written

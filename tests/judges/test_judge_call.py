@@ -417,19 +417,35 @@ def test_admin_applies_the_same_rules_and_a_new_key_lifts_the_pause(admin_client
 
 
 @pytest.mark.parametrize("cached", [0, 300])
-def test_an_endpoint_without_prices_costs_what_litellm_s_price_list_says(cached):
+def test_an_endpoint_without_prices_costs_what_litellm_s_price_list_says(cached, monkeypatch):
     """Without prices of its own, a call is priced from litellm's list — the figure completion_cost() gives, cached
-    prompt tokens at their own rate included — and a model the list doesn't know costs "unknown", not zero."""
+    prompt tokens at their own rate included; a configured name the list doesn't know (an Azure deployment) is priced
+    by the model that answered; a model nobody has a price for costs "unknown", not zero, and is looked up once."""
+    import litellm
     from litellm import ModelResponse, completion_cost
 
+    from judges import llm
     from judges.llm import EndpointConfig, _cost
 
-    usage = {"prompt_tokens": 1200, "completion_tokens": 80, "total_tokens": 1280, "prompt_tokens_details": {"cached_tokens": cached}}
-    response = ModelResponse(model="gpt-4o-mini", usage=usage, choices=[{"message": {"role": "assistant", "content": "yes"}}])
-    expected = Decimal(str(completion_cost(completion_response=response, model="openai/gpt-4o-mini"))).quantize(Decimal("0.00000001"))
+    def answer(model):
+        usage = {"prompt_tokens": 1200, "completion_tokens": 80, "total_tokens": 1280, "prompt_tokens_details": {"cached_tokens": cached}}
+        return ModelResponse(model=model, usage=usage, choices=[{"message": {"role": "assistant", "content": "yes"}}])
+
+    def reference(model, response):
+        return Decimal(str(completion_cost(completion_response=response, model=model))).quantize(Decimal("0.00000001"))
+
+    expected = reference("openai/gpt-4o-mini", answer("gpt-4o-mini"))
     assert expected > 0
-    assert _cost(EndpointConfig(model="openai/gpt-4o-mini"), response, 1200, 80) == expected
-    assert _cost(EndpointConfig(model="openai/evalapp-standin"), response, 1200, 80) is None
+    assert _cost(EndpointConfig(model="openai/gpt-4o-mini"), answer("gpt-4o-mini"), 1200, 80) == expected
+    deployment = answer("gpt-4o-mini")
+    assert _cost(EndpointConfig(model="azure/our-judge-deployment"), deployment, 1200, 80) == reference("azure/our-judge-deployment", deployment) > 0
+
+    looked_up = []
+    monkeypatch.setattr(llm, "_UNPRICED", set())
+    monkeypatch.setattr(litellm, "completion_cost", lambda **kwargs: looked_up.append(kwargs) or completion_cost(**kwargs))
+    for _ in range(3):
+        assert _cost(EndpointConfig(model="openai/evalapp-standin"), answer("evalapp-standin"), 1200, 80) is None
+    assert len(looked_up) == 1
 
 
 def test_a_call_makes_no_event_loop_for_service_loggers_unless_one_is_configured(experiment, endpoint, trace, standin, monkeypatch):
