@@ -38,7 +38,7 @@ def database_url() -> str:
 
 
 class Cluster:
-    def __init__(self, queue: str, log: Path, database: str | None = None):
+    def __init__(self, queue: str, log: Path, database: str | None = None, **settings: str):
         env = dict(os.environ)
         env.update(
             DATABASE_URL=database or database_url(),
@@ -47,6 +47,7 @@ class Cluster:
             EVALAPP_Q_WORKERS="2",
             EVALAPP_LOG_LEVEL="DEBUG",
             EVALAPP_Q_LOG_LEVEL="INFO",  # for the "running" line wait_ready looks for
+            **settings,
         )
         self.log_path = log
         self.log = open(log, "w")
@@ -85,8 +86,8 @@ def clusters(tmp_path, monkeypatch):
     monkeypatch.setattr(Conf, "CLUSTER_NAME", queue)  # where this process enqueues
     started: list[Cluster] = []
 
-    def start(database: str | None = None) -> Cluster:
-        cluster = Cluster(queue, tmp_path / f"qcluster-{len(started)}.log", database)
+    def start(database: str | None = None, **settings: str) -> Cluster:
+        cluster = Cluster(queue, tmp_path / f"qcluster-{len(started)}.log", database, **settings)
         started.append(cluster)
         return cluster
 
@@ -138,7 +139,10 @@ def test_ingested_trace_is_judged_by_a_worker_within_seconds(experiment, endpoin
 
 def test_two_workers_share_the_work_without_duplicates(experiment, endpoint, clusters, standin):
     standin.config.latency_ms = 200
-    workers = [clusters(), clusters()]
+    # 16 calls at a time a process (the endpoint allows 64): more work than one process takes, which is when the
+    # others must join in (a drain whose claims come back full asks for help). With 128 one fast process could take
+    # all 300 before another's task started, and on a loaded machine it did.
+    workers = [clusters(EVALAPP_DRAIN_CONCURRENCY="16"), clusters(EVALAPP_DRAIN_CONCURRENCY="16")]
     for worker in workers:
         worker.wait_ready()
     judge(experiment, endpoint, "helpful")
