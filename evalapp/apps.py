@@ -19,10 +19,11 @@ class EvalappConfig(AppConfig):
 
         from evalapp.overview import compute, rollups
         from traces.models import Assessment
-        from traces.signals import traces_expiring, traces_written
+        from traces.signals import assessments_written, traces_expiring, traces_written
 
         # The Overview's hourly rollups go stale when what they sum changes (evalapp.overview.rollups).
         traces_written.connect(rollups.traces_written_receiver, dispatch_uid="overview-rollups-on-ingest")
         traces_expiring.connect(compute.traces_expiring_receiver, dispatch_uid="overview-rollups-on-retention")
         post_save.connect(rollups.assessment_saved_receiver, sender=Assessment, dispatch_uid="overview-rollups-on-assessment")
+        assessments_written.connect(rollups.assessments_written_receiver, dispatch_uid="overview-rollups-on-assessments")
         post_migrate.connect(_create_schedule, sender=self, dispatch_uid="evalapp-alerts-schedule")

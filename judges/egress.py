@@ -208,6 +208,8 @@ def _install() -> None:
     `socket.create_connection`, which HTTP clients (httpx, urllib3, aiohttp's resolver) use, looks the function up
     on the socket module at each call."""
     global _installed
+    if _installed:  # every call passes here: 32 threads queued on the lock below (py-spy)
+        return
     with _install_lock:
         if not _installed:
             socket.getaddrinfo = _guarded_getaddrinfo

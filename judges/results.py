@@ -14,6 +14,7 @@ from django.utils import timezone
 from judges.llm import AUTHENTICATION, CallResult
 from judges.models import Judge, JudgeExchange, JudgeVersion, ModelEndpoint, OutputMode
 from traces.models import Assessment, AssessmentSource, Session, Trace
+from traces.signals import assessments_written
 
 logger = logging.getLogger(__name__)
 
@@ -58,19 +59,9 @@ def _valid_verdicts(judge: Judge, shadow: JudgeVersion | None, target: dict[str,
     return [row for row in rows.order_by("-created_at", "-pk").only(*fields) if wanted(row)]
 
 
-def record_result(
-    judge: Judge, outcome: Outcome, *, trace: Trace | None = None, session: Session | None = None, shadow: JudgeVersion | None = None
-) -> Assessment:
-    """Write the assessment for `judge` on `trace` or `session`; the judge's earlier valid verdict there becomes
-    history (`valid=False`, linked by `overrides`). Call inside the transaction that settles the evaluation.
-    With `shadow` (`judge` then being its acting judge), a shadow assessment, which only overrides that shadow
-    version's own earlier verdict and never pauses the live judge."""
+def _new_assessment(judge: Judge, outcome: Outcome, target: dict[str, Any], latest: Assessment | None) -> Assessment:
     result = outcome.result
-    target: dict[str, Any] = {"trace": trace} if trace is not None else {"session": session}
-    previous = _valid_verdicts(judge, shadow, target)
-    latest = previous[0] if previous else None
-    assessment = Assessment.objects.create(
-        shadow=shadow is not None,
+    return Assessment(
         **target,
         name=judge.name,
         value=result.value if result.ok else None,
@@ -89,6 +80,21 @@ def record_result(
         overrides=latest,
         metadata=_metadata(judge, outcome),
     )
+
+
+def record_result(
+    judge: Judge, outcome: Outcome, *, trace: Trace | None = None, session: Session | None = None, shadow: JudgeVersion | None = None
+) -> Assessment:
+    """Write the assessment for `judge` on `trace` or `session`; the judge's earlier valid verdict there becomes
+    history (`valid=False`, linked by `overrides`). Call inside the transaction that settles the evaluation.
+    With `shadow` (`judge` then being its acting judge), a shadow assessment, which only overrides that shadow
+    version's own earlier verdict and never pauses the live judge."""
+    result = outcome.result
+    target: dict[str, Any] = {"trace": trace} if trace is not None else {"session": session}
+    previous = _valid_verdicts(judge, shadow, target)
+    assessment = _new_assessment(judge, outcome, target, previous[0] if previous else None)
+    assessment.shadow = shadow is not None
+    assessment.save(force_insert=True)
     if previous:
         Assessment.all_objects.filter(pk__in=[verdict.pk for verdict in previous]).update(valid=False)
     if outcome.messages is not None and settings.EVALAPP_PROMPT_RETENTION_DAYS:
@@ -103,6 +109,79 @@ def record_result(
             "Fix the API key on the model endpoint; the judge resumes when the key changes.",
         )
     return assessment
+
+
+def can_record_together(outcome: Outcome, shadow_id: int | None) -> bool:
+    """Whether record_results may write this result in a batch: not a shadow's (it overrides only its version's
+    verdicts) and not a refused key (which pauses the judge) — those go through record_result one at a time."""
+    return shadow_id is None and outcome.result.error_code != AUTHENTICATION
+
+
+def record_results(items: list[tuple[Judge, Outcome, dict[str, Any]]]) -> list[Assessment]:
+    """record_result for a round of live judges' results (each `can_record_together`), in a handful of statements
+    instead of ~5 each: the targets' earlier verdicts read at once, the assessments and the judges' words inserted
+    in one statement each, the overridden verdicts marked in one, the Overview's hours marked stale in one
+    (traces.signals.assessments_written). Call inside the transaction that settles the evaluations. A second result
+    for the same judge and target (two generations of a session) is recorded after the first, one at a time."""
+    firsts, seconds, keys = [], [], set()
+    for index, (judge, outcome, target) in enumerate(items):
+        key = _key(judge, target)
+        (seconds if key in keys else firsts).append(index)
+        keys.add(key)
+    written: dict[int, Assessment] = {}
+    if firsts:
+        latest, previous = _valid_verdicts_of(keys)
+        batch = [items[index] for index in firsts]
+        assessments = Assessment.objects.bulk_create(
+            [_new_assessment(judge, outcome, target, latest.get(_key(judge, target))) for judge, outcome, target in batch]
+        )
+        written.update(zip(firsts, assessments))
+        if previous:
+            Assessment.all_objects.filter(pk__in=previous).update(valid=False)
+        if settings.EVALAPP_PROMPT_RETENTION_DAYS:
+            JudgeExchange.objects.bulk_create(
+                [
+                    JudgeExchange.of(assessment, outcome.messages, outcome.result.raw_content)
+                    for assessment, (_, outcome, _) in zip(assessments, batch)
+                    if outcome.messages is not None
+                ]
+            )
+        detected = {}
+        for judge, outcome, _ in batch:
+            endpoint, mode = judge.endpoint, outcome.result.output_mode
+            if outcome.ok and mode and endpoint.output_mode == OutputMode.AUTO and endpoint.detected_output_mode != mode:
+                detected[endpoint.pk] = mode
+        for endpoint_pk, mode in detected.items():
+            ModelEndpoint.objects.filter(pk=endpoint_pk).update(detected_output_mode=mode)
+        assessments_written.send(sender=Assessment, assessments=assessments)
+    for index in seconds:
+        judge, outcome, target = items[index]
+        written[index] = record_result(judge, outcome, **target)
+    return [written[index] for index in range(len(items))]
+
+
+def _key(judge: Judge, target: dict[str, Any]) -> tuple[str, str, int]:
+    [(kind, row)] = target.items()
+    return judge.name, kind, row.pk
+
+
+def _valid_verdicts_of(keys: set[tuple[str, str, int]]) -> tuple[dict[tuple[str, str, int], Assessment], list[int]]:
+    """_valid_verdicts for many (judge name, target kind, target pk) at once: the latest of each, and every one's
+    pk. One query per kind of target, by its (target, name) index."""
+    latest: dict[tuple[str, str, int], Assessment] = {}
+    previous: list[int] = []
+    for kind in ("trace", "session"):
+        pks = {pk for _, k, pk in keys if k == kind}
+        if not pks:
+            continue
+        names = {name for name, k, _ in keys if k == kind}
+        rows = Assessment.objects.filter(**{f"{kind}_id__in": pks, "name__in": names}).order_by("-created_at", "-pk")
+        for row in rows.only("pk", "name", f"{kind}_id", "source_type", "valid", "created_at"):
+            key = (row.name, kind, getattr(row, f"{kind}_id"))
+            if key in keys and row.source_type == AssessmentSource.LLM_JUDGE and row.valid:
+                latest.setdefault(key, row)
+                previous.append(row.pk)
+    return latest, previous
 
 
 def pause_judge(judge: Judge, reason: str) -> None:

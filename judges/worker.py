@@ -25,7 +25,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from judges import limits, outages, spend
-from judges.claims import announce_if_settled, claim, finish, heartbeat, new_token, release_all, release_claim
+from judges.claims import announce_if_settled, claim, finish, finish_many, heartbeat, new_token, release_all, release_claim
 from judges.llm import AUTHENTICATION, CONFIGURATION, NOT_APPLICABLE, CallResult, complete
 from judges.models import Evaluation, Judge, ModelEndpoint
 from judges.preparation import Prepared, definition_of, prepare_session, prepare_trace, session_traces
@@ -273,9 +273,11 @@ class _Drain:
     def record_answered(self) -> None:
         """Write the results settle() took in, then tell the jobs they belong to (one look each, not one a result)."""
         answered, self.answered = self.answered, []
-        answered.sort(key=lambda pair: pair[0].priority)  # live verdicts written first, a run's or a look-back's after
-        for evaluation, outcome in answered:
-            self.finish(evaluation, outcome)
+        if answered:
+            for evaluation in finish_many(answered, self.token):  # one transaction for the round's results
+                self.finished += 1
+                if evaluation.job is not None:
+                    self.jobs.add(evaluation.job)
         jobs, self.jobs = self.jobs, set()
         for job in jobs:  # once the results are committed (at once, outside a transaction)
             transaction.on_commit(lambda job=job: announce_if_settled(job))

@@ -23,3 +23,7 @@ feedback_value_rule = Signal()
 # Sent by traces.deletion inside the transaction that marks an experiment for deletion. kwargs: experiment_id.
 # judges queues the task that deletes it (traces has no broker of its own); the sweep finishes it in any case.
 experiment_deleting = Signal()
+
+# Sent inside the transaction that wrote several assessments at once (bulk_create sends no post_save), before the
+# commit. kwargs: assessments (the rows written, with their pks). A receiver's writes commit with them.
+assessments_written = Signal()

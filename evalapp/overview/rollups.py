@@ -10,7 +10,8 @@ version + 1 (SQL that SQLite and PostgreSQL share):
   latency and trace verdicts), of their sessions' last turn (where session verdicts sit), of each session's
   previous last turn (its verdicts move away from there with a new turn), and, for traces that existed before,
   of their spans' starts (a root span arriving late moves a trace's start; the old start was one of those);
-- when an LLM_JUDGE or HUMAN assessment is saved (post_save, inside the writer's transaction): its target's
+- when an LLM_JUDGE or HUMAN assessment is saved (post_save, inside the writer's transaction), or a drain's round
+  of them is written together (traces.signals.assessments_written, the same transaction): each target's
   hour. Superseding flips the older assessment's `valid` with .update() in that transaction, on the same target
   — the same hour.
 
@@ -267,10 +268,33 @@ def touch_assessment_hour(assessment: Assessment) -> None:
         cursor.execute(_bump_sql(select), [pk])
 
 
+def touch_assessments_hours(assessments: Iterable[Assessment]) -> None:
+    """touch_assessment_hour for many assessments at once: one statement."""
+    counted = [assessment for assessment in assessments if assessment.source_type in COUNTED_SOURCES and not assessment.shadow]
+    trace_pks = sorted({assessment.trace_id for assessment in counted if assessment.trace_id is not None})
+    session_pks = sorted({assessment.session_id for assessment in counted if assessment.trace_id is None})
+    if not trace_pks and not session_pks:
+        return
+    traces, trace_ids = _ids(trace_pks)
+    sessions, session_ids = _ids(session_pks)
+    trace_table, session_table = (connection.ops.quote_name(model._meta.db_table) for model in (Trace, Session))
+    select = (
+        f"SELECT experiment_id, {_hour_of('started_at')} AS touched_hour FROM {trace_table} WHERE id IN ({traces})"
+        f" UNION SELECT experiment_id, {_hour_of('last_trace_at')} FROM {session_table} WHERE id IN ({sessions})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_bump_sql(select), [*trace_ids, *session_ids])
+
+
 def traces_written_receiver(sender: Any, *, experiment_id: int, trace_pks: list[int], session_pks: list[int], **kwargs: Any) -> None:
     # Inside the ingest's transaction: the traces and their hours' stale marks commit (or roll back) together. A
     # mark lost after the commit would leave the old numbers looking fresh for good.
     touch_ingested_hours(trace_pks, session_pks)
+
+
+def assessments_written_receiver(sender: Any, *, assessments: list[Assessment], **kwargs: Any) -> None:
+    # Inside the writer's transaction, as above: one statement for a batch written with bulk_create.
+    touch_assessments_hours(assessments)
 
 
 def assessment_saved_receiver(sender: Any, instance: Assessment, **kwargs: Any) -> None:

@@ -291,6 +291,31 @@ def test_recording_and_superseding_a_verdict_marks_its_traces_hour_stale(compute
     assert Assessment.objects.filter(trace=trace, name="correct", source_type=AssessmentSource.LLM_JUDGE, valid=True).count() == 1
 
 
+def test_a_round_of_verdicts_written_together_marks_each_targets_hour_stale_and_counts_like_the_raw_rows(computed, judges):
+    """A drain writes a round's results with bulk_create (judges.results.record_results), which sends no post_save:
+    the hours must go stale all the same, the superseded verdicts must stop counting."""
+    from judges.llm import CallResult
+    from judges.results import Outcome, record_results
+
+    trace, other = Trace.objects.get(trace_id="t30"), Trace.objects.get(trace_id="t3")
+    session = Session.objects.get(experiment=computed, session_id="s7")
+    before = compute_overview(computed, parse_range({"range": "30d"}, NOW), NOW)
+    record_results(
+        [
+            (judges["correct"], Outcome(CallResult(value=False)), {"trace": trace}),
+            (judges["correct"], Outcome(CallResult(value=True)), {"trace": other}),
+            (judges["resolved"], Outcome(CallResult(value=True)), {"session": session}),
+        ]
+    )
+    assert stale_hours(computed) == {hour_of(trace.started_at), hour_of(other.started_at), hour_of(session.last_trace_at)}
+    after = assert_same_as_raw(computed, parse_range({"range": "30d"}, NOW))
+    assert judged(after, "correct") == judged(before, "correct") + (0 if trace.assessments.filter(name="correct", valid=False).exists() else 1) + (
+        0 if other.assessments.filter(name="correct", valid=False).exists() else 1
+    )
+    for target, name in ((trace, "correct"), (other, "correct"), (session, "resolved")):
+        assert target.assessments.filter(name=name, source_type=AssessmentSource.LLM_JUDGE, valid=True).count() == 1
+
+
 def test_feedback_on_a_conversation_marks_its_last_turns_hour_stale(computed, user):
     session = Session.objects.get(experiment=computed, session_id="s7")
     before = compute_overview(computed, parse_range({"range": "30d"}, NOW), NOW)

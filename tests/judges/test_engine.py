@@ -453,10 +453,11 @@ def test_work_a_drain_still_holds_when_it_fails_goes_back_to_the_queue_uncounted
     helpful(experiment, endpoint)
     ids = selection.select_traces(experiment.pk, pks(ingest(experiment, *(make_trace(f"u{n}", minutes=n) for n in range(5)))))
 
-    def broken_finish(evaluation, token, outcome):
+    def broken_finish(*args):
         raise RuntimeError("a bug while recording")
 
     monkeypatch.setattr(worker, "finish", broken_finish)
+    monkeypatch.setattr(worker, "finish_many", broken_finish)
     with pytest.raises(RuntimeError):
         worker.drain(ids)
     assert sorted(Evaluation.objects.values_list("status", "claimed_by", "attempts")) == [("pending", "", 0)] * 5
@@ -507,3 +508,19 @@ def test_a_drain_stopping_on_an_error_still_writes_the_results_it_already_paid_f
     assert written >= 1 and Evaluation.objects.filter(status="done").count() == written
     # A call still in flight when the error came is not settled: it goes back to the queue with the unstarted rest.
     assert Evaluation.objects.filter(status="pending").count() == 3 - written
+
+
+def test_a_drain_writes_each_rounds_results_together_not_one_statement_set_and_commit_each(experiment, endpoint, standin):
+    """~5 statements and a commit per result kept the one draining thread (and SQLite's write lock) busy while a
+    round's slots waited; a round's results now go in one transaction of a few statements."""
+    from django.test.utils import CaptureQueriesContext
+
+    helpful(experiment, endpoint)
+    ids = selection.select_traces(experiment.pk, pks(ingest(experiment, *(make_trace(f"r{n}", minutes=n) for n in range(24)))))
+    with CaptureQueriesContext(connection) as queries:
+        assert worker.drain(ids) == 24
+    inserts = [query["sql"] for query in queries.captured_queries if query["sql"].startswith('INSERT INTO "traces_assessment"')]
+    assert 1 <= len(inserts) <= 6  # one per round of answers (24 calls answer in a few rounds), not 24
+    assert Assessment.objects.filter(trace__experiment=experiment, valid=True).count() == 24
+    settled = Evaluation.objects.filter(status="done", lease_expires_at=None, finished_at__isnull=False, assessment__valid=True)
+    assert settled.count() == 24

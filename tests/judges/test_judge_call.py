@@ -471,3 +471,30 @@ def test_a_call_makes_no_event_loop_for_service_loggers_unless_one_is_configured
     ingest(experiment, make_trace("t2", minutes=1))
     assert judge_now(judge, Trace.objects.get(trace_id="t2")).error_code == ""
     assert len(loops) >= 1
+
+
+def test_a_call_builds_no_success_logging_payload_unless_a_logger_is_configured(experiment, endpoint, trace, standin, monkeypatch):
+    """After each call litellm builds a logging payload for its success loggers on a background thread (the cost
+    again, redaction, model info); with none configured that is pure cost, so it is skipped — and a configured
+    logger still hears of every call."""
+    import time
+
+    import litellm
+    from litellm.litellm_core_utils.litellm_logging import Logging
+
+    built = []
+    real_body = Logging._success_handler_body
+    monkeypatch.setattr(Logging, "_success_handler_body", lambda self, *args, **kwargs: built.append(1) or real_body(self, *args, **kwargs))
+    judge = custom_judge(experiment, endpoint)
+    assert judge_now(judge, trace).error_code == ""
+    time.sleep(0.3)  # the handler would run on litellm's logging thread
+    assert built == []
+
+    heard = []
+    monkeypatch.setattr(litellm, "success_callback", [lambda kwargs, response, start, end: heard.append(response.model)])
+    ingest(experiment, make_trace("t2", minutes=1))
+    assert judge_now(judge, Trace.objects.get(trace_id="t2")).error_code == ""
+    deadline = time.monotonic() + 10
+    while not heard and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert built and heard

@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from judges.actions import create_judge
 from tests.conftest import ingest, make_trace, record_verdict
+from judges.models import JudgeExchange
 from traces.models import Assessment, AssessmentSource
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +36,59 @@ def test_recording_a_verdict_reads_the_targets_verdicts_by_its_index_not_every_v
     record_verdict(judge, trace, True)
     with CaptureQueriesContext(connection) as queries:
         record_verdict(judge, trace, False)
+    plans = []
+    with connection.cursor() as cursor:
+        for query in queries.captured_queries:
+            sql = query["sql"]
+            if "traces_assessment" in sql and sql.lstrip().upper().startswith(("SELECT", "UPDATE")):
+                plans += [row[-1] for row in cursor.execute("EXPLAIN QUERY PLAN " + sql).fetchall()]
+    assert plans and not [plan for plan in plans if "assessment_name_source" in plan or plan.startswith("SCAN traces_assessment")]
+
+
+def _round(judge, *pairs):
+    from judges.llm import CallResult
+    from judges.results import Outcome, record_results
+
+    def outcome(value):
+        messages = [{"role": "user", "content": f"asked for {value}"}]
+        return Outcome(CallResult(value=value, rationale=f"said {value}", raw_content=f'{{"value": {value}}}'), messages=messages)
+
+    return record_results([(judge, outcome(value), {"trace": trace}) for trace, value in pairs])
+
+
+def test_a_round_written_together_makes_each_targets_earlier_verdict_history_like_one_at_a_time(experiment, judge):
+    first, second, third = ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1), make_trace("t3", minutes=2))
+    old = record_verdict(judge, first, True)
+    human = Assessment.objects.create(trace=first, name="helpful", value=True, source_type=AssessmentSource.HUMAN, source_id="pm")
+    # the same trace twice in one round (two generations of a conversation are the real case): the later one wins
+    new_first, new_second, again_second = _round(judge, (first, False), (second, True), (second, False))
+    assert [new_first.overrides_id, new_second.overrides_id, again_second.overrides_id] == [old.pk, None, new_second.pk]
+    valid = dict(Assessment.objects.filter(trace__in=[first, second, third]).values_list("pk", "valid"))
+    assert valid == {old.pk: False, human.pk: True, new_first.pk: True, new_second.pk: False, again_second.pk: True}
+    assert (new_first.value, new_first.rationale, new_first.source_id) == (False, "said False", f"judge:{judge.pk}")
+    exchange = JudgeExchange.objects.get(assessment=new_first)  # the judge's own words, as record_result keeps them
+    assert (exchange.messages, exchange.answer) == ([{"role": "user", "content": "asked for False"}], '{"value": False}')
+
+
+def test_a_round_takes_the_same_few_statements_however_many_results_it_writes(experiment, judge):
+    traces = ingest(experiment, *(make_trace(f"t{n}", minutes=n) for n in range(20)))
+    for trace in traces[:10]:
+        record_verdict(judge, trace, True)
+    counts = []
+    for size in (2, 20):
+        with CaptureQueriesContext(connection) as queries:
+            _round(judge, *((trace, False) for trace in traces[:size]))
+        counts.append(len(queries.captured_queries))
+    assert counts[0] == counts[1] <= 5  # read the earlier verdicts, insert, mark history, keep the words, mark hours stale
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's planner, which has no statistics, is the one that chose badly")
+def test_a_round_reads_its_targets_verdicts_by_their_index_not_every_verdict_of_the_judge(experiment, judge):
+    traces = ingest(experiment, make_trace("t1"), make_trace("t2", minutes=1))
+    for trace in traces:
+        record_verdict(judge, trace, True)
+    with CaptureQueriesContext(connection) as queries:
+        _round(judge, *((trace, False) for trace in traces))
     plans = []
     with connection.cursor() as cursor:
         for query in queries.captured_queries:
