@@ -189,8 +189,9 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def demo_server(var_dir: Path, demo: DemoDatabase, standin: StandinLLM) -> Iterator[DemoServer]:
-    """gunicorn and a qcluster, as `./run app` starts them, on a copy of the demo database."""
+def demo_server(var_dir: Path, demo: DemoDatabase, standin: StandinLLM, *, collectstatic: bool = False) -> Iterator[DemoServer]:
+    """gunicorn and a qcluster, as `./run app` starts them, on a copy of the demo database (and with the static
+    files collected first, as `./run app` does, when asked: hashed, compressed, served by whitenoise)."""
     var_dir.mkdir(parents=True)
     for suffix in ("", "-wal"):  # a write-ahead log left behind holds part of the database
         if Path(f"{demo.path}{suffix}").exists():
@@ -207,6 +208,8 @@ def demo_server(var_dir: Path, demo: DemoDatabase, standin: StandinLLM) -> Itera
             processes.append(subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env, stdout=output,
                                               stderr=subprocess.STDOUT, start_new_session=True))
 
+    if collectstatic:
+        manage(env, "collectstatic", "--noinput")
     try:
         start("gunicorn", "-m", "gunicorn", "evalapp.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
               "--log-level", "warning")
