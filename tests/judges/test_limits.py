@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+import time_machine
+from django.utils import timezone
 
 from judges import limits
 from judges.endpoint_actions import update_endpoint
@@ -88,3 +92,24 @@ def test_a_round_of_answers_adapts_the_limit_as_the_same_answers_one_by_one(endp
     assert limits.working_limit(endpoint) == 20  # one answer far slower than the fastest: halved
     limits.record_calls(endpoint, [CallResult(value=True, latency_ms=400), CallResult(error_code=RATE_LIMITED, error_message="slow down")])
     assert limits.working_limit(endpoint) == 20  # a 429 halves it, but at most once every 2 s
+
+
+def test_a_slot_whose_lease_ran_out_is_taken_by_the_next_round_and_only_that_one(endpoint):
+    ModelEndpoint.objects.filter(pk=endpoint.pk).update(adaptive_limit=4)
+    limits.ensure_slots(endpoint)
+    held = limits.try_acquire_many(endpoint, "dead-worker:round-1", 4)
+    assert len(held) == 4 and limits.try_acquire_many(endpoint, "worker-2:round-1", 4) == []
+    EndpointSlot.objects.filter(pk=held[2]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert limits.try_acquire_many(endpoint, "worker-2:round-2", 4) == [held[2]]
+    assert EndpointSlot.objects.get(pk=held[2]).holder == "worker-2:round-2"
+
+
+def test_slow_answers_halve_the_limit_once_then_not_again_for_two_seconds(endpoint):
+    ModelEndpoint.objects.filter(pk=endpoint.pk).update(adaptive_limit=32, latency_floor_ms=400)
+    limits.record_calls(endpoint, [CallResult(value=True, latency_ms=5000)])
+    assert limits.working_limit(endpoint) == 16
+    limits.record_calls(endpoint, [CallResult(value=True, latency_ms=5000)])
+    assert limits.working_limit(endpoint) == 16  # the same slowdown: not halved twice
+    with time_machine.travel(timezone.now() + timedelta(seconds=3)):
+        limits.record_calls(endpoint, [CallResult(value=True, latency_ms=5000)])
+        assert limits.working_limit(endpoint) == 8
