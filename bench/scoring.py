@@ -8,7 +8,7 @@
     meanwhile 5 traces/s arrive for a live judge on the same endpoint: receipt → assessment p95 of the live traces
     (the server's own clock: the trace row's created_at to the assessment's). Target p95 ≤ 2.5 s.
 (d) bursts: an OpenTelemetry exporter with its default 5 s delay sends ~50 traces at once; 8 bursts of 50, one
-    judge, the endpoint at its default settings (the adaptive limit starts at 8): receipt → assessment p95.
+    judge, the endpoint at its default settings (the adaptive limit starts at its ceiling, 64): receipt → assessment p95.
     Target ≤ 1.5 s with a 0.5 s judge.
 
     .venv/bin/python bench/scoring.py --db sqlite
