@@ -7,8 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from judges.actions import create_judge
-from tests.conftest import ingest, make_trace, record_verdict
 from judges.models import JudgeExchange
+from tests.conftest import ingest, make_trace, record_verdict
 from traces.models import Assessment, AssessmentSource
 
 pytestmark = pytest.mark.django_db
