@@ -21,11 +21,14 @@ from judges.acting import acting_judge
 from judges.models import Evaluation, EvaluationStatus, ModelEndpoint, VersionRole
 from judges.results import Outcome, can_record_together, record_result, record_results
 from judges.signals import job_settled
+from traces.bulk import update_each
 
 logger = logging.getLogger(__name__)
 decisions = logging.getLogger("judges.decisions")
 
 PENDING, RUNNING, DONE, ERROR = EvaluationStatus.PENDING, EvaluationStatus.RUNNING, EvaluationStatus.DONE, EvaluationStatus.ERROR
+# What settling an evaluation writes (finish_many; finish writes the same fields in its conditional UPDATE).
+SETTLED_FIELDS = ("status", "error_code", "error_message", "cost_usd", "finished_at", "lease_expires_at", "assessment")
 
 
 def lease_seconds() -> int:
@@ -157,7 +160,7 @@ def finish_many(results: list[tuple[Evaluation, Outcome]], token: str) -> list[E
                 evaluation.error_code, evaluation.error_message = result.error_code, result.error_message
                 evaluation.cost_usd, evaluation.finished_at, evaluation.lease_expires_at = result.cost_usd, now, None
                 evaluation.assessment = assessment
-            _settle_rows([evaluation for evaluation, _ in kept])
+            update_each(Evaluation, [evaluation for evaluation, _ in kept], SETTLED_FIELDS)  # not bulk_update: its CASEs
         for evaluation, outcome in together:
             if evaluation.pk in held:
                 recorded.append(evaluation)
@@ -166,24 +169,6 @@ def finish_many(results: list[tuple[Evaluation, Outcome]], token: str) -> list[E
                 decisions.debug("evaluation %s: lease lost, result dropped", evaluation.pk)
     recorded += [evaluation for evaluation, outcome in one_by_one if finish(evaluation, token, outcome)]
     return recorded
-
-
-SETTLED_FIELDS = ("status", "error_code", "error_message", "cost_usd", "finished_at", "lease_expires_at", "assessment")
-
-
-def _settle_rows(rows: list[Evaluation]) -> None:
-    """Write the settled fields of `rows` (already held, in the caller's transaction): one prepared UPDATE run for
-    every row (executemany). Django's bulk_update builds a CASE per column over every row, which took ~15% of the
-    draining thread's time (py-spy); the values are prepared by the fields themselves, as save() would."""
-    if not rows:
-        return
-    fields = [Evaluation._meta.get_field(name) for name in SETTLED_FIELDS]
-    quote = connection.ops.quote_name
-    columns = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    sql = f"UPDATE {quote(Evaluation._meta.db_table)} SET {columns} WHERE {quote(Evaluation._meta.pk.column)} = %s"
-    params = [[field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields] + [row.pk] for row in rows]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
 
 
 def _log_result(evaluation: Evaluation, outcome: Outcome) -> None:

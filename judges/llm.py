@@ -11,6 +11,7 @@ import os
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -78,17 +79,7 @@ def _skip_idle_service_logging(litellm) -> None:
         from litellm._service_logger import ServiceLogging
     except ImportError:  # moved in another release: nothing skipped, nothing broken
         return
-    hook = ServiceLogging.service_success_hook
-    if getattr(hook, "skips_idle", False):
-        return
-
-    def service_success_hook(self, *args, **kwargs):
-        if not litellm.service_callback:
-            return None
-        return hook(self, *args, **kwargs)
-
-    service_success_hook.skips_idle = True
-    ServiceLogging.service_success_hook = service_success_hook
+    _skip_while_unheard(ServiceLogging, "service_success_hook", lambda self: bool(litellm.service_callback))
 
 
 def _skip_idle_success_logging(litellm) -> None:
@@ -100,18 +91,25 @@ def _skip_idle_success_logging(litellm) -> None:
         from litellm.litellm_core_utils.litellm_logging import Logging
     except ImportError:  # moved in another release: nothing skipped, nothing broken
         return
-    handler = Logging.success_handler
-    if getattr(handler, "skips_idle", False):
+
+    def heard(self) -> bool:
+        configured = (litellm.success_callback, litellm._async_success_callback, litellm.callbacks, getattr(self, "dynamic_success_callbacks", None))
+        return any(configured)
+
+    _skip_while_unheard(Logging, "success_handler", heard)
+
+
+def _skip_while_unheard(owner: type, name: str, heard: Callable[[Any], bool]) -> None:
+    """Replace the method `owner.name` with one that does nothing while `heard(self)` says no logger listens (once)."""
+    method = getattr(owner, name)
+    if getattr(method, "skips_idle", False):
         return
 
-    def success_handler(self, *args, **kwargs):
-        configured = (litellm.success_callback, litellm._async_success_callback, litellm.callbacks, getattr(self, "dynamic_success_callbacks", None))
-        if not any(configured):
-            return None
-        return handler(self, *args, **kwargs)
+    def unless_unheard(self, *args, **kwargs):
+        return method(self, *args, **kwargs) if heard(self) else None
 
-    success_handler.skips_idle = True
-    Logging.success_handler = success_handler
+    unless_unheard.skips_idle = True
+    setattr(owner, name, unless_unheard)
 
 
 def warm_up(**kwargs) -> None:

@@ -140,3 +140,20 @@ def _copy_upsert(model: type[Model], fields: dict[str, Any], names: list[str], r
             f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {columns} FROM staged" + tail
         )
         return cursor.fetchall() if returning else []
+
+
+def update_each(model: type[Model], rows: Sequence[Model], names: Sequence[str]) -> None:
+    """Write the fields `names` of each of `rows` by primary key: one `UPDATE … WHERE id = %s` prepared once and run
+    for every row (executemany), values prepared by the fields as save() does. `bulk_update` builds a CASE per field
+    over every row: SQLite evaluated it row by row (43 s for 10,000 dataset records, bench/datasets.py), and in the
+    judging worker Django compiling it took ~15% of the draining thread (py-spy, design note 53)."""
+    if not rows:
+        return
+    fields = [model._meta.get_field(name) for name in names]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"
+    params = [[field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields] + [row.pk] for row in rows]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+

@@ -30,18 +30,24 @@ def test_a_new_verdict_makes_the_judges_earlier_one_history_and_leaves_other_ver
     assert valid == {old.pk: False, new.pk: True, elsewhere.pk: True, human.pk: True}
 
 
-@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's planner, which has no statistics, is the one that chose badly")
-def test_recording_a_verdict_reads_the_targets_verdicts_by_its_index_not_every_verdict_of_the_judge(experiment, judge):
-    [trace] = ingest(experiment, make_trace("t1"))
-    record_verdict(judge, trace, True)
-    with CaptureQueriesContext(connection) as queries:
-        record_verdict(judge, trace, False)
+def assessment_plans(queries) -> list[str]:
+    """SQLite's plan for each captured statement that reads or updates assessments."""
     plans = []
     with connection.cursor() as cursor:
         for query in queries.captured_queries:
             sql = query["sql"]
             if "traces_assessment" in sql and sql.lstrip().upper().startswith(("SELECT", "UPDATE")):
                 plans += [row[-1] for row in cursor.execute("EXPLAIN QUERY PLAN " + sql).fetchall()]
+    return plans
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's planner, which has no statistics, is the one that chose badly")
+def test_recording_a_verdict_reads_the_targets_verdicts_by_its_index_not_every_verdict_of_the_judge(experiment, judge):
+    [trace] = ingest(experiment, make_trace("t1"))
+    record_verdict(judge, trace, True)
+    with CaptureQueriesContext(connection) as queries:
+        record_verdict(judge, trace, False)
+    plans = assessment_plans(queries)
     assert plans and not [plan for plan in plans if "assessment_name_source" in plan or plan.startswith("SCAN traces_assessment")]
 
 
@@ -89,10 +95,5 @@ def test_a_round_reads_its_targets_verdicts_by_their_index_not_every_verdict_of_
         record_verdict(judge, trace, True)
     with CaptureQueriesContext(connection) as queries:
         _round(judge, *((trace, False) for trace in traces))
-    plans = []
-    with connection.cursor() as cursor:
-        for query in queries.captured_queries:
-            sql = query["sql"]
-            if "traces_assessment" in sql and sql.lstrip().upper().startswith(("SELECT", "UPDATE")):
-                plans += [row[-1] for row in cursor.execute("EXPLAIN QUERY PLAN " + sql).fetchall()]
+    plans = assessment_plans(queries)
     assert plans and not [plan for plan in plans if "assessment_name_source" in plan or plan.startswith("SCAN traces_assessment")]
