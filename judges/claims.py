@@ -79,8 +79,10 @@ def claim(
         started_at=now,
     )
     claimed = list(
+        # Not the trace: the drain reads the traces with their spans next (judges.worker._load); joined here too,
+        # each trace's row was fetched and its JSON decoded twice.
         Evaluation.objects.filter(pk__in=chosen, claimed_by=token, status=RUNNING).select_related(
-            "judge__endpoint", "judge__experiment", "trace", "session", "shadow"
+            "judge__endpoint", "judge__experiment", "session", "shadow"
         )
     )
     claimed = _as_shadows(claimed, token)
@@ -92,6 +94,8 @@ def claim(
 def _as_shadows(claimed: list[Evaluation], token: str) -> list[Evaluation]:
     """A shadow version's work is judged by the shadow's settings: its `judge` becomes the version's acting judge
     (judges.acting). Work whose shadow endpoint was deleted meanwhile is settled as cancelled."""
+    if not any(evaluation.shadow_id for evaluation in claimed):
+        return claimed
     kept = []
     endpoints = {e.pk: e for e in ModelEndpoint.objects.filter(pk__in={e.shadow.config.get("endpoint_id") for e in claimed if e.shadow_id})}
     for evaluation in claimed:
