@@ -273,6 +273,7 @@ class _Drain:
     def record_answered(self) -> None:
         """Write the results settle() took in, then tell the jobs they belong to (one look each, not one a result)."""
         answered, self.answered = self.answered, []
+        answered.sort(key=lambda pair: pair[0].priority)  # live verdicts first (and so first in id order), a run's after
         if answered:
             for evaluation in finish_many(answered, self.token):  # one transaction for the round's results
                 self.finished += 1
