@@ -10,6 +10,7 @@ import socket
 import threading
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -27,8 +28,6 @@ logger = logging.getLogger(__name__)
 decisions = logging.getLogger("judges.decisions")
 
 PENDING, RUNNING, DONE, ERROR = EvaluationStatus.PENDING, EvaluationStatus.RUNNING, EvaluationStatus.DONE, EvaluationStatus.ERROR
-# What settling an evaluation writes (finish_many; finish writes the same fields in its conditional UPDATE).
-SETTLED_FIELDS = ("status", "error_code", "error_message", "cost_usd", "finished_at", "lease_expires_at", "assessment")
 
 
 def lease_seconds() -> int:
@@ -115,24 +114,32 @@ class _LeaseLost(Exception):
     """Raised inside finish's transaction to undo an assessment whose evaluation this worker no longer holds."""
 
 
+def _target(evaluation: Evaluation) -> dict[str, Any]:
+    return {"trace": evaluation.trace} if evaluation.trace_id else {"session": evaluation.session}
+
+
+def _settled(outcome: Outcome, assessment) -> dict[str, Any]:
+    """What settling an evaluation with `outcome` writes to its row (finish, finish_many)."""
+    result = outcome.result
+    return {
+        "status": DONE if result.ok else ERROR,
+        "error_code": result.error_code,
+        "error_message": result.error_message,
+        "cost_usd": result.cost_usd,
+        "finished_at": timezone.now(),
+        "lease_expires_at": None,
+        "assessment": assessment,
+    }
+
+
 def finish(evaluation: Evaluation, token: str, outcome: Outcome) -> bool:
     """Record the result if we still hold the claim. False if the lease was lost to another worker."""
-    result = outcome.result
     try:
         with transaction.atomic():
             # The assessment first, so the evaluation is settled and linked to it in one UPDATE, which succeeds only
             # for the claim holder; a lost lease rolls the assessment back.
-            target = {"trace": evaluation.trace} if evaluation.trace_id else {"session": evaluation.session}
-            assessment = record_result(evaluation.judge, outcome, shadow=evaluation.shadow if evaluation.shadow_id else None, **target)
-            won = Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token, status=RUNNING).update(
-                status=DONE if result.ok else ERROR,
-                error_code=result.error_code,
-                error_message=result.error_message,
-                cost_usd=result.cost_usd,
-                finished_at=timezone.now(),
-                lease_expires_at=None,
-                assessment=assessment,
-            )
+            assessment = record_result(evaluation.judge, outcome, shadow=evaluation.shadow if evaluation.shadow_id else None, **_target(evaluation))
+            won = Evaluation.objects.filter(pk=evaluation.pk, claimed_by=token, status=RUNNING).update(**_settled(outcome, assessment))
             if not won:
                 raise _LeaseLost
     except _LeaseLost:
@@ -155,16 +162,13 @@ def finish_many(results: list[tuple[Evaluation, Outcome]], token: str) -> list[E
             mine = Evaluation.objects.select_for_update().filter(pk__in=[evaluation.pk for evaluation, _ in together], claimed_by=token, status=RUNNING)
             held = set(mine.values_list("pk", flat=True))
             kept = [(evaluation, outcome) for evaluation, outcome in together if evaluation.pk in held]
-            targets = [{"trace": e.trace} if e.trace_id else {"session": e.session} for e, _ in kept]
-            assessments = record_results([(e.judge, outcome, target) for (e, outcome), target in zip(kept, targets)])
-            now = timezone.now()
-            for (evaluation, outcome), assessment in zip(kept, assessments):
-                result = outcome.result
-                evaluation.status = DONE if result.ok else ERROR
-                evaluation.error_code, evaluation.error_message = result.error_code, result.error_message
-                evaluation.cost_usd, evaluation.finished_at, evaluation.lease_expires_at = result.cost_usd, now, None
-                evaluation.assessment = assessment
-            update_each(Evaluation, [evaluation for evaluation, _ in kept], SETTLED_FIELDS)  # not bulk_update: its CASEs
+            assessments = record_results([(evaluation.judge, outcome, _target(evaluation)) for evaluation, outcome in kept])
+            settled = [(evaluation, _settled(outcome, assessment)) for (evaluation, outcome), assessment in zip(kept, assessments)]
+            for evaluation, values in settled:
+                for name, value in values.items():
+                    setattr(evaluation, name, value)
+            if settled:  # not bulk_update: its CASEs
+                update_each(Evaluation, [evaluation for evaluation, _ in settled], list(settled[0][1]))
         for evaluation, outcome in together:
             if evaluation.pk in held:
                 recorded.append(evaluation)

@@ -9,8 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection
-from django.db.models import F, FloatField, Q, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import F
 from django.utils import timezone
 
 from judges.llm import RATE_LIMITED, CallResult
@@ -144,11 +143,17 @@ def take_minute_budget(endpoint: ModelEndpoint) -> float:
 # --- the adaptive limit (additive increase, multiplicative decrease) ------------------------------------
 
 
+def _extremes() -> tuple[str, str]:
+    """SQL's two-argument greatest and least on this back end."""
+    return ("GREATEST", "LEAST") if connection.vendor == "postgresql" else ("MAX", "MIN")
+
+
 def _lower(endpoint_pk: int, now) -> None:
-    recently = Q(limit_lowered_at__isnull=False) & Q(limit_lowered_at__gt=now - LOWER_EVERY)
-    current = Coalesce(F("adaptive_limit"), Value(INITIAL_LIMIT), output_field=FloatField())
-    ModelEndpoint.objects.filter(pk=endpoint_pk).exclude(recently).update(
-        adaptive_limit=Greatest(Value(1.0), current / 2, output_field=FloatField()), limit_lowered_at=now
+    greatest, _ = _extremes()
+    _rows(
+        f"UPDATE {_table(ModelEndpoint)} SET adaptive_limit = {greatest}(1.0, COALESCE(adaptive_limit, %s) / 2), limit_lowered_at = %s"
+        " WHERE id = %s AND (limit_lowered_at IS NULL OR limit_lowered_at <= %s)",
+        [INITIAL_LIMIT, _when(now), endpoint_pk, _when(now - LOWER_EVERY)],
     )
 
 
@@ -168,7 +173,7 @@ def record_calls(endpoint: ModelEndpoint, results: list[CallResult]) -> None:
     if not latencies:
         return
     slowest, fastest = max(latencies), min(latencies)
-    greatest, least = ("GREATEST", "LEAST") if connection.vendor == "postgresql" else ("MAX", "MIN")
+    greatest, least = _extremes()
     threshold, lowered_before = slowest / SLOW_FACTOR, _when(now - LOWER_EVERY)
     slow = "(latency_floor_ms < %s AND (limit_lowered_at IS NULL OR limit_lowered_at <= %s))"
     quick = "(latency_floor_ms IS NULL OR latency_floor_ms >= %s)"

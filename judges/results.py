@@ -100,8 +100,8 @@ def record_result(
     if outcome.messages is not None and settings.EVALAPP_PROMPT_RETENTION_DAYS:
         JudgeExchange.of(assessment, outcome.messages, result.raw_content).save(force_insert=True)
     endpoint = judge.endpoint
-    if result.ok and result.output_mode and endpoint.output_mode == OutputMode.AUTO and endpoint.detected_output_mode != result.output_mode:
-        ModelEndpoint.objects.filter(pk=judge.endpoint_id).update(detected_output_mode=result.output_mode)
+    if mode := _newly_detected_mode(judge, outcome):
+        ModelEndpoint.objects.filter(pk=judge.endpoint_id).update(detected_output_mode=mode)
     if result.error_code == AUTHENTICATION and shadow is None:
         pause_judge(
             judge,
@@ -109,6 +109,14 @@ def record_result(
             "Fix the API key on the model endpoint; the judge resumes when the key changes.",
         )
     return assessment
+
+
+def _newly_detected_mode(judge: Judge, outcome: Outcome) -> str:
+    """The output mode an AUTO endpoint's answer showed working, when it isn't the one already stored; else ""."""
+    endpoint, mode = judge.endpoint, outcome.result.output_mode
+    if outcome.ok and mode and endpoint.output_mode == OutputMode.AUTO and endpoint.detected_output_mode != mode:
+        return mode
+    return ""
 
 
 def can_record_together(outcome: Outcome, shadow_id: int | None) -> bool:
@@ -146,11 +154,7 @@ def record_results(items: list[tuple[Judge, Outcome, dict[str, Any]]]) -> list[A
                     if outcome.messages is not None
                 ]
             )
-        detected = {}
-        for judge, outcome, _ in batch:
-            endpoint, mode = judge.endpoint, outcome.result.output_mode
-            if outcome.ok and mode and endpoint.output_mode == OutputMode.AUTO and endpoint.detected_output_mode != mode:
-                detected[endpoint.pk] = mode
+        detected = {judge.endpoint_id: mode for judge, outcome, _ in batch if (mode := _newly_detected_mode(judge, outcome))}
         for endpoint_pk, mode in detected.items():
             ModelEndpoint.objects.filter(pk=endpoint_pk).update(detected_output_mode=mode)
         assessments_written.send(sender=Assessment, assessments=assessments)

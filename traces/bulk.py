@@ -156,4 +156,3 @@ def update_each(model: type[Model], rows: Sequence[Model], names: Sequence[str])
     params = [[field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields] + [row.pk] for row in rows]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
-

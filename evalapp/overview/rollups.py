@@ -256,20 +256,9 @@ def touch_ingested_hours(trace_pks: list[int], session_pks: list[int]) -> None:
         cursor.execute(_bump_sql(select), params)
 
 
-def touch_assessment_hour(assessment: Assessment) -> None:
-    """Mark stale the hour an assessment counts in: its trace's start or its session's last turn."""
-    if assessment.trace_id is not None:
-        model, column, pk = Trace, "started_at", assessment.trace_id
-    else:
-        model, column, pk = Session, "last_trace_at", assessment.session_id
-    table = connection.ops.quote_name(model._meta.db_table)
-    select = f"SELECT experiment_id, {_hour_of(column)} AS touched_hour FROM {table} WHERE id = %s"
-    with connection.cursor() as cursor:
-        cursor.execute(_bump_sql(select), [pk])
-
-
 def touch_assessments_hours(assessments: Iterable[Assessment]) -> None:
-    """touch_assessment_hour for many assessments at once: one statement."""
+    """Mark stale the hour each assessment counts in (its trace's start or its session's last turn; shadow verdicts
+    and sources the Overview doesn't count mark nothing): one statement however many."""
     counted = [assessment for assessment in assessments if assessment.source_type in COUNTED_SOURCES and not assessment.shadow]
     trace_pks = sorted({assessment.trace_id for assessment in counted if assessment.trace_id is not None})
     session_pks = sorted({assessment.session_id for assessment in counted if assessment.trace_id is None})
@@ -299,5 +288,4 @@ def assessments_written_receiver(sender: Any, *, assessments: list[Assessment], 
 
 def assessment_saved_receiver(sender: Any, instance: Assessment, **kwargs: Any) -> None:
     # Inside the writer's transaction, so the assessment and the stale mark commit (or roll back) together.
-    if instance.source_type in COUNTED_SOURCES and not instance.shadow:  # a shadow verdict counts in no rollup
-        touch_assessment_hour(instance)
+    touch_assessments_hours([instance])
