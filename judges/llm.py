@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from judges import egress
@@ -86,7 +87,12 @@ def _skip_idle_success_logging(litellm) -> None:
     """After every call litellm hands the answer to its success loggers on a background thread, which first builds
     a "standard logging payload" (the response cost again, redaction, model info) — also when no logger is
     configured: ~7% of the draining worker's time with the GIL held (py-spy, design note 53). Skipped while no
-    success callback is configured, globally or for the call; with one, litellm's own handler runs as before."""
+    success callback is configured, globally or for the call; with one, litellm's own handler runs as before.
+
+    The same goes for the price litellm puts on every answer (`response_cost` in its hidden params, for those
+    loggers): we price the answer ourselves (`_cost`), and for a model litellm has no price for (a local model, the
+    stand-in) its look-up walks every fallback on each call — 20% of a bare `litellm.completion`'s Python, 2 ms a
+    call on a slow machine (py-spy, design note 54). With a logger configured it is worked out as before."""
     try:
         from litellm.litellm_core_utils.litellm_logging import Logging
     except ImportError:  # moved in another release: nothing skipped, nothing broken
@@ -97,6 +103,7 @@ def _skip_idle_success_logging(litellm) -> None:
         return any(configured)
 
     _skip_while_unheard(Logging, "success_handler", heard)
+    _skip_while_unheard(Logging, "response_cost_calculator", heard)
 
 
 def _skip_while_unheard(owner: type, name: str, heard: Callable[[Any], bool]) -> None:
@@ -142,13 +149,18 @@ class EndpointConfig:
     egress: EgressPolicy = field(default_factory=EgressPolicy)
 
     def context_tokens(self) -> int:
-        if self.context_window:
-            return self.context_window
-        try:
-            info = get_litellm().get_model_info(self.model)
-            return int(info.get("max_input_tokens") or info.get("max_tokens") or DEFAULT_CONTEXT_WINDOW)
-        except Exception:  # unknown to litellm's map: any model string is allowed
-            return DEFAULT_CONTEXT_WINDOW
+        return self.context_window or _known_context_tokens(self.model)
+
+
+@lru_cache(maxsize=256)
+def _known_context_tokens(model: str) -> int:
+    """The model's context window by litellm's map (looked up once per model and process: for a model the map
+    doesn't know, the look-up walks every fallback — ~0.9 ms of each judgement's prompt, design note 54)."""
+    try:
+        info = get_litellm().get_model_info(model)
+        return int(info.get("max_input_tokens") or info.get("max_tokens") or DEFAULT_CONTEXT_WINDOW)
+    except Exception:  # unknown to litellm's map: any model string is allowed
+        return DEFAULT_CONTEXT_WINDOW
 
 
 @dataclass
@@ -264,7 +276,7 @@ def _cost(config: EndpointConfig, response: Any, input_tokens: int | None, outpu
             cost += Decimal(output_tokens) * Decimal(config.output_cost_per_million) / Decimal(1_000_000)
         return cost.quantize(Decimal("0.00000001"))
     usage = getattr(response, "usage", None)
-    if usage is None:
+    if usage is None or _unpriced_key(config, response) in _UNPRICED:  # no price for either name: known since the first call
         return None
     try:
         # The price list's rate for the tokens the provider counted (cached prompt tokens included): what
@@ -280,13 +292,16 @@ def _cost(config: EndpointConfig, response: Any, input_tokens: int | None, outpu
 _UNPRICED: set[tuple[str, str]] = set()  # (configured model, answering model) litellm has no price for
 
 
+def _unpriced_key(config: EndpointConfig, response: Any) -> tuple[str, str]:
+    return config.model, str(getattr(response, "model", "") or "")
+
+
 def _cost_by_answering_model(config: EndpointConfig, response: Any) -> float | None:
     """A configured name the price list doesn't know (an Azure deployment, an alias): completion_cost() prices the
     model that answered instead. One that has no price either is remembered, so an unpriced model (a local one, the
-    stand-in) costs that slow look-up once per process, not once per call."""
-    key = (config.model, str(getattr(response, "model", "") or ""))
-    if key in _UNPRICED:
-        return None
+    stand-in) costs both slow look-ups once per process, not once per call (cost_per_token's failure alone was ~9%
+    of a call's Python, design note 54)."""
+    key = _unpriced_key(config, response)
     try:
         return get_litellm().completion_cost(completion_response=response, model=config.model)
     except Exception:  # no price for either: cost unknown, not zero

@@ -3,7 +3,7 @@ session, and the prompt — or why the judge doesn't apply. Reads the database, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -202,6 +202,8 @@ class Prepared:
 
     prompt: Prompt | None
     not_applicable: str = ""
+    # What it was prepared for: the call reuses it (the endpoint's key decrypted once, not again in the call's thread).
+    definition: JudgeDefinition | None = field(default=None, repr=False)
 
 
 def _prepare(definition: JudgeDefinition, values: dict[str, Any], target: str, status: str, spans) -> Prepared:
@@ -209,13 +211,13 @@ def _prepare(definition: JudgeDefinition, values: dict[str, Any], target: str, s
         values = {**values, GUIDELINES: builtin_guidelines(definition.builtin_key, definition.instructions, values.get("expectations"))}
     reason = _not_applicable(definition, values, target, status, spans)
     if reason:
-        return Prepared(None, reason[0].upper() + reason[1:])
+        return Prepared(None, reason[0].upper() + reason[1:], definition)
     task, blocks = render(definition.template, values)
     prompt = build_prompt(task, blocks, definition.spec, context_window_tokens=definition.endpoint.context_tokens())
     if prompt.missing and not definition.builtin_key:
         names = ", ".join("{{ " + label.lower() + " }}" for label in prompt.missing)
-        return Prepared(prompt, f"This {target} has no value for {names}, which the instructions use.")
-    return Prepared(prompt)
+        return Prepared(prompt, f"This {target} has no value for {names}, which the instructions use.", definition)
+    return Prepared(prompt, definition=definition)
 
 
 def prepare_trace(definition: JudgeDefinition, trace: Trace) -> Prepared:

@@ -58,9 +58,11 @@ def _load(evaluations: list[Evaluation]) -> dict[int, Prepared | CallResult]:
             if evaluation.trace_id:
                 evaluation.trace = traces[evaluation.trace_id]
     prepared: dict[int, Prepared | CallResult] = {}
+    definitions = {}  # one per judge (or shadow version) in the batch: building it decrypts the endpoint's key
     for evaluation in evaluations:
         try:
-            definition = definition_of(evaluation.judge)
+            key = (evaluation.judge.pk, evaluation.shadow_id)
+            definition = definitions.get(key) or definitions.setdefault(key, definition_of(evaluation.judge))
             if evaluation.trace_id:
                 prepared[evaluation.pk] = prepare_trace(definition, evaluation.trace)
             else:
@@ -85,7 +87,7 @@ def outcome_without_call(ready: Prepared | CallResult) -> Outcome | None:
 
 def call_model(judge: Judge, prepared: Prepared) -> Outcome:
     """Runs in a pool thread: HTTP only, no database (a thread per call would mean a connection per call)."""
-    definition = definition_of(judge)
+    definition = prepared.definition or definition_of(judge)
     result = complete(definition.endpoint, prepared.prompt.messages, definition.spec)
     return Outcome(result, truncated=prepared.prompt.truncated, messages=prepared.prompt.messages)
 

@@ -524,3 +524,18 @@ def test_a_drain_writes_each_rounds_results_together_not_one_statement_set_and_c
     assert Assessment.objects.filter(trace__experiment=experiment, valid=True).count() == 24
     settled = Evaluation.objects.filter(status="done", lease_expires_at=None, finished_at__isnull=False, assessment__valid=True)
     assert settled.count() == 24
+
+
+def test_a_drain_decrypts_an_endpoints_key_once_a_claim_not_twice_a_judgement(experiment, endpoint, standin, monkeypatch):
+    """The judge's definition (the endpoint's key decrypted in it) is built once per judge for each claimed batch and
+    handed to the call with the prompt: it was built for every judgement, and again in the call's thread."""
+    from judges import secrets
+
+    helpful(experiment, endpoint)
+    ids = selection.select_traces(experiment.pk, pks(ingest(experiment, *(make_trace(f"k{n}", minutes=n) for n in range(24)))))
+    decrypted = []
+    real_decrypt = secrets.decrypt
+    monkeypatch.setattr(secrets, "decrypt", lambda value: decrypted.append(1) or real_decrypt(value))
+    assert worker.drain(ids) == 24
+    assert Assessment.objects.filter(trace__experiment=experiment, valid=True, error_code="").count() == 24
+    assert 1 <= len(decrypted) <= 4  # a claim or a few (the burst is claimed in growing rounds), not 48

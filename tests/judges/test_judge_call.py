@@ -440,12 +440,14 @@ def test_an_endpoint_without_prices_costs_what_litellm_s_price_list_says(cached,
     deployment = answer("gpt-4o-mini")
     assert _cost(EndpointConfig(model="azure/our-judge-deployment"), deployment, 1200, 80) == reference("azure/our-judge-deployment", deployment) > 0
 
-    looked_up = []
+    looked_up, listed = [], []
     monkeypatch.setattr(llm, "_UNPRICED", set())
     monkeypatch.setattr(litellm, "completion_cost", lambda **kwargs: looked_up.append(kwargs) or completion_cost(**kwargs))
+    real_cost_per_token = litellm.cost_per_token
+    monkeypatch.setattr(litellm, "cost_per_token", lambda **kwargs: listed.append(kwargs) or real_cost_per_token(**kwargs))
     for _ in range(3):
         assert _cost(EndpointConfig(model="openai/evalapp-standin"), answer("evalapp-standin"), 1200, 80) is None
-    assert len(looked_up) == 1
+    assert len(looked_up) == 1 and len(listed) == 1
 
 
 def test_a_call_makes_no_event_loop_for_service_loggers_unless_one_is_configured(experiment, endpoint, trace, standin, monkeypatch):
@@ -498,3 +500,41 @@ def test_a_call_builds_no_success_logging_payload_unless_a_logger_is_configured(
     while not heard and time.monotonic() < deadline:
         time.sleep(0.05)
     assert built and heard
+
+
+def test_litellm_prices_no_answer_for_loggers_unless_one_is_configured(experiment, endpoint, trace, standin, monkeypatch):
+    """litellm prices every answer for its success loggers (for an unpriced model like the stand-in, by walking every
+    fallback); we price answers ourselves, so with no logger configured that is skipped — and a configured logger
+    gets its price worked out again."""
+    import litellm
+
+    priced = []
+    real_calculator = litellm.response_cost_calculator
+    monkeypatch.setattr(litellm, "response_cost_calculator", lambda **kwargs: priced.append(kwargs["model"]) or real_calculator(**kwargs))
+    judge = custom_judge(experiment, endpoint)
+    assert judge_now(judge, trace).error_code == ""
+    assert priced == []
+
+    monkeypatch.setattr(litellm, "success_callback", [lambda kwargs, response, start, end: None])
+    ingest(experiment, make_trace("t2", minutes=1))
+    assert judge_now(judge, Trace.objects.get(trace_id="t2")).error_code == ""
+    assert priced
+
+
+def test_the_context_window_of_a_model_litellm_does_not_know_is_looked_up_once(monkeypatch):
+    """Every prompt asks for the model's context window; litellm's look-up of a model it doesn't know walks every
+    fallback, so the answer is kept per model."""
+    import litellm
+
+    from judges import llm
+    from judges.llm import DEFAULT_CONTEXT_WINDOW, EndpointConfig
+
+    llm._known_context_tokens.cache_clear()
+    asked = []
+    real_info = litellm.get_model_info
+    monkeypatch.setattr(litellm, "get_model_info", lambda model, *args, **kwargs: asked.append(model) or real_info(model, *args, **kwargs))
+    for _ in range(3):
+        assert EndpointConfig(model="openai/evalapp-standin").context_tokens() == DEFAULT_CONTEXT_WINDOW
+        assert EndpointConfig(model="openai/gpt-4o-mini").context_tokens() == real_info("openai/gpt-4o-mini")["max_input_tokens"]
+    assert EndpointConfig(model="openai/evalapp-standin", context_window=8000).context_tokens() == 8000
+    assert asked == ["openai/evalapp-standin", "openai/gpt-4o-mini"]
