@@ -12,6 +12,7 @@ from django.db import IntegrityError, connection
 from django.db.models import F
 from django.utils import timezone
 
+from judges import sql
 from judges.llm import RATE_LIMITED, CallResult
 from judges.models import ADAPTIVE_START, EndpointMinute, EndpointSlot, ModelEndpoint
 
@@ -25,24 +26,6 @@ LOWER_EVERY = timedelta(seconds=2)
 
 # The drain's per-round statements (take slots, give them back, adapt the limit) are written in SQL: Django compiling
 # them took ~20% of the draining thread's time (py-spy, design note 53), more than the databases spent running them.
-
-
-def _rows(sql: str, params: list) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
-
-
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _when(moment) -> object:
-    return connection.ops.adapt_datetimefield_value(moment)
-
-
-def _in(values: list) -> str:
-    return ", ".join(["%s"] * len(values))
 
 
 _known_slots: set[tuple[int, int]] = set()
@@ -71,12 +54,12 @@ def try_acquire_many(endpoint: ModelEndpoint, holder: str, count: int) -> list[i
     acquisition uses) in one UPDATE: three statements for a round of calls rather than two for each call."""
     if count <= 0:
         return []
-    now = _when(timezone.now())
+    now = sql.when(timezone.now())
     # Free, and below the adaptive limit (read from the row every worker updates, not from this possibly stale object).
     candidates = [
         pk
-        for (pk,) in _rows(
-            f"SELECT s.id FROM {_table(EndpointSlot)} s JOIN {_table(ModelEndpoint)} e ON e.id = s.endpoint_id"
+        for (pk,) in sql.rows(
+            f"SELECT s.id FROM {sql.table(EndpointSlot)} s JOIN {sql.table(ModelEndpoint)} e ON e.id = s.endpoint_id"
             " WHERE s.endpoint_id = %s AND s.slot < %s AND s.slot < COALESCE(e.adaptive_limit, %s)"
             " AND (s.holder = '' OR s.expires_at < %s) LIMIT %s",
             [endpoint.pk, endpoint.max_concurrency, INITIAL_LIMIT, now, count + 8],
@@ -93,9 +76,9 @@ def try_acquire_many(endpoint: ModelEndpoint, holder: str, count: int) -> list[i
         return []
     random.shuffle(candidates)  # fewer collisions between workers racing for the same slots
     chosen = candidates[:count]
-    until = _when(timezone.now() + timedelta(seconds=settings.EVALAPP_LEASE_SECONDS))
-    taken = _rows(
-        f"UPDATE {_table(EndpointSlot)} SET holder = %s, expires_at = %s WHERE id IN ({_in(chosen)})"
+    until = sql.when(timezone.now() + timedelta(seconds=settings.EVALAPP_LEASE_SECONDS))
+    taken = sql.rows(
+        f"UPDATE {sql.table(EndpointSlot)} SET holder = %s, expires_at = %s WHERE id IN ({sql.placeholders(chosen)})"
         " AND (holder = '' OR expires_at < %s) RETURNING id",
         [holder, until, *chosen, now],
     )
@@ -113,9 +96,9 @@ def release_many(slots: list[tuple[int, str]]) -> None:
     by_holder: dict[str, list[int]] = {}
     for slot_pk, holder in slots:
         by_holder.setdefault(holder, []).append(slot_pk)  # a round's slots share one holder name
-    held = " OR ".join(f"(holder = %s AND id IN ({_in(pks)}))" for pks in by_holder.values())
+    held = " OR ".join(f"(holder = %s AND id IN ({sql.placeholders(pks)}))" for pks in by_holder.values())
     params = [value for holder, pks in by_holder.items() for value in (holder, *pks)]
-    _rows(f"UPDATE {_table(EndpointSlot)} SET holder = '', expires_at = NULL WHERE {held}", params)
+    sql.rows(f"UPDATE {sql.table(EndpointSlot)} SET holder = '', expires_at = NULL WHERE {held}", params)
 
 
 def renew(holder_prefix: str) -> None:
@@ -150,10 +133,10 @@ def _extremes() -> tuple[str, str]:
 
 def _lower(endpoint_pk: int, now) -> None:
     greatest, _ = _extremes()
-    _rows(
-        f"UPDATE {_table(ModelEndpoint)} SET adaptive_limit = {greatest}(1.0, COALESCE(adaptive_limit, %s) / 2), limit_lowered_at = %s"
+    sql.rows(
+        f"UPDATE {sql.table(ModelEndpoint)} SET adaptive_limit = {greatest}(1.0, COALESCE(adaptive_limit, %s) / 2), limit_lowered_at = %s"
         " WHERE id = %s AND (limit_lowered_at IS NULL OR limit_lowered_at <= %s)",
-        [INITIAL_LIMIT, _when(now), endpoint_pk, _when(now - LOWER_EVERY)],
+        [INITIAL_LIMIT, sql.when(now), endpoint_pk, sql.when(now - LOWER_EVERY)],
     )
 
 
@@ -174,12 +157,12 @@ def record_calls(endpoint: ModelEndpoint, results: list[CallResult]) -> None:
         return
     slowest, fastest = max(latencies), min(latencies)
     greatest, least = _extremes()
-    threshold, lowered_before = slowest / SLOW_FACTOR, _when(now - LOWER_EVERY)
+    threshold, lowered_before = slowest / SLOW_FACTOR, sql.when(now - LOWER_EVERY)
     slow = "(latency_floor_ms < %s AND (limit_lowered_at IS NULL OR limit_lowered_at <= %s))"
     quick = "(latency_floor_ms IS NULL OR latency_floor_ms >= %s)"
     current = "COALESCE(adaptive_limit, %s)"
-    _rows(
-        f"UPDATE {_table(ModelEndpoint)} SET"
+    sql.rows(
+        f"UPDATE {sql.table(ModelEndpoint)} SET"
         # The floor follows the fastest answers, drifting up 2% a round so a provider that got slower for good isn't
         # taken for a queueing one forever.
         f" latency_floor_ms = {least}(COALESCE(latency_floor_ms, %s) * 1.02 + 1, %s),"
@@ -188,7 +171,7 @@ def record_calls(endpoint: ModelEndpoint, results: list[CallResult]) -> None:
         f" limit_lowered_at = CASE WHEN {slow} THEN %s ELSE limit_lowered_at END"
         " WHERE id = %s",
         [fastest, fastest, threshold, lowered_before, INITIAL_LIMIT, threshold, INITIAL_LIMIT, float(len(latencies)),
-         threshold, lowered_before, _when(now), endpoint.pk],
+         threshold, lowered_before, sql.when(now), endpoint.pk],
     )
 
 

@@ -539,3 +539,25 @@ def test_a_drain_decrypts_an_endpoints_key_once_a_claim_not_twice_a_judgement(ex
     assert worker.drain(ids) == 24
     assert Assessment.objects.filter(trace__experiment=experiment, valid=True, error_code="").count() == 24
     assert 1 <= len(decrypted) <= 4  # a claim or a few (the burst is claimed in growing rounds), not 48
+
+
+def test_a_claim_is_one_statement_and_its_fetch_and_takes_only_its_limit(experiment, endpoint):
+    """The claim is one UPDATE … RETURNING (compiled by Django, its choice and update took most of the draining thread's
+    claims); it takes exactly `limit` rows by priority, and a claim that finds nothing costs one statement."""
+    from django.test.utils import CaptureQueriesContext
+
+    helpful(experiment, endpoint)
+    ids = selection.select_traces(experiment.pk, pks(ingest(experiment, *(make_trace(f"c{n}", minutes=n) for n in range(6)))))
+    with CaptureQueriesContext(connection) as queries:
+        _, claimed = worker.claim(None, limit=4)
+    assert len(claimed) == 4 and len(queries.captured_queries) == 2
+    assert sorted(evaluation.pk for evaluation in claimed) == sorted(ids)[:4]  # oldest first at one priority
+    assert Evaluation.objects.filter(status="running").count() == 4
+    with CaptureQueriesContext(connection) as queries:
+        assert worker.claim(None, limit=4, skip_endpoints=frozenset({endpoint.pk}))[1] == []
+    assert len(queries.captured_queries) == 1
+    if connection.vendor == "sqlite":  # the rows it updates are found by their keys, not among every pending row
+        sql, params = queries.captured_queries[0]["sql"], []
+        with connection.cursor() as cursor:
+            plans = [row[-1] for row in cursor.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
+        assert any("judges_evaluation USING INTEGER PRIMARY KEY" in plan for plan in plans), plans
