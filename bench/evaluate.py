@@ -141,7 +141,9 @@ def main() -> None:
             traffic.start()
             time.sleep(2)  # production is flowing before the run starts
         servers = {"stand-in": [processes[0].pid], "web": [processes[1].pid], "qcluster": [process.pid for process in processes[2:]]}
+        own_cpu = lambda: sum(os.times()[:2])  # noqa: E731 — this process: the client, its predict function, the live traffic
         cpu_before = {name: tree_cpu_seconds(*pids) for name, pids in servers.items()}
+        client_before = own_cpu()
         with Client(f"http://127.0.0.1:{args.port}", token=token, timeout=120) as client:
             began = time.perf_counter()
             result = client.evaluate(dataset_ref(client, offline.pk), agent, ["helpful", "polite", "matches"], experiment=offline.pk,
@@ -155,6 +157,7 @@ def main() -> None:
         print(f"evaluate(): {wall:.1f} s from the call to the complete result ({len(result.rows)} rows, {judged} judgements, "
               f"{result.row_errors} predict errors); bound {bound:.1f} s → {bound / wall:.0%} of the bound (target ≥ 80%, ≤ {bound / 0.8:.0f} s)")
         cpu = {name: tree_cpu_seconds(*pids) - cpu_before[name] for name, pids in servers.items()}
+        cpu["client"] = own_cpu() - client_before
         print(f"  CPU during the run (live traffic's included): {', '.join(f'{name} {seconds:.1f} s' for name, seconds in cpu.items())}; "
               f"{sum(cpu.values()) / max(1, judged) * 1000:.1f} ms a judgement in all; load {os.getloadavg()[0]:.1f}")
         run = result.raw

@@ -23,7 +23,7 @@ from judges.models import Evaluation, EvaluationStatus, Judge, JudgeVersion, Mod
 from judges.results import Outcome, can_record_together, record_result, record_results
 from judges.signals import job_settled
 from traces.bulk import update_each
-from traces.models import Experiment
+from traces.models import Experiment, Session
 
 logger = logging.getLogger(__name__)
 decisions = logging.getLogger("judges.decisions")
@@ -55,11 +55,7 @@ def claim(
     taken = _take(ids, limit, token, skip_endpoints)
     if not taken:
         return token, []
-    claimed = list(
-        # Not the trace: the drain reads the traces with their spans next (judges.worker._load); joined here too,
-        # each trace's row was fetched and its JSON decoded twice.
-        Evaluation.objects.filter(pk__in=taken).select_related("judge__endpoint", "judge__experiment", "session", "shadow")
-    )
+    claimed = _with_judges(list(Evaluation.objects.filter(pk__in=taken)))
     claimed = _as_shadows(claimed, token)
     for evaluation in claimed:
         decisions.debug("claimed evaluation %s (judge %s) as %s", evaluation.pk, evaluation.judge.name, token)
@@ -109,6 +105,23 @@ def _take(ids: list[int] | None, limit: int, token: str, skip_endpoints: frozens
         [*params, RUNNING, token, lease, sql.when(now)],
     )
     return [pk for (pk,) in taken]
+
+
+def _with_judges(evaluations: list[Evaluation]) -> list[Evaluation]:
+    """Each evaluation with its judge (its endpoint and experiment), session and shadow version, each read once for
+    the batch: joined to every row, the same few judges were built again for each (most of a claim's time). Not the
+    trace: the drain reads the traces with their spans next (judges.worker._load)."""
+    # The base managers, as a join would read them (JudgeVersion.objects leaves shadow versions out).
+    judges = Judge._base_manager.select_related("endpoint", "experiment").in_bulk({evaluation.judge_id for evaluation in evaluations})
+    sessions = Session._base_manager.in_bulk({evaluation.session_id for evaluation in evaluations if evaluation.session_id})
+    shadows = JudgeVersion._base_manager.in_bulk({evaluation.shadow_id for evaluation in evaluations if evaluation.shadow_id})
+    for evaluation in evaluations:
+        evaluation.judge = judges[evaluation.judge_id]
+        if evaluation.session_id:
+            evaluation.session = sessions[evaluation.session_id]
+        if evaluation.shadow_id:
+            evaluation.shadow = shadows[evaluation.shadow_id]
+    return evaluations
 
 
 def _as_shadows(claimed: list[Evaluation], token: str) -> list[Evaluation]:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from django.db.models import F
 from django.utils import timezone
 
+from judges import sql
 from judges.llm import ERROR_TITLES, TRANSIENT, CallResult, complete
 from judges.models import Evaluation, EvaluationStatus, ModelEndpoint
 from judges.preparation import endpoint_config
@@ -43,7 +44,8 @@ def retry_delay(failures: int, retry_after: float | None) -> float:
 def succeeded(endpoint: ModelEndpoint) -> None:
     """A call answered: the endpoint's run of failures (if any) is over. (Asked of the database, not of the
     object: the run may have begun after this worker loaded the endpoint.)"""
-    ModelEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
+    # In SQL: it runs after every round of answers, and Django compiling it cost more than running it (design note 54).
+    sql.rows(f"UPDATE {sql.table(ModelEndpoint)} SET failing_since = NULL WHERE id = %s AND failing_since IS NOT NULL", [endpoint.pk])
 
 
 def defer(evaluation: Evaluation, token: str, result: CallResult) -> datetime | None:

@@ -59,7 +59,7 @@ def _valid_verdicts(judge: Judge, shadow: JudgeVersion | None, target: dict[str,
     return [row for row in rows.order_by("-created_at", "-pk").only(*fields) if wanted(row)]
 
 
-def _new_assessment(judge: Judge, outcome: Outcome, target: dict[str, Any], latest: Assessment | None) -> Assessment:
+def _new_assessment(judge: Judge, outcome: Outcome, target: dict[str, Any], overrides_pk: int | None) -> Assessment:
     result = outcome.result
     return Assessment(
         **target,
@@ -77,7 +77,7 @@ def _new_assessment(judge: Judge, outcome: Outcome, target: dict[str, Any], late
         input_tokens=result.input_tokens,
         output_tokens=result.output_tokens,
         latency_ms=result.latency_ms,
-        overrides=latest,
+        overrides_id=overrides_pk,
         metadata=_metadata(judge, outcome),
     )
 
@@ -92,7 +92,7 @@ def record_result(
     result = outcome.result
     target: dict[str, Any] = {"trace": trace} if trace is not None else {"session": session}
     previous = _valid_verdicts(judge, shadow, target)
-    assessment = _new_assessment(judge, outcome, target, previous[0] if previous else None)
+    assessment = _new_assessment(judge, outcome, target, previous[0].pk if previous else None)
     assessment.shadow = shadow is not None
     assessment.save(force_insert=True)
     if previous:
@@ -169,10 +169,10 @@ def _key(judge: Judge, target: dict[str, Any]) -> tuple[str, str, int]:
     return judge.name, kind, row.pk
 
 
-def _valid_verdicts_of(keys: set[tuple[str, str, int]]) -> tuple[dict[tuple[str, str, int], Assessment], list[int]]:
-    """_valid_verdicts for many (judge name, target kind, target pk) at once: the latest of each, and every one's
-    pk. One query per kind of target, by its (target, name) index."""
-    latest: dict[tuple[str, str, int], Assessment] = {}
+def _valid_verdicts_of(keys: set[tuple[str, str, int]]) -> tuple[dict[tuple[str, str, int], int], list[int]]:
+    """_valid_verdicts for many (judge name, target kind, target pk) at once: the latest one's pk for each, and
+    every one's pk. One query per kind of target, by its (target, name) index."""
+    latest: dict[tuple[str, str, int], int] = {}
     previous: list[int] = []
     for kind in ("trace", "session"):
         pks = {pk for _, k, pk in keys if k == kind}
@@ -180,11 +180,13 @@ def _valid_verdicts_of(keys: set[tuple[str, str, int]]) -> tuple[dict[tuple[str,
             continue
         names = {name for name, k, _ in keys if k == kind}
         rows = Assessment.objects.filter(**{f"{kind}_id__in": pks, "name__in": names}).order_by("-created_at", "-pk")
-        for row in rows.only("pk", "name", f"{kind}_id", "source_type", "valid", "created_at"):
-            key = (row.name, kind, getattr(row, f"{kind}_id"))
-            if key in keys and row.source_type == AssessmentSource.LLM_JUDGE and row.valid:
-                latest.setdefault(key, row)
-                previous.append(row.pk)
+        # Plain values, not model instances (deferred-field instances cost more than the query): only the latest one's
+        # pk is linked to (`overrides`).
+        for pk, name, target_pk, source_type, valid in rows.values_list("pk", "name", f"{kind}_id", "source_type", "valid"):
+            key = (name, kind, target_pk)
+            if key in keys and source_type == AssessmentSource.LLM_JUDGE and valid:
+                latest.setdefault(key, pk)
+                previous.append(pk)
     return latest, previous
 
 
