@@ -47,6 +47,7 @@ MAX_WAITING = 8
 # or as soon as this many are waiting.
 RECORD_SECONDS = 0.1
 RECORD_BATCH = 16
+# A claim that found nothing waits this long before the next while calls are in flight (_Drain.claim_more).
 CLAIM_QUIET_SECONDS = 0.1
 
 
@@ -67,7 +68,9 @@ def _load(evaluations: list[Evaluation]) -> dict[int, Prepared | CallResult]:
     for evaluation in evaluations:
         try:
             key = (evaluation.judge.pk, evaluation.shadow_id)
-            definition = definitions.get(key) or definitions.setdefault(key, definition_of(evaluation.judge))
+            if key not in definitions:
+                definitions[key] = definition_of(evaluation.judge)
+            definition = definitions[key]
             if evaluation.trace_id:
                 prepared[evaluation.pk] = prepare_trace(definition, evaluation.trace)
             else:
