@@ -45,6 +45,8 @@ def _adapter(field) -> Callable[[Any], Any]:
         return lambda value: None if value is None else ops.adapt_datetimefield_value(value)
     if internal == "JSONField":
         return lambda value: None if value is None else ops.adapt_json_value(value, field.encoder)
+    if internal == "UUIDField":  # SQLite: its hex
+        return lambda value: None if value is None else field.get_db_prep_value(value, connection)
     if internal == "DecimalField":
         return lambda value: None if value is None else ops.adapt_decimalfield_value(value, field.max_digits, field.decimal_places)
     return lambda value: value
@@ -68,7 +70,7 @@ def upsert(
     returning: list[str] | None = None,
 ) -> list[tuple]:
     """Insert `rows` (dicts keyed by attname, all with the same keys) or update the `update` columns of rows
-    that collide on `conflict`. Returns the `returning` columns of every row written, inserted or updated (in no
+    that collide on `conflict` (none: a plain insert). Returns the `returning` columns of every row written, inserted or updated (in no
     particular order). Two rows of one call must not collide with each other (the database refuses that)."""
     if not rows:
         return []
@@ -83,6 +85,8 @@ def upsert(
     tail = (
         f" ON CONFLICT ({', '.join(quote(fields[name].column) for name in conflict)}) DO UPDATE SET "
         + ", ".join(f"{quote(fields[name].column)} = EXCLUDED.{quote(fields[name].column)}" for name in update)
+        if conflict
+        else ""
     )
     if returning:
         tail += " RETURNING " + ", ".join(quote(fields[name].column) for name in returning)
@@ -109,6 +113,13 @@ def upsert(
             cursor.execute(insert + ", ".join([row_sql] * len(chunk)) + tail, params)
             written.extend(cursor.fetchall())
         return written
+
+
+def insert(model: type[Model], rows: Sequence[dict[str, Any]], *, returning: list[str] | None = None) -> list[tuple]:
+    """Insert `rows` (dicts keyed by attname, all with the same keys; every column the table needs, defaults
+    included: nothing fills them in) by upsert's route, without its ON CONFLICT — for new rows that can't collide.
+    Returns the `returning` columns of every row (in no particular order)."""
+    return upsert(model, rows, conflict=[], update=[], returning=returning)
 
 
 def _copy_upsert(model: type[Model], fields: dict[str, Any], names: list[str], rows: Sequence[dict[str, Any]], tail: str, *, returning: bool
