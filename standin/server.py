@@ -125,6 +125,11 @@ class StandinLLM:
         self.stop()
 
     @property
+    def connections_accepted(self) -> int:
+        """TCP connections clients opened to this server since it started."""
+        return self._server.accepted if self._server is not None else 0
+
+    @property
     def url(self) -> str:
         return f"http://{self.host or '127.0.0.1'}:{self.port}"
 
@@ -272,11 +277,13 @@ class _Server(ThreadingHTTPServer):
         self.standin = standin
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.accepted = 0  # connections, over the server's life (keep-alive reuse shows as fewer than requests)
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
             self._connections.add(request)
+            self.accepted += 1
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:

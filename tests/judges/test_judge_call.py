@@ -538,3 +538,22 @@ def test_the_context_window_of_a_model_litellm_does_not_know_is_looked_up_once(m
         assert EndpointConfig(model="openai/gpt-4o-mini").context_tokens() == real_info("openai/gpt-4o-mini")["max_input_tokens"]
     assert EndpointConfig(model="openai/evalapp-standin", context_window=8000).context_tokens() == 8000
     assert asked == ["openai/evalapp-standin", "openai/gpt-4o-mini"]
+
+
+def test_calls_in_flight_together_keep_their_connections_for_the_next_ones(endpoint, standin):
+    """A worker's 32 calls at a time, three rounds: the first round's connections carry the next two. litellm's own
+    HTTP client kept 20 idle connections, so 12 were closed after every round and opened again (design note 55)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    standin.config.latency_ms = 200  # every round's 32 calls are in flight together
+    config = endpoint_config(endpoint)
+    complete(config, [{"role": "user", "content": "Reply with the word OK."}], None)
+    before = standin.connections_accepted
+
+    def three_calls(_):
+        return [complete(config, [{"role": "user", "content": "Reply with the word OK."}], None).error_code for _ in range(3)]
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        codes = [code for calls in pool.map(three_calls, range(32)) for code in calls]
+    assert codes == [""] * 96
+    assert standin.connections_accepted - before <= 32
