@@ -23,6 +23,7 @@ from judges.errors import ConfigError
 from judges.manual import start_judges_on_traces
 from judges.models import RUN_PRIORITY, Evaluation, EvaluationStatus, Judge
 from traces.actions import ingest_traces
+from traces import bulk
 from traces.bulk import update_each
 from traces.models import Experiment, Span, Trace
 from traces.payload import PayloadError, parse_timestamp, parse_trace_batch
@@ -82,23 +83,21 @@ def create_run(
         RunGate.objects.bulk_create(
             RunGate(run=run, judge_name=gate.judge_name, metric=gate.metric, operator=gate.operator, threshold=gate.threshold) for gate in checked_gates
         )
-        RunRow.objects.bulk_create(
-            [
-                RunRow(
-                    run=run,
-                    position=position,
-                    record=row.record,
-                    record_version=row.record.version if row.record else None,
-                    record_hash=row.record.content_hash if row.record else "",
-                    inputs=row.inputs,
-                    expectations=row.expectations,
-                    outputs=row.outputs,
-                    source_trace_id=row.source_trace.trace_id if row.source_trace else "",
-                )
-                for position, row in enumerate(rows)
-            ],
-            batch_size=1000,
-        )
+        base = bulk.defaults(RunRow, run=run)  # not bulk_create: preparing every value through the fields (note 55)
+        bulk.insert(RunRow, [
+            {
+                **base,
+                "position": position,
+                "record_id": row.record.pk if row.record else None,
+                "record_version": row.record.version if row.record else None,
+                "record_hash": row.record.content_hash if row.record else "",
+                "inputs": row.inputs,
+                "expectations": row.expectations,
+                "outputs": row.outputs,
+                "source_trace_id": row.source_trace.trace_id if row.source_trace else "",
+            }
+            for position, row in enumerate(rows)
+        ])
         if not predict:
             _trace_given_outputs(run, rows)
             _start_judging(run)

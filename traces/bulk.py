@@ -29,6 +29,8 @@ MAX_PARAMETERS = 20_000
 
 def _adapter(field) -> Callable[[Any], Any]:
     ops = connection.ops
+    if field.is_relation:  # a foreign key holds its target's value (a UUID primary key: SQLite stores its hex)
+        field = field.target_field
     internal = field.get_internal_type()
     if internal == "DateTimeField":
         if connection.vendor == "sqlite" and settings.USE_TZ:
@@ -113,6 +115,13 @@ def upsert(
             cursor.execute(insert + ", ".join([row_sql] * len(chunk)) + tail, params)
             written.extend(cursor.fetchall())
         return written
+
+
+def defaults(model: type[Model], **values: Any) -> dict[str, Any]:
+    """A new row of `model` as its field defaults make it (with `values`), keyed by attname, primary key left to the
+    database: the base of the rows given to insert(), computed once rather than a model instance a row."""
+    instance = model(**values)
+    return {field.attname: getattr(instance, field.attname) for field in model._meta.concrete_fields if not field.primary_key}
 
 
 def insert(model: type[Model], rows: Sequence[dict[str, Any]], *, returning: list[str] | None = None) -> list[tuple]:
