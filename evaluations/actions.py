@@ -24,7 +24,6 @@ from judges.manual import start_judges_on_traces
 from judges.models import RUN_PRIORITY, Evaluation, EvaluationStatus, Judge
 from traces.actions import ingest_traces
 from traces import bulk
-from traces.bulk import update_each
 from traces.models import Experiment, Span, Trace
 from traces.payload import PayloadError, parse_timestamp, parse_trace_batch
 
@@ -148,7 +147,7 @@ def _store_traces(run: EvaluationRun, rows: list[RunRow], traces_json: list[dict
     for row in rows:
         row.trace_id = pk_of[run_trace_id(run, row.position)]
         stored.append(Trace(pk=row.trace_id, evaluation_run=run.id, expectations=row.expectations or None))
-    update_each(Trace, stored, ["evaluation_run", "expectations"])
+    bulk.update_each(Trace, stored, ["evaluation_run", "expectations"])
 
 
 def _trace_given_outputs(run: EvaluationRun, rows: list[RowIn]) -> None:
@@ -171,7 +170,7 @@ def _trace_given_outputs(run: EvaluationRun, rows: list[RowIn]) -> None:
                 traces_json.append(trace_json)
         extra = {trace_id: _copied_spans(source) for trace_id, source in copied.items()}
         _store_traces(run, chunk, traces_json, extra)
-        update_each(RunRow, chunk, ["trace"])
+        bulk.update_each(RunRow, chunk, ["trace"])
 
 
 def _copied_spans(source: Trace):
@@ -263,7 +262,7 @@ def log_predictions(run: EvaluationRun, predictions: Any) -> int:
             _store_traces(run, rows, traces_json)
         except PayloadError as error:
             raise PayloadError([(f"predictions{_prediction_path(path, rows)}", message) for path, message in error.errors]) from None
-        update_each(RunRow, rows, ["trace", "outputs", "error", "latency_ms"])  # not bulk_update: its CASEs (note 55)
+        bulk.update_each(RunRow, rows, ["trace", "outputs", "error", "latency_ms"])  # not bulk_update: its CASEs (note 55)
         # Judged as they arrive, not after the last: a run's wall time is then about the longer of predicting and
         # judging, not their sum. The status moves to judging once every row is in.
         try:
