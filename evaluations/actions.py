@@ -22,8 +22,8 @@ from evaluations.models import EvaluationRun, RunGate, RunRow, RunStatus
 from judges.errors import ConfigError
 from judges.manual import start_judges_on_traces
 from judges.models import RUN_PRIORITY, Evaluation, EvaluationStatus, Judge
-from traces.actions import ingest_traces
 from traces import bulk
+from traces.actions import ingest_traces
 from traces.models import Experiment, Span, Trace
 from traces.payload import PayloadError, parse_timestamp, parse_trace_batch
 
