@@ -276,7 +276,7 @@ def phases(experiment) -> None:
               f"claimed → settled {judging:.2f} s (the model call itself {call:.2f} s)", flush=True)
 
 
-def warm_workers(args, token: str, endpoint) -> None:
+def warm_workers(args, token: str, endpoint):
     """Each qcluster worker process imports the model client as it spawns (judges.llm.warm_up, seconds on a busy
     machine): judge a few small batches before the clock starts, so what follows measures warm workers, as in a
     server that has been running."""
@@ -294,6 +294,7 @@ def warm_workers(args, token: str, endpoint) -> None:
     while Assessment.objects.filter(trace__experiment=experiment).count() < 4 * batches and time.time() < deadline:
         time.sleep(0.25)
     time.sleep(2)
+    return experiment
 
 
 def steady_stream(args, connection, token: str, endpoint) -> None:
