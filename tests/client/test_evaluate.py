@@ -213,3 +213,36 @@ def test_the_first_predictions_are_sent_after_one_round_of_the_pool_so_judging_s
     first_at, first_count = sent[0]
     assert 5 <= first_count < 20 and first_at < 0.3  # a round or two of 50 ms, not FLUSH_SECONDS (0.5 s)
     assert len(sent) <= 3  # then the rest in batches (all made at ~0.4 s, or a timed flush first on a busy machine)
+
+
+def test_waiting_for_the_verdicts_knows_the_end_within_a_tenth_of_a_second_without_polling_all_the_time(monkeypatch):
+    """The client looks every 0.2 → 0.5 s, and sooner once the verdicts still missing will be in sooner at the rate
+    they have been coming: here 1,000 judgements at 60/s, the last in at 16.67 s (with looks every 0.5 s the client
+    learnt it 0.28 s later)."""
+    from evalapp_client import evaluation
+
+    clock = [0.0]
+    looks: list[float] = []
+    total, rate = 1000, 60.0
+
+    class FakeTime:
+        @staticmethod
+        def monotonic():
+            return clock[0]
+
+        @staticmethod
+        def sleep(seconds):
+            clock[0] += seconds
+
+    class Server:
+        def request(self, method, url):
+            looks.append(clock[0])
+            done = min(total, int(rate * clock[0]))
+            return {"name": "r", "status": "done" if done == total else "judging", "summary": {"done": done, "total": total}}
+
+    monkeypatch.setattr(evaluation, "time", FakeTime)
+    run = evaluation._wait(Server(), "/run", 3600, evaluation._Progress(False))
+    last_verdict = total / rate
+    assert run["status"] == "done"
+    assert 0 <= looks[-1] - last_verdict <= 0.11
+    assert len(looks) <= last_verdict / 0.5 + 10  # half-second looks while the end is far
