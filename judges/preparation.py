@@ -151,8 +151,9 @@ def _span_data(span: Span) -> prompt_values.SpanData:
     )
 
 
-def trace_data(trace: Trace) -> prompt_values.TraceData:
-    spans = list(trace.spans.all())  # prefetched by callers that load many
+def trace_data(trace: Trace, spans: list[Span] | None = None) -> prompt_values.TraceData:
+    """What a judge sees of `trace`; its `spans` as the caller read them (else its spans, prefetched or read now)."""
+    spans = list(trace.spans.all()) if spans is None else spans
     return prompt_values.TraceData(
         trace_id=trace.trace_id,
         request=trace.request,
@@ -220,8 +221,8 @@ def _prepare(definition: JudgeDefinition, values: dict[str, Any], target: str, s
     return Prepared(prompt, definition=definition)
 
 
-def prepare_trace(definition: JudgeDefinition, trace: Trace) -> Prepared:
-    data = trace_data(trace)
+def prepare_trace(definition: JudgeDefinition, trace: Trace, spans: list[Span] | None = None) -> Prepared:
+    data = trace_data(trace, spans)
     return _prepare(definition, prompt_values.trace_values(data), "trace", trace.status, data.spans)
 
 

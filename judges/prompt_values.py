@@ -60,8 +60,12 @@ def render_spans(spans: list[SpanData]) -> str:
         else:
             roots.append(span)
     lines: list[str] = []
-
-    def visit(span: SpanData, depth: int) -> None:
+    # Depth first, in start order, with a stack rather than a recursive inner function: that function referred to
+    # itself, a reference cycle per prompt holding the span tree until the cyclic collector's slow full pass came
+    # (design note 55).
+    stack = [(root, 0) for root in reversed(_by_start(roots))]
+    while stack:
+        span, depth = stack.pop()
         indent = "  " * depth
         timing = f", {span.duration_ms} ms" if span.duration_ms is not None else ""
         status = f", ERROR: {span.status_message}" if span.status == "ERROR" else ""
@@ -70,13 +74,13 @@ def render_spans(spans: list[SpanData]) -> str:
             lines.append(f"{indent}  inputs: {_compact(span.inputs)}")
         if span.outputs is not None:
             lines.append(f"{indent}  outputs: {_compact(span.outputs)}")
-        for child in sorted(children.get(span.span_id, []), key=lambda item: item.started_at):
-            if depth < 50:
-                visit(child, depth + 1)
-
-    for root in sorted(roots, key=lambda item: item.started_at):
-        visit(root, 0)
+        if depth < 50:
+            stack.extend((child, depth + 1) for child in reversed(_by_start(children.get(span.span_id, []))))
     return "\n".join(lines)
+
+
+def _by_start(spans: list[SpanData]) -> list[SpanData]:
+    return sorted(spans, key=lambda item: item.started_at)
 
 
 def _documents(outputs: Any) -> list[tuple[str, str]]:

@@ -598,3 +598,28 @@ def test_a_claim_that_found_nothing_is_not_repeated_at_once_while_calls_are_in_f
     selection.select_traces(experiment.pk, pks(ingest(experiment, make_trace("q1"))))
     drain.claim_more()
     assert len(looks) == 2 and [evaluation.trace.trace_id for evaluation, _ in drain.waiting] == ["q1"]
+
+
+def test_preparing_prompts_leaves_no_reference_cycles(experiment, endpoint):
+    """What the drain reads and builds for a batch's prompts is freed as soon as the batch is done with it, not by
+    the cyclic collector's full pass, which stops every thread (0.2 s in a worker that hasn't frozen its imports):
+    spans were prefetched (each caching its trace) and the span tree was drawn by a function that referred to itself
+    (design note 55)."""
+    import gc
+
+    from judges.claims import claim
+
+    helpful(experiment, endpoint, name="steps", instructions="Are the steps in {{ trace }} sensible?")
+    ids = selection.select_traces(experiment.pk, pks(ingest(experiment, *(make_trace(f"c{n}", minutes=n) for n in range(8)))))
+    worker._load(claim(ids[:4], limit=4)[1])  # the first batch imports what preparing needs, once per process
+    _, claimed = claim(ids[4:], limit=4)
+    assert len(claimed) == 4
+    gc.collect()
+    gc.disable()
+    try:
+        prepared = worker._load(claimed)
+        assert all("search_docs" in ready.prompt.messages[-1]["content"] for ready in prepared.values())  # the span tree
+        del prepared, claimed
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
