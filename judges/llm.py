@@ -6,6 +6,7 @@ No Django here: callers pass an `EndpointConfig` (judges.preparation builds it f
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import random
@@ -147,7 +148,12 @@ def _skip_while_unheard(owner: type, name: str, heard: Callable[[Any], bool]) ->
 def warm_up(**kwargs) -> None:
     """Import what a worker's first model call would (litellm, the OpenAI client's chat resources, litellm's own
     lazy modules through a mock answer that sends nothing): ~1 s of a first call and seconds of imports, paid as a
-    worker process starts rather than by the first judgements of a burst. A django-q2 `post_spawn` receiver."""
+    worker process starts rather than by the first judgements of a burst. A django-q2 `post_spawn` receiver.
+
+    Then the process's heap as it stands (Django, litellm, the OpenAI client: ~420,000 objects) is frozen out of the
+    cyclic garbage collector (`gc.freeze`, CPython's own advice for long-lived processes): its full passes, which
+    stop every thread, scanned all of it — two a minute's judging, 0.2 s each, while 32 calls' answers waited; now
+    they scan only what judging makes (13 ms; design note 55)."""
     try:
         litellm = get_litellm()
         import openai.resources.chat.completions  # noqa: F401 — the client imports it on its first call
@@ -155,6 +161,8 @@ def warm_up(**kwargs) -> None:
         litellm.completion(model="openai/warm-up", messages=[{"role": "user", "content": "warm-up"}], mock_response="warm-up")
     except Exception:  # a failed warm-up costs the first call its time, nothing more
         logger.warning("warming up the model client failed; the first judgement imports it instead", exc_info=True)
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass
