@@ -84,7 +84,10 @@ def _keep_connections(litellm) -> None:
     (design note 55). Every new
     connection still passes the egress rule (judges.egress), which is deployment-wide, so sharing the pool between
     endpoints lets no call reach what its own rule would refuse. Built as litellm builds its own (its TLS settings,
-    redirects followed, HTTP/2 if enabled)."""
+    redirects followed, HTTP/2 if enabled), except that it keeps no cookies: shared by every endpoint for the
+    process's life, a cookie a gateway set in answer to one endpoint's key would go out with another's requests."""
+    from http.cookiejar import CookieJar, DefaultCookiePolicy
+
     import httpx
     from litellm.llms.custom_httpx.http_handler import get_ssl_configuration, http2_enabled
 
@@ -94,6 +97,7 @@ def _keep_connections(litellm) -> None:
             follow_redirects=True,
             http2=http2_enabled(),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=KEEP_ALIVE),
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # no domain's cookies kept or sent
         )
 
 

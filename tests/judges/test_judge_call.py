@@ -557,3 +557,35 @@ def test_calls_in_flight_together_keep_their_connections_for_the_next_ones(endpo
         codes = [code for calls in pool.map(three_calls, range(32)) for code in calls]
     assert codes == [""] * 96
     assert standin.connections_accepted - before <= 32
+
+
+def test_the_shared_model_client_keeps_no_cookies_from_one_endpoint_for_another():
+    """Every endpoint's calls share one HTTP client for the process's life: a cookie a gateway sets in answer to one
+    key must not go out with the next request (review of design note 55)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from judges.llm import get_litellm
+
+    sent: list[str | None] = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_GET(self):
+            sent.append(self.headers.get("Cookie"))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "gw_session=belongs-to-A; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = get_litellm().client_session
+        for key in ("key-A", "key-B"):
+            client.get(f"http://127.0.0.1:{server.server_address[1]}/v1/models", headers={"Authorization": f"Bearer {key}"})
+    finally:
+        server.shutdown()
+    assert sent == [None, None]
