@@ -104,7 +104,7 @@ def start_judges_on_traces(judges: list[Judge], trace_pks: list[int], *, job: uu
             raise ConfigError({"judges": f"{judge.name} is paused: {judge.paused_reason}"})
     # Written by traces.bulk.insert from one model's defaults, not bulk_create: preparing every value of 1,500 rows
     # through the fields took most of a run's prediction post, inside the transaction the worker's claims wait on.
-    base = bulk.defaults(Evaluation, judge_version=0, manual=True, job=job, priority=priority)
+    base = bulk.defaults(Evaluation, manual=True, job=job, priority=priority)
     rows = [{**base, "judge_id": judge.pk, "judge_version": judge.version, "trace_id": pk} for pk in trace_pks for judge in judges]
     ids = sorted(pk for (pk,) in bulk.insert(Evaluation, rows, returning=["id"]))
     tasks.enqueue_judging(ids)

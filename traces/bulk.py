@@ -72,8 +72,9 @@ def upsert(
     returning: list[str] | None = None,
 ) -> list[tuple]:
     """Insert `rows` (dicts keyed by attname, all with the same keys) or update the `update` columns of rows
-    that collide on `conflict` (none: a plain insert). Returns the `returning` columns of every row written, inserted or updated (in no
-    particular order). Two rows of one call must not collide with each other (the database refuses that)."""
+    that collide on `conflict` (none: a plain insert). Returns the `returning` columns of every row written,
+    inserted or updated (in no particular order). Two rows of one call must not collide with each other (the
+    database refuses that)."""
     if not rows:
         return []
     fields = {field.attname: field for field in model._meta.concrete_fields}
