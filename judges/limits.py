@@ -3,7 +3,6 @@ a per-minute counter, both in the database every worker shares. Used by engine.d
 
 from __future__ import annotations
 
-import random
 import threading
 from datetime import timedelta
 
@@ -51,37 +50,33 @@ def try_acquire(endpoint: ModelEndpoint, holder: str) -> int | None:
 
 def try_acquire_many(endpoint: ModelEndpoint, holder: str, count: int) -> list[int]:
     """Up to `count` free slots below the endpoint's working limit, all leased to `holder` (a name no other
-    acquisition uses) in one UPDATE: three statements for a round of calls rather than two for each call."""
+    acquisition uses): the choice and the lease in one UPDATE … RETURNING, as a claim is (judges.claims._take) —
+    one statement a round in the draining thread rather than two (note 56)."""
     if count <= 0:
         return []
-    now = sql.when(timezone.now())
+    now = timezone.now()
     # Free, and below the adaptive limit (read from the row every worker updates, not from this possibly stale object).
-    candidates = [
-        pk
-        for (pk,) in sql.rows(
-            f"SELECT s.id FROM {sql.table(EndpointSlot)} s JOIN {sql.table(ModelEndpoint)} e ON e.id = s.endpoint_id"
-            " WHERE s.endpoint_id = %s AND s.slot < %s AND s.slot < COALESCE(e.adaptive_limit, %s)"
-            " AND (s.holder = '' OR s.expires_at < %s) LIMIT %s",
-            [endpoint.pk, endpoint.max_concurrency, INITIAL_LIMIT, now, count + 8],
-        )
-    ]
-    if not candidates and not EndpointSlot.objects.filter(endpoint=endpoint).exists():
+    # PostgreSQL: slots another worker is taking this moment are passed over, not waited for; SQLite runs the
+    # statement inside its write lock. What was chosen is checked again as it is updated (still free).
+    lock = " FOR UPDATE OF s SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    chosen = (
+        f"SELECT s.id FROM {sql.table(EndpointSlot)} s JOIN {sql.table(ModelEndpoint)} e ON e.id = s.endpoint_id"
+        " WHERE s.endpoint_id = %s AND s.slot < %s AND s.slot < COALESCE(e.adaptive_limit, %s)"
+        f" AND (s.holder = '' OR s.expires_at < %s) LIMIT %s{lock}"
+    )
+    until = sql.when(now + timedelta(seconds=settings.EVALAPP_LEASE_SECONDS))
+    taken = sql.rows(
+        f"WITH chosen AS ({chosen}) UPDATE {sql.table(EndpointSlot)} SET holder = %s, expires_at = %s"
+        " WHERE id IN (SELECT id FROM chosen) AND (holder = '' OR expires_at < %s) RETURNING id",
+        [endpoint.pk, endpoint.max_concurrency, INITIAL_LIMIT, sql.when(now), count, holder, until, sql.when(now)],
+    )
+    if not taken and not EndpointSlot.objects.filter(endpoint=endpoint).exists():
         # The slots this process remembers creating are gone (a rolled-back transaction, an endpoint re-created
         # under the same id): make them again rather than wait for a slot that can never free up.
         with _known_lock:
             _known_slots.discard((endpoint.pk, endpoint.max_concurrency))
         ensure_slots(endpoint)
         return try_acquire_many(endpoint, holder, count) if EndpointSlot.objects.filter(endpoint=endpoint).exists() else []
-    if not candidates:
-        return []
-    random.shuffle(candidates)  # fewer collisions between workers racing for the same slots
-    chosen = candidates[:count]
-    until = sql.when(timezone.now() + timedelta(seconds=settings.EVALAPP_LEASE_SECONDS))
-    taken = sql.rows(
-        f"UPDATE {sql.table(EndpointSlot)} SET holder = %s, expires_at = %s WHERE id IN ({sql.placeholders(chosen)})"
-        " AND (holder = '' OR expires_at < %s) RETURNING id",
-        [holder, until, *chosen, now],
-    )
     return [pk for (pk,) in taken]
 
 
@@ -147,13 +142,17 @@ def record_call(endpoint: ModelEndpoint, result: CallResult) -> None:
 def record_calls(endpoint: ModelEndpoint, results: list[CallResult]) -> None:
     """Adapt the endpoint's working limit to how its provider answered these calls, in one UPDATE: +1 for every quick
     answer (so a round of N quick answers doubles it, up to the ceiling); halved on a 429 or an answer far slower
-    than the fastest lately (at most once per LOWER_EVERY, so one burst halves it once)."""
+    than the fastest lately (at most once per LOWER_EVERY, so one burst halves it once). An answer among them also
+    ends the endpoint's run of failures (`failing_since`, judges.outages), in the same UPDATE where it can: the
+    draining thread makes it after every round of answers (note 56)."""
     now = timezone.now()
-    if any(result.error_code == RATE_LIMITED for result in results):
-        _lower(endpoint.pk, now)
-        return
+    limited = any(result.error_code == RATE_LIMITED for result in results)
     latencies = [float(result.latency_ms) for result in results if result.ok and result.latency_ms]
-    if not latencies:
+    if limited or not latencies:
+        if limited:
+            _lower(endpoint.pk, now)
+        if any(result.ok for result in results):
+            sql.rows(f"UPDATE {sql.table(ModelEndpoint)} SET failing_since = NULL WHERE id = %s AND failing_since IS NOT NULL", [endpoint.pk])
         return
     slowest, fastest = max(latencies), min(latencies)
     greatest, least = _extremes()
@@ -168,7 +167,8 @@ def record_calls(endpoint: ModelEndpoint, results: list[CallResult]) -> None:
         f" latency_floor_ms = {least}(COALESCE(latency_floor_ms, %s) * 1.02 + 1, %s),"
         f" adaptive_limit = CASE WHEN {slow} THEN {greatest}(1.0, {current} / 2)"
         f" WHEN {quick} THEN {least}(max_concurrency * 1.0, {current} + %s) ELSE adaptive_limit END,"
-        f" limit_lowered_at = CASE WHEN {slow} THEN %s ELSE limit_lowered_at END"
+        f" limit_lowered_at = CASE WHEN {slow} THEN %s ELSE limit_lowered_at END,"
+        " failing_since = NULL"
         " WHERE id = %s",
         [fastest, fastest, threshold, lowered_before, INITIAL_LIMIT, threshold, INITIAL_LIMIT, float(len(latencies)),
          threshold, lowered_before, sql.when(now), endpoint.pk],

@@ -2,9 +2,10 @@
 
 A call that still fails with a transient error after the model call's own retries (5xx, 429, timeouts, refused
 connections) gives its evaluation back to the queue with a backoff (`not_before`). The endpoint remembers when
-its current run of failures began (`failing_since`; any success clears it); after `outage_retry_seconds` of
-nothing but failures it pauses itself with the reason, so nobody's work is claimed and failed one by one. The
-sweep checks each paused endpoint once a minute with a tiny call and resumes it when it answers.
+its current run of failures began (`failing_since`; any answer clears it, in the statement with which
+judges.limits.record_calls adapts the endpoint's limit to a round of answers); after `outage_retry_seconds` of
+nothing but failures it pauses itself with the reason, so nobody's work is claimed and failed one by one. The sweep
+checks each paused endpoint once a minute with a tiny call and resumes it when it answers.
 
 An evaluation that keeps failing while its endpoint answers others (each of its failures starts a new run) is
 not an outage but a request the provider can't serve: after MAX_ISOLATED_FAILURES it is recorded as an error."""
@@ -17,7 +18,6 @@ from datetime import datetime, timedelta
 from django.db.models import F
 from django.utils import timezone
 
-from judges import sql
 from judges.llm import ERROR_TITLES, TRANSIENT, CallResult, complete
 from judges.models import Evaluation, EvaluationStatus, ModelEndpoint
 from judges.preparation import endpoint_config
@@ -39,13 +39,6 @@ def retry_delay(failures: int, retry_after: float | None) -> float:
     if retry_after is not None:
         return min(MAX_RETRY_SECONDS, max(MIN_RETRY_SECONDS, retry_after))
     return min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** min(failures, 6))
-
-
-def succeeded(endpoint: ModelEndpoint) -> None:
-    """A call answered: the endpoint's run of failures (if any) is over. (Asked of the database, not of the
-    object: the run may have begun after this worker loaded the endpoint.)"""
-    # In SQL: it runs after every round of answers, and Django compiling it cost more than running it (design note 54).
-    sql.rows(f"UPDATE {sql.table(ModelEndpoint)} SET failing_since = NULL WHERE id = %s AND failing_since IS NOT NULL", [endpoint.pk])
 
 
 def defer(evaluation: Evaluation, token: str, result: CallResult) -> datetime | None:

@@ -343,9 +343,7 @@ class _Drain:
             endpoint = evaluation.judge.endpoint
             by_endpoint.setdefault(endpoint.pk, (endpoint, []))[1].append(outcome.result)
         for endpoint, results in by_endpoint.values():
-            limits.record_calls(endpoint, results)
-            if any(result.ok for result in results):
-                outages.succeeded(endpoint)
+            limits.record_calls(endpoint, results)  # and an answer ends the endpoint's run of failures (outages)
         for evaluation, _, reserved, outcome in answered:
             spend.settle(evaluation.judge, reserved, outcome.result.cost_usd)
             if outcome.result.error_code == AUTHENTICATION and not evaluation.shadow_id:

@@ -113,3 +113,17 @@ def test_slow_answers_halve_the_limit_once_then_not_again_for_two_seconds(endpoi
     with time_machine.travel(timezone.now() + timedelta(seconds=3)):
         limits.record_calls(endpoint, [CallResult(value=True, latency_ms=5000)])
         assert limits.working_limit(endpoint) == 8
+
+
+def test_a_round_with_an_answer_ends_the_endpoints_run_of_failures_and_one_without_does_not(endpoint):
+    began = timezone.now() - timedelta(seconds=30)
+    failing = lambda: ModelEndpoint.objects.get(pk=endpoint.pk).failing_since  # noqa: E731
+    ModelEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=began)
+    limits.record_calls(endpoint, [CallResult(error_code="provider_error", error_message="502"), CallResult(error_code="timeout", error_message="slow")])
+    assert failing() == began
+    limits.record_calls(endpoint, [CallResult(error_code="timeout", error_message="slow"), CallResult(value=True, latency_ms=400)])
+    assert failing() is None
+    for answers in ([CallResult(value=True, latency_ms=0)], [CallResult(value=True, latency_ms=400), CallResult(error_code=RATE_LIMITED, error_message="slow down")]):
+        ModelEndpoint.objects.filter(pk=endpoint.pk).update(failing_since=began)
+        limits.record_calls(endpoint, answers)  # an answer with no measured time; an answer beside a 429
+        assert failing() is None
