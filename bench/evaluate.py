@@ -25,7 +25,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scoring import connection_factory, percentile, post, server_latencies, trace_body, tree_cpu_seconds, wait_http, warm_workers  # noqa: E402
+from bench.scoring import (  # noqa: E402
+    connection_factory,
+    cpu_counters,
+    percentile,
+    post,
+    server_latencies,
+    stolen_share,
+    trace_body,
+    tree_cpu_seconds,
+    wait_http,
+    warm_workers,
+)
 
 
 def main() -> None:
@@ -145,6 +156,7 @@ def main() -> None:
         own_cpu = lambda: sum(os.times()[:2])  # noqa: E731 — this process: the client, its predict function, the live traffic
         cpu_before = {name: tree_cpu_seconds(*pids) for name, pids in servers.items()}
         client_before = own_cpu()
+        machine_before = cpu_counters()
         with Client(f"http://127.0.0.1:{args.port}", token=token, timeout=120) as client:
             began = time.perf_counter()
             result = client.evaluate(dataset_ref(client, offline.pk), agent, ["helpful", "polite", "matches"], experiment=offline.pk,
@@ -160,7 +172,8 @@ def main() -> None:
         cpu = {name: tree_cpu_seconds(*pids) - cpu_before[name] for name, pids in servers.items()}
         cpu["client"] = own_cpu() - client_before
         print(f"  CPU during the run (live traffic's included): {', '.join(f'{name} {seconds:.1f} s' for name, seconds in cpu.items())}; "
-              f"{sum(cpu.values()) / max(1, judged) * 1000:.1f} ms a judgement in all; load {os.getloadavg()[0]:.1f}")
+              f"{sum(cpu.values()) / max(1, judged) * 1000:.1f} ms a judgement in all; load {os.getloadavg()[0]:.1f}; "
+              f"CPU time taken by the host (steal) {stolen_share(machine_before, cpu_counters()):.0%}")
         run = result.raw
         from datetime import datetime
 

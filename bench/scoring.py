@@ -51,6 +51,18 @@ def wait_http(port: int, path: str, seconds: float = 60) -> None:
     raise SystemExit(f"nothing answered on port {port}")
 
 
+def cpu_counters() -> tuple[int, int]:
+    """(stolen, all) CPU time of the whole machine so far, in ticks (/proc/stat): on a virtual machine, the time the
+    host gave to others while ours wanted to run. A share of a few percent made an evaluation run seconds slower."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def stolen_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    return (after[0] - before[0]) / max(1, after[1] - before[1])
+
+
 def tree_cpu_seconds(*pids: int) -> float:
     """CPU time (user + system) of processes and all their living descendants, from /proc: what a server's processes
     spent, which a busy machine changes far less than the wall time."""
