@@ -55,6 +55,7 @@ def try_acquire_many(endpoint: ModelEndpoint, holder: str, count: int) -> list[i
     if count <= 0:
         return []
     now = timezone.now()
+    free_at = sql.when(now)
     # Free, and below the adaptive limit (read from the row every worker updates, not from this possibly stale object).
     # PostgreSQL: slots another worker is taking this moment are passed over, not waited for; SQLite runs the
     # statement inside its write lock. What was chosen is checked again as it is updated (still free).
@@ -68,7 +69,7 @@ def try_acquire_many(endpoint: ModelEndpoint, holder: str, count: int) -> list[i
     taken = sql.rows(
         f"WITH chosen AS ({chosen}) UPDATE {sql.table(EndpointSlot)} SET holder = %s, expires_at = %s"
         " WHERE id IN (SELECT id FROM chosen) AND (holder = '' OR expires_at < %s) RETURNING id",
-        [endpoint.pk, endpoint.max_concurrency, INITIAL_LIMIT, sql.when(now), count, holder, until, sql.when(now)],
+        [endpoint.pk, endpoint.max_concurrency, INITIAL_LIMIT, free_at, count, holder, until, free_at],
     )
     if not taken and not EndpointSlot.objects.filter(endpoint=endpoint).exists():
         # The slots this process remembers creating are gone (a rolled-back transaction, an endpoint re-created

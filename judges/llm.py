@@ -82,9 +82,10 @@ def _keep_connections(litellm) -> None:
     after answers and opened again for the next calls — 296 connects (each a name lookup through the egress rule,
     and with a real provider a TLS handshake) for 320 calls from 32 threads, now 33; ~1 ms of Python a call
     (design note 55). Every new connection still passes the egress rule (judges.egress), which is deployment-wide,
-    so sharing the pool between endpoints lets no call reach what its own rule would refuse. Built as litellm builds its own (its TLS settings,
-    redirects followed, HTTP/2 if enabled), except that it keeps no cookies: shared by every endpoint for the
-    process's life, a cookie a gateway set in answer to one endpoint's key would go out with another's requests."""
+    so sharing the pool between endpoints lets no call reach what its own rule would refuse. Built as litellm builds
+    its own (its TLS settings, redirects followed, HTTP/2 if enabled), except that it keeps no cookies: shared by every
+    endpoint for the process's life, a cookie a gateway set in answer to one endpoint's key would go out with
+    another's requests."""
     from http.cookiejar import CookieJar, DefaultCookiePolicy
 
     import httpx
